@@ -1,0 +1,80 @@
+"""signoff: durable human-in-the-loop workflows.
+
+A workflow is an `async def` function. It pauses for a person's decision, waits hours or
+days as rows in a database, survives restarts, and resumes exactly where it stopped.
+"""
+
+from signoff.context import Context, idempotency_key
+from signoff.engine import Engine
+from signoff.errors import (
+    ApprovalClosed,
+    ApprovalExpired,
+    ApprovalNotFound,
+    DecisionConflict,
+    DuplicateApprovalKey,
+    InvalidArgument,
+    InvalidDuration,
+    InvalidRunState,
+    NonDeterminismError,
+    NotSerializable,
+    OutsideWorkflowError,
+    RunCancelled,
+    RunFailed,
+    RunNotFound,
+    SchemaVersionError,
+    SignoffError,
+    StepError,
+    StoreError,
+    StoreUnavailable,
+    WaitTimeout,
+    WorkflowNotFound,
+)
+from signoff.models import (
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionStatus,
+    HistoryEvent,
+    RetryPolicy,
+    Run,
+    RunStatus,
+)
+from signoff.sync import SyncEngine
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Approval",
+    "ApprovalClosed",
+    "ApprovalExpired",
+    "ApprovalNotFound",
+    "ApprovalStatus",
+    "Context",
+    "Decision",
+    "DecisionConflict",
+    "DecisionStatus",
+    "DuplicateApprovalKey",
+    "Engine",
+    "HistoryEvent",
+    "InvalidArgument",
+    "InvalidDuration",
+    "InvalidRunState",
+    "NonDeterminismError",
+    "NotSerializable",
+    "OutsideWorkflowError",
+    "RetryPolicy",
+    "Run",
+    "RunCancelled",
+    "RunFailed",
+    "RunNotFound",
+    "RunStatus",
+    "SchemaVersionError",
+    "SignoffError",
+    "StepError",
+    "StoreError",
+    "StoreUnavailable",
+    "SyncEngine",
+    "WaitTimeout",
+    "WorkflowNotFound",
+    "idempotency_key",
+]

@@ -1,0 +1,292 @@
+"""`Context`: what a workflow function uses to take steps and wait for people.
+
+Every call takes the next position in the run's journal. On replay a recorded step
+returns its recorded result and a wait returns its recorded answer; a wait whose answer
+has not arrived parks the run (the coroutine is dropped; only database rows remain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import random as _random
+import traceback
+import typing
+import uuid as _uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from signoff import durations, errors, models, serialization
+from signoff.journal import EntryKind, EntryStatus, JournalEntry, ReplayCursor
+
+if TYPE_CHECKING:
+    from signoff.runner import Execution
+
+T = TypeVar("T")
+
+_current: ContextVar[Context] = ContextVar("signoff_context")
+_current_step: ContextVar[int] = ContextVar("signoff_step")
+
+_MAX_KEY = 200
+
+
+class Suspended(BaseException):  # noqa: N818 - control flow, not an error
+    """The run parked on a wait. A BaseException so `except Exception` cannot swallow it."""
+
+
+class Abandoned(BaseException):  # noqa: N818 - control flow, not an error
+    """This execution lost the run (lease expired, run cancelled); stop without writing."""
+
+
+def current() -> Context:
+    """The context of the workflow run executing in this task."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise errors.OutsideWorkflowError(
+            "no workflow run is executing here; this helper only works inside a workflow "
+            "function or a step it calls"
+        ) from None
+
+
+def idempotency_key() -> str:
+    """A key stable across retries of the current step: pass it to the external system
+    so that a step run twice (after a crash) has its effect once."""
+    return current().idempotency_key()
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+    if isinstance(exc, errors.SignoffError):
+        info["code"] = exc.code
+    return info
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    inner = getattr(fn, "func", fn)  # functools.partial
+    return str(getattr(inner, "__qualname__", None) or getattr(inner, "__name__", repr(inner)))
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    try:
+        return typing.get_type_hints(getattr(fn, "func", fn)).get("return")
+    except Exception:
+        return None
+
+
+class Context:
+    """Handed to every workflow function as its first argument."""
+
+    def __init__(self, execution: Execution, journal: list[JournalEntry]) -> None:
+        self._exec = execution
+        self.run_id: str = execution.run_id
+        self.workflow: str = execution.workflow
+        self._cursor = ReplayCursor(self.run_id, journal)
+        self._pending: list[JournalEntry] = []  # ctx.now() readings, saved with the next write
+        self._rng = _random.Random(self.run_id)
+        self._uuids = 0
+        self.fatal: BaseException | None = None
+
+    # steps ---------------------------------------------------------------------------
+
+    async def step(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any,
+                   name: str | None = None, retry: models.RetryPolicy | None = None,
+                   **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` once and journal its result; on replay return the
+        recorded result. `fn` may be sync (run in a thread) or async. A failure is retried
+        per `retry` (default: the engine's policy) and then raised as `StepError`."""
+        step_name = name or _callable_name(fn)
+        seq, entry = self._advance(EntryKind.STEP, step_name)
+        rtype = _return_type(fn)
+        if entry is not None:
+            if entry.status is EntryStatus.FAILED:
+                raise self._step_error(step_name, serialization.loads(entry.error) or {})
+            return serialization.revive(serialization.loads(entry.result), rtype)  # type: ignore[no-any-return]
+        policy = retry or self._exec.default_retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                value = await self._call(seq, fn, args, kwargs)
+                break
+            except Exception as exc:
+                info = error_info(exc)
+                if attempt < policy.attempts:
+                    delay = policy.delay(attempt)
+                    await self._exec.attempt_failed(seq, step_name, attempt, info, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                failed = JournalEntry(seq=seq, kind=EntryKind.STEP, name=step_name,
+                                      status=EntryStatus.FAILED,
+                                      error=serialization.dumps(info, "step error"))
+                await self._write_step(failed, attempt)
+                raise self._step_error(step_name, info, attempt) from exc
+        text = serialization.dumps(value, where=f"the result of step {step_name!r}")
+        done = JournalEntry(seq=seq, kind=EntryKind.STEP, name=step_name,
+                            status=EntryStatus.DONE, result=text)
+        await self._write_step(done, attempt)
+        return serialization.revive(serialization.loads(text), rtype)  # type: ignore[no-any-return]
+
+    async def _call(self, seq: int, fn: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        token = _current_step.set(seq)
+        try:
+            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+                getattr(fn, "func", None)
+            ):
+                return await fn(*args, **kwargs)
+            value = await asyncio.to_thread(fn, *args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            return value
+        finally:
+            _current_step.reset(token)
+
+    async def _write_step(self, entry: JournalEntry, attempts: int) -> None:
+        await self._exec.write_step(entry, attempts, self._take_pending())
+        self._cursor.remember(entry)
+
+    def _step_error(self, name: str, info: dict[str, Any], attempts: int | None = None
+                    ) -> errors.StepError:
+        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+        return errors.StepError(
+            f"step {name!r} failed{tries}: {info.get('type')}: {info.get('message')}",
+            run_id=self.run_id,
+            step=name,
+            error_type=info.get("type", ""),
+            error_message=info.get("message", ""),
+            traceback=info.get("traceback", ""),
+        )
+
+    # waits ---------------------------------------------------------------------------
+
+    async def approval(self, key: str, *, summary: str = "", proposed: Any = None,
+                       timeout: durations.Duration | None = None) -> models.Decision:
+        """Ask a person to decide; pause until they do (or `timeout` passes: the decision
+        then has status `expired`). `key` names the request, unique within the run."""
+        self._check_key(key, "approval key")
+        seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
+        proposed_json = serialization.dumps(proposed, where=f"the proposed value of {key!r}")
+        if not isinstance(summary, str):
+            raise errors.InvalidArgument("summary must be a string")
+        serialization.to_jsonable(summary, "summary")
+        result = await self._wait(EntryKind.APPROVAL, key, seconds, summary, proposed_json)
+        return models.Decision.from_json(serialization.loads(result))
+
+    async def wait_for_signal(self, name: str, *,
+                              timeout: durations.Duration | None = None) -> Any:
+        """Pause until a signal `name` is sent to this run and return its data. A signal
+        sent earlier was kept and is returned at once. Raises `WaitTimeout` after `timeout`."""
+        self._check_key(name, "signal name")
+        seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
+        result = serialization.loads(await self._wait(EntryKind.SIGNAL, name, seconds))
+        if result.get("timed_out"):
+            raise errors.WaitTimeout(
+                f"no signal {name!r} arrived within {timeout}", run_id=self.run_id, key=name
+            )
+        return result.get("payload")
+
+    async def sleep(self, duration: durations.Duration) -> None:
+        """Pause the run durably; the timer survives restarts."""
+        seconds = durations.to_seconds(duration, "duration")
+        await self._wait(EntryKind.SLEEP, "sleep", seconds)
+
+    async def _wait(self, kind: EntryKind, name: str, seconds: float | None,
+                    summary: str = "", proposed_json: str | None = None) -> str:
+        seq, entry = self._advance(kind, name)
+        if entry is not None and entry.status is EntryStatus.DONE:
+            return entry.result or "null"
+        if entry is not None:  # opened earlier and still open: park again
+            await self._exec.repark(seq, self._take_pending())
+            raise Suspended
+        deadline = None if seconds is None else self._exec.clock.time() + seconds
+        outcome = await self._exec.open_wait(
+            kind=kind, seq=seq, name=name, deadline=deadline, summary=summary,
+            proposed_json=proposed_json, extra=self._take_pending(),
+        )
+        if outcome.problem == "duplicate_key":
+            raise errors.DuplicateApprovalKey(
+                f"run {self.run_id} already has an approval {name!r} ({outcome.detail}); "
+                "keys are unique within a run: use another key, or request changes to "
+                "open a new round under the same key",
+                run_id=self.run_id, key=name,
+            )
+        if outcome.resolved:
+            result = outcome.result or "null"
+            self._cursor.remember(JournalEntry(seq=seq, kind=kind, name=name,
+                                               status=EntryStatus.DONE, result=result))
+            return result
+        raise Suspended
+
+    # deterministic helpers -----------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The current time, recorded on first execution and the same on every replay."""
+        seq, entry = self._advance(EntryKind.NOW, "now")
+        if entry is not None:
+            ts = float(serialization.loads(entry.result))
+        else:
+            ts = self._exec.clock.time()
+            reading = JournalEntry(seq=seq, kind=EntryKind.NOW, name="now",
+                                   status=EntryStatus.DONE, result=repr(ts))
+            self._pending.append(reading)
+            self._cursor.remember(reading)
+        at = models.from_timestamp(ts)
+        assert at is not None
+        return at
+
+    def uuid(self) -> _uuid.UUID:
+        """A UUID that is the same on every replay of this run."""
+        self._uuids += 1
+        digest = hashlib.sha256(f"{self.run_id}:uuid:{self._uuids}".encode()).digest()
+        return _uuid.UUID(bytes=digest[:16], version=4)
+
+    def random(self) -> float:
+        """A float in [0, 1) from a generator seeded by the run id: the same on replay."""
+        return self._rng.random()
+
+    def idempotency_key(self) -> str:
+        """A key stable across retries of the current step (`run_id:position`)."""
+        try:
+            seq = _current_step.get()
+        except LookupError:
+            raise errors.OutsideWorkflowError(
+                "idempotency_key() is only meaningful inside a step; call it from the "
+                "function passed to ctx.step()"
+            ) from None
+        return f"{self.run_id}:{seq}"
+
+    # plumbing ------------------------------------------------------------------------
+
+    def _advance(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
+        if _current.get(None) is not self:
+            raise errors.OutsideWorkflowError(
+                f"this Context belongs to run {self.run_id}, which is not executing here"
+            )
+        try:
+            return self._cursor.advance(kind, name)
+        except errors.NonDeterminismError as exc:
+            self.fatal = exc  # the run fails even if the workflow catches the error
+            raise
+
+    def _take_pending(self) -> list[JournalEntry]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def unreplayed(self) -> JournalEntry | None:
+        return self._cursor.unreplayed()
+
+    def _check_key(self, key: str, what: str) -> None:
+        if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
+            raise errors.InvalidArgument(
+                f"{what} must be a non-empty string of at most {_MAX_KEY} characters, "
+                f"not {key!r:.60}"
+            )
+        serialization.to_jsonable(key, what)

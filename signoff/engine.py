@@ -1,0 +1,391 @@
+"""`Engine`: the public API. Register workflows, start runs, decide, signal, query.
+
+```python
+engine = Engine("sqlite:///signoff.db")
+
+@engine.workflow()
+async def refund(ctx: Context, order_id: str) -> dict: ...
+
+async with engine:                      # runs an in-process worker
+    run = await engine.start(refund, "ord-1")
+    await engine.approve(run.id, "manager", by="alice")
+    print(await engine.result(run.id))
+```
+Without `async with`, the engine still starts runs and records decisions (for example
+from a web handler or the CLI); a worker elsewhere executes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from signoff import clock, durations, errors, models, runner, serialization, worker
+from signoff.store import open_store
+from signoff.store.base import Claim, DecideOutcome, Store
+
+if TYPE_CHECKING:
+    from signoff.sync import SyncEngine
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_FINISHED = (models.RunStatus.COMPLETED, models.RunStatus.FAILED, models.RunStatus.CANCELLED)
+_SETTLED = (models.RunStatus.WAITING, *_FINISHED)
+
+
+class Engine:
+    """Durable workflows with human decisions, on one database.
+
+    `url`: `sqlite:///file.db` (default `sqlite:///signoff.db`) or `postgresql://...`.
+    `lease`: how long a worker's claim on a run lasts without a heartbeat; a crashed
+    worker's runs are taken over after it. `poll_interval`: how often an idle worker
+    looks for work made runnable by other processes. `concurrency`: runs executing at
+    once in this process. `default_retry`: retry policy of steps that name none.
+    """
+
+    def __init__(self, url: str = "sqlite:///signoff.db", *, clock: clock.Clock | None = None,
+                 lease: durations.Duration = "30s", poll_interval: durations.Duration = 0.05,
+                 concurrency: int = 256,
+                 default_retry: models.RetryPolicy | None = None) -> None:
+        from signoff.clock import SystemClock
+
+        self.url = url
+        self.store: Store = open_store(url)
+        self.clock = clock or SystemClock()
+        self._lease = durations.to_seconds(lease, "lease")
+        self._poll = durations.to_seconds(poll_interval, "poll_interval")
+        if concurrency < 1:
+            raise errors.InvalidArgument("concurrency must be at least 1")
+        self._concurrency = concurrency
+        self._default_retry = default_retry or models.RetryPolicy()
+        self._registry: dict[str, runner.WorkflowDef] = {}
+        self._worker: worker.Worker | None = None
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._sync: SyncEngine | None = None
+
+    # registry ------------------------------------------------------------------------
+
+    def workflow(self, name: str | None = None) -> Callable[[F], F]:
+        """Register an `async def wf(ctx, ...)` as a workflow (name: its qualified name)."""
+
+        def register(fn: F) -> F:
+            wf_name = name or fn.__qualname__
+            existing = self._registry.get(wf_name)
+            if existing is not None and existing.fn is not fn:
+                raise errors.InvalidArgument(f"a workflow named {wf_name!r} is already registered")
+            self._registry[wf_name] = runner.WorkflowDef.of(wf_name, fn)
+            fn.__signoff_workflow__ = wf_name  # type: ignore[attr-defined]
+            return fn
+
+        return register
+
+    @property
+    def workflows(self) -> list[str]:
+        return sorted(self._registry)
+
+    def _name_of(self, workflow: Callable[..., Any] | str) -> str:
+        if isinstance(workflow, str):
+            name = workflow
+        else:
+            name = getattr(workflow, "__signoff_workflow__", None) or ""
+            if not name:
+                raise errors.WorkflowNotFound(
+                    f"{getattr(workflow, '__qualname__', workflow)!r} is not a registered "
+                    "workflow; decorate it with @engine.workflow()"
+                )
+        return name
+
+    # lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect to the database and migrate its schema (done on first use anyway)."""
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.stop_worker()
+        await self.store.close()
+
+    async def start_worker(self) -> None:
+        """Run an in-process worker for the registered workflows until `stop_worker`."""
+        if self._worker is not None:
+            return
+        await self.open()
+        settings = runner.Settings(owner=worker.new_worker_id(), lease=self._lease,
+                                   default_retry=self._default_retry)
+        self._worker = worker.Worker(
+            store=self.store, clock_=self.clock, registry=self._registry, settings=settings,
+            concurrency=self._concurrency, poll_interval=self._poll, on_settled=self._settled,
+        )
+        await self._worker.start()
+
+    async def stop_worker(self, drain_timeout: float = 30.0) -> None:
+        if self._worker is not None:
+            current, self._worker = self._worker, None
+            await current.stop(drain_timeout)
+
+    async def __aenter__(self) -> Engine:
+        await self.start_worker()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def sync(self) -> SyncEngine:
+        """The same operations for code that is not async (scripts, Django, Flask)."""
+        if self._sync is None:
+            from signoff.sync import SyncEngine
+
+            self._sync = SyncEngine(self)
+        return self._sync
+
+    # local hand-off ------------------------------------------------------------------
+
+    def _claimer(self, workflow: str | None = None) -> tuple[str | None, float]:
+        w = self._worker
+        if w is None or (workflow is not None and not w.handles(workflow)):
+            return None, 0.0
+        return w.id, w.lease_until
+
+    def _hand_off(self, claim: Claim | None) -> None:
+        if claim is None:
+            return
+        if self._worker is not None and self._worker.handles(claim.run.workflow):
+            self._worker.submit(claim)
+        else:  # claimed for a worker that just stopped: let anyone take it
+            asyncio.ensure_future(self.store.release(
+                owner=self._claimer()[0] or "", run_ids=[claim.run.id], now=self.clock.time()))
+
+    def _settled(self, run_id: str, outcome: str) -> None:
+        for future in self._waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    # runs ----------------------------------------------------------------------------
+
+    async def start(self, workflow: Callable[..., Any] | str, *args: Any,
+                    run_id: str | None = None, requested_by: str | None = None,
+                    **kwargs: Any) -> models.Run:
+        """Start a run of `workflow` (the function or its name) with these arguments.
+
+        `run_id` makes the start idempotent: starting again with the same id returns the
+        existing run. `requested_by` records who asked for it.
+        """
+        name = self._name_of(workflow)
+        if name not in self._registry:
+            known = await self.store.known_workflows()
+            if name not in known:
+                listed = ", ".join(sorted(set(known) | set(self._registry))) or "none"
+                raise errors.WorkflowNotFound(
+                    f"no workflow named {name!r} (known: {listed})", workflow=name
+                )
+        input_json = serialization.dumps({"args": list(args), "kwargs": kwargs},
+                                         where=f"the input of {name!r}")
+        if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 200):
+            raise errors.InvalidArgument("run_id must be a non-empty string of <= 200 chars")
+        owner, lease_until = self._claimer(name)
+        run, claim, created = await self.store.create_run(
+            run_id=run_id or uuid.uuid4().hex, workflow=name, input_json=input_json,
+            requested_by=requested_by, now=self.clock.time(), claim_for=owner,
+            lease_until=lease_until,
+        )
+        if not created and (run.workflow != name or serialization.dumps(
+                {"args": run.args, "kwargs": run.kwargs}) != input_json):
+            raise errors.InvalidRunState(
+                f"a run with id {run_id!r} already exists with a different workflow or input",
+                run_id=run_id,
+            )
+        self._hand_off(claim)
+        return run
+
+    async def get_run(self, run_id: str) -> models.Run:
+        return await self.store.get_run(run_id)
+
+    async def list_runs(self, *, status: models.RunStatus | str | None = None,
+                        workflow: str | None = None, limit: int = 100) -> list[models.Run]:
+        """Runs, newest first, optionally filtered by status and workflow name."""
+        if status is not None:
+            try:
+                status = models.RunStatus(status)
+            except ValueError:
+                choices = ", ".join(s.value for s in models.RunStatus)
+                raise errors.InvalidArgument(
+                    f"unknown status {status!r}; use one of: {choices}") from None
+        return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+
+    async def history(self, run_id: str) -> list[models.HistoryEvent]:
+        """Everything that happened to the run, oldest first."""
+        await self.store.get_run(run_id)
+        return await self.store.history(run_id)
+
+    async def cancel(self, run_id: str, *, by: str | None = None,
+                     reason: str | None = None) -> models.Run:
+        """Cancel an unfinished run; its pending approvals close. A step executing right
+        now finishes, but its result is not recorded and the run goes no further."""
+        return await self.store.cancel_run(run_id=run_id, by=by, reason=reason,
+                                           now=self.clock.time())
+
+    async def retry(self, run_id: str, *, by: str | None = None) -> models.Run:
+        """Resume a failed run from where it failed; recorded steps are not redone."""
+        run = await self.store.get_run(run_id)
+        owner, lease_until = self._claimer(run.workflow)
+        claim = await self.store.retry_run(run_id=run_id, by=by, now=self.clock.time(),
+                                           claim_for=owner, lease_until=lease_until)
+        self._hand_off(claim)
+        return await self.store.get_run(run_id)
+
+    async def settle(self, run_id: str, *, timeout: float | None = 30.0) -> models.Run:
+        """Wait until the run is waiting for something or finished, and return it."""
+        return await self._await_status(run_id, _SETTLED, timeout)
+
+    async def result(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for the run to finish and return its result. Raises `RunFailed` or
+        `RunCancelled`, or `TimeoutError` after `timeout` seconds."""
+        run = await self._await_status(run_id, _FINISHED, timeout)
+        if run.status is models.RunStatus.FAILED:
+            error = run.error or {}
+            raise errors.RunFailed(
+                f"run {run_id} failed: {error.get('type')}: {error.get('message')}",
+                run_id=run_id, error=error)
+        if run.status is models.RunStatus.CANCELLED:
+            raise errors.RunCancelled(f"run {run_id} was cancelled", run_id=run_id)
+        return run.result
+
+    async def _await_status(self, run_id: str, wanted: tuple[models.RunStatus, ...],
+                            timeout: float | None) -> models.Run:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(run_id, []).append(future)
+            try:
+                run = await self.store.get_run(run_id)
+            except BaseException:
+                self._waiters[run_id].remove(future)
+                raise
+            if run.status in wanted:
+                self._waiters[run_id].remove(future)
+                return run
+            wait = 0.25 if self._worker is not None else self._poll * 2
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
+            try:
+                await asyncio.wait_for(future, wait)
+            except TimeoutError:
+                pass
+            finally:
+                waiting = self._waiters.get(run_id)
+                if waiting and future in waiting:
+                    waiting.remove(future)
+                    if not waiting:
+                        del self._waiters[run_id]
+
+    # decisions -----------------------------------------------------------------------
+
+    async def approve(self, run_id: str, key: str, *, by: str | None = None,
+                      reason: str | None = None) -> models.Decision:
+        """Approve the proposed value. Repeating the same decision returns it again."""
+        return await self._decide(run_id, key, models.DecisionStatus.APPROVED, None, by, reason)
+
+    async def reject(self, run_id: str, key: str, *, by: str | None = None,
+                     reason: str | None = None) -> models.Decision:
+        return await self._decide(run_id, key, models.DecisionStatus.REJECTED, None, by, reason)
+
+    async def edit(self, run_id: str, key: str, value: Any, *, by: str | None = None,
+                   reason: str | None = None) -> models.Decision:
+        """Approve with a changed value; the decision keeps the original as `original`."""
+        value_json = serialization.dumps(value, where="the edited value")
+        return await self._decide(run_id, key, models.DecisionStatus.EDITED, value_json, by,
+                                  reason)
+
+    async def request_changes(self, run_id: str, key: str, *, by: str | None = None,
+                              reason: str | None = None) -> models.Decision:
+        """Send the request back; the workflow may revise and ask again under the same key."""
+        return await self._decide(run_id, key, models.DecisionStatus.CHANGES_REQUESTED, None,
+                                  by, reason)
+
+    async def _decide(self, run_id: str, key: str, status: models.DecisionStatus,
+                      value_json: str | None, by: str | None,
+                      reason: str | None) -> models.Decision:
+        for text, what in ((by, "by"), (reason, "reason")):
+            if text is not None:
+                serialization.to_jsonable(text, what)
+        outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
+        if outcome.outcome == "approval_not_found":
+            run = await self.store.get_run(run_id)
+            if run.status in (models.RunStatus.PENDING, models.RunStatus.RUNNING):
+                # the run has not reached its wait yet: let it get there, then decide
+                await self._await_status(run_id, _SETTLED, 30.0)
+                outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
+        return _decision_or_raise(outcome, run_id, key)
+
+    async def _decide_once(self, run_id: str, key: str, status: models.DecisionStatus,
+                           value_json: str | None, by: str | None,
+                           reason: str | None) -> DecideOutcome:
+        owner, lease_until = self._claimer()
+        outcome = await self.store.decide(
+            run_id=run_id, key=key, status=status, value_json=value_json, by=by, reason=reason,
+            now=self.clock.time(), claim_for=owner, lease_until=lease_until,
+        )
+        self._hand_off(outcome.claim)
+        return outcome
+
+    async def pending_approvals(self, *, workflow: str | None = None, run_id: str | None = None,
+                                limit: int = 100) -> list[models.Approval]:
+        """Approvals waiting for a decision, oldest first."""
+        return await self.store.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
+
+    async def approvals(self, run_id: str) -> list[models.Approval]:
+        """Every approval round of one run, decided or not."""
+        await self.store.get_run(run_id)
+        return await self.store.run_approvals(run_id)
+
+    # signals -------------------------------------------------------------------------
+
+    async def signal(self, run_id: str, name: str, data: Any = None, *,
+                     by: str | None = None) -> None:
+        """Send `data` to the run under `name`; kept until the run waits for it."""
+        if not isinstance(name, str) or not name:
+            raise errors.InvalidArgument("signal name must be a non-empty string")
+        payload = serialization.dumps(data, where=f"the data of signal {name!r}")
+        owner, lease_until = self._claimer()
+        outcome, claim = await self.store.send_signal(
+            run_id=run_id, name=name, payload_json=payload, by=by, now=self.clock.time(),
+            claim_for=owner, lease_until=lease_until,
+        )
+        if outcome == "run_not_found":
+            raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+        if outcome in ("completed", "failed", "cancelled"):
+            raise errors.InvalidRunState(
+                f"run {run_id} is {outcome}; it takes no more signals", run_id=run_id)
+        self._hand_off(claim)
+
+
+def _decision_or_raise(outcome: DecideOutcome, run_id: str, key: str) -> models.Decision:
+    kind, decision = outcome.outcome, outcome.decision
+    if kind in ("decided", "duplicate") and decision is not None:
+        return decision
+    if kind == "run_not_found":
+        raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+    if kind == "approval_not_found":
+        keys = ", ".join(repr(k) for k in outcome.pending_keys) or "none"
+        raise errors.ApprovalNotFound(
+            f"run {run_id} has no approval {key!r} (its approvals: {keys})",
+            run_id=run_id, key=key)
+    if kind == "expired":
+        raise errors.ApprovalExpired(
+            f"approval {key!r} of run {run_id} expired before this decision",
+            run_id=run_id, key=key, decision=decision)
+    if kind == "closed":
+        raise errors.ApprovalClosed(
+            f"run {run_id} has ended; approval {key!r} can no longer be decided",
+            run_id=run_id, key=key, decision=decision)
+    assert decision is not None
+    raise errors.DecisionConflict(
+        f"approval {key!r} of run {run_id} was already {decision.status}"
+        f"{' by ' + decision.by if decision.by else ''}; the first decision stands",
+        run_id=run_id, key=key, decision=decision)

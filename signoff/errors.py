@@ -1,0 +1,210 @@
+"""Every error signoff raises, under one root.
+
+```
+SignoffError
+├── InvalidArgument              bad value passed to the API (HTTP 422)
+│   ├── InvalidDuration          "7x" is not a duration
+│   └── NotSerializable          a value is not JSON (NaN, NUL, set, ...)
+├── WorkflowNotFound             no workflow registered under that name (404)
+├── RunNotFound                  no run with that id (404)
+├── ApprovalNotFound             the run never asked for that key (404)
+├── DuplicateApprovalKey         the workflow reused a decided key
+├── InvalidRunState              cancel a finished run, retry one that did not fail (409)
+├── DecisionConflict             the approval was already decided differently (409)
+│   ├── ApprovalExpired          its deadline passed first
+│   └── ApprovalClosed           the run ended or was cancelled
+├── RunFailed                    engine.result() on a failed run
+├── RunCancelled                 engine.result() on a cancelled run
+├── StepError                    a step failed after its retries (raised in the workflow)
+├── WaitTimeout                  wait_for_signal(timeout=) ran out
+├── NonDeterminismError          replay found a different call than the journal holds
+├── OutsideWorkflowError         a workflow helper called outside a run
+├── StoreError                   the database failed
+│   ├── StoreUnavailable         it cannot be opened or reached
+│   └── SchemaVersionError       the schema is newer than this code
+└── AppImportError               the CLI could not import APP
+```
+
+Each error has a stable string `code` (used by the HTTP API) and structured attributes
+such as `run_id` and `key`; its message names the fix where there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SignoffError(Exception):
+    """Something went wrong in signoff."""
+
+    code: ClassVar[str] = "signoff_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        doc = (type(self).__doc__ or "").strip().splitlines()
+        super().__init__(message or (doc[0] if doc else type(self).__name__))
+        self.run_id: str | None = attrs.pop("run_id", None)
+        self.key: str | None = attrs.pop("key", None)
+        for name, value in attrs.items():
+            setattr(self, name, value)
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InvalidArgument(SignoffError, ValueError):
+    """An argument has an invalid value."""
+
+    code = "invalid_argument"
+    status = 422
+
+
+class InvalidDuration(InvalidArgument):
+    """Not a duration; use a timedelta, seconds, or a string like "30s", "4h", "7d"."""
+
+    code = "invalid_duration"
+
+
+class NotSerializable(InvalidArgument):
+    """A value cannot be stored as JSON."""
+
+    code = "not_serializable"
+
+
+class WorkflowNotFound(SignoffError, LookupError):
+    """No workflow is registered under that name."""
+
+    code = "workflow_not_found"
+    status = 404
+
+
+class RunNotFound(SignoffError, LookupError):
+    """No run has that id."""
+
+    code = "run_not_found"
+    status = 404
+
+
+class ApprovalNotFound(SignoffError, LookupError):
+    """The run has not asked for an approval under that key."""
+
+    code = "approval_not_found"
+    status = 404
+
+
+class DuplicateApprovalKey(SignoffError):
+    """An approval key is used twice in one run; keys are unique within a run."""
+
+    code = "duplicate_approval_key"
+    status = 409
+
+
+class InvalidRunState(SignoffError):
+    """The run is not in a state that allows this operation."""
+
+    code = "invalid_run_state"
+    status = 409
+
+
+class DecisionConflict(SignoffError):
+    """The approval was already decided differently; the first decision wins."""
+
+    code = "decision_conflict"
+    status = 409
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.decision: Any = attrs.pop("decision", None)
+        super().__init__(message, **attrs)
+
+
+class ApprovalExpired(DecisionConflict):
+    """The approval's deadline passed before the decision arrived."""
+
+    code = "approval_expired"
+
+
+class ApprovalClosed(DecisionConflict):
+    """The run ended before the approval was decided."""
+
+    code = "approval_closed"
+
+
+class RunFailed(SignoffError):
+    """The run failed."""
+
+    code = "run_failed"
+    status = 409
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.error: dict[str, Any] = attrs.pop("error", None) or {}
+        super().__init__(message, **attrs)
+
+
+class RunCancelled(SignoffError):
+    """The run was cancelled."""
+
+    code = "run_cancelled"
+    status = 409
+
+
+class StepError(SignoffError):
+    """A step failed after its retries."""
+
+    code = "step_failed"
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.step: str = attrs.pop("step", "")
+        self.error_type: str = attrs.pop("error_type", "")
+        self.error_message: str = attrs.pop("error_message", "")
+        self.traceback: str = attrs.pop("traceback", "")
+        super().__init__(message, **attrs)
+
+
+class WaitTimeout(SignoffError, TimeoutError):
+    """The wait ran out of time before the signal arrived."""
+
+    code = "wait_timeout"
+
+
+class NonDeterminismError(SignoffError):
+    """Replay found a different call than the one recorded in the journal."""
+
+    code = "non_determinism"
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.seq: int | None = attrs.pop("seq", None)
+        self.expected: str | None = attrs.pop("expected", None)
+        self.found: str | None = attrs.pop("found", None)
+        super().__init__(message, **attrs)
+
+
+class OutsideWorkflowError(SignoffError, RuntimeError):
+    """This helper only works inside a running workflow."""
+
+    code = "outside_workflow"
+
+
+class StoreError(SignoffError):
+    """The database reported an error."""
+
+    code = "store_error"
+    status = 503
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be opened or reached."""
+
+    code = "store_unavailable"
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is newer than this version of signoff knows."""
+
+    code = "schema_version"
+
+
+class AppImportError(SignoffError):
+    """The application could not be imported; use an import string like "module:engine"."""
+
+    code = "app_import_error"

@@ -1,0 +1,152 @@
+"""Execute one claimed run: replay its workflow function until it parks, fails or ends.
+
+Every write goes through the run's fencing token; a write refused because the token is
+stale (lease lost, run cancelled) abandons the execution without touching anything else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from signoff import clock, errors, models, serialization
+from signoff.context import Abandoned, Context, Suspended, _current, error_info
+from signoff.journal import EntryKind, JournalEntry, mismatch
+from signoff.store.base import Claim, LeaseLost, Store, WaitOutcome, WaitRequest
+
+log = logging.getLogger(__name__)
+
+WorkflowFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDef:
+    """A registered workflow: its name, function, and parameter types for decoding input."""
+
+    name: str
+    fn: WorkflowFn
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    @classmethod
+    def of(cls, name: str, fn: WorkflowFn) -> WorkflowDef:
+        if not inspect.iscoroutinefunction(fn):
+            raise errors.InvalidArgument(
+                f"workflow {name!r} must be an async function: async def {name}(ctx, ...)"
+            )
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = {}
+        names = list(inspect.signature(fn).parameters)[1:]
+        return cls(name, fn, tuple((n, hints.get(n)) for n in names))
+
+    def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        types = dict(self.params)
+        order = [n for n, _ in self.params]
+        decoded = [
+            serialization.revive(a, types.get(order[i])) if i < len(order) else a
+            for i, a in enumerate(args)
+        ]
+        return decoded, {k: serialization.revive(v, types.get(k)) for k, v in kwargs.items()}
+
+
+@dataclass(slots=True)
+class Settings:
+    owner: str
+    lease: float
+    default_retry: models.RetryPolicy
+
+
+class Execution:
+    """One attempt at running a claimed run; the context writes through it."""
+
+    def __init__(self, claim: Claim, store: Store, clock_: clock.Clock, settings: Settings
+                 ) -> None:
+        self.run_id = claim.run.id
+        self.workflow = claim.run.workflow
+        self.fence = claim.fence
+        self.store = store
+        self.clock = clock_
+        self.default_retry = settings.default_retry
+
+    async def _guard(self, write: Awaitable[Any]) -> Any:
+        try:
+            return await write
+        except LeaseLost:
+            raise Abandoned from None
+
+    async def write_step(self, entry: JournalEntry, attempts: int,
+                         extra: list[JournalEntry]) -> None:
+        await self._guard(self.store.record_step(
+            run_id=self.run_id, fence=self.fence, entry=entry, attempts=attempts, extra=extra,
+            now=self.clock.time(),
+        ))
+
+    async def attempt_failed(self, seq: int, name: str, attempt: int, info: dict[str, Any],
+                             retry_in: float) -> None:
+        await self._guard(self.store.record_attempt_failure(
+            run_id=self.run_id, fence=self.fence, seq=seq, name=name, attempt=attempt,
+            error=info, retry_in=retry_in, now=self.clock.time(),
+        ))
+
+    async def open_wait(self, *, kind: EntryKind, seq: int, name: str, deadline: float | None,
+                        summary: str, proposed_json: str | None,
+                        extra: list[JournalEntry]) -> WaitOutcome:
+        wait = WaitRequest(kind=kind, seq=seq, name=name, deadline=deadline, summary=summary,
+                           proposed_json=proposed_json)
+        outcome: WaitOutcome = await self._guard(self.store.open_wait(
+            run_id=self.run_id, fence=self.fence, wait=wait, extra=extra, now=self.clock.time(),
+        ))
+        return outcome
+
+    async def repark(self, seq: int, extra: list[JournalEntry]) -> None:
+        await self._guard(self.store.repark(
+            run_id=self.run_id, fence=self.fence, seq=seq, extra=extra, now=self.clock.time()))
+
+    async def finish(self, status: str, result_json: str | None,
+                     error: dict[str, Any] | None, extra: list[JournalEntry]) -> None:
+        await self._guard(self.store.finish_run(
+            run_id=self.run_id, fence=self.fence, status=status, result_json=result_json,
+            error=error, extra=extra, now=self.clock.time(),
+        ))
+
+
+async def execute(claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clock,
+                  settings: Settings) -> str:
+    """Run the workflow for `claim` until it parks or ends. Returns what happened:
+    "waiting", "completed", "failed" or "abandoned"."""
+    execution = Execution(claim, store, clock_, settings)
+    ctx = Context(execution, claim.journal)
+    token = _current.set(ctx)
+    try:
+        try:
+            args, kwargs = wf.decode(claim.run.args, claim.run.kwargs)
+            result = await wf.fn(ctx, *args, **kwargs)
+            if ctx.fatal is not None:
+                raise ctx.fatal
+            left = ctx.unreplayed()
+            if left is not None:
+                raise mismatch(ctx.run_id, left.seq, f"{left.kind} {left.name!r}",
+                               "the end of the workflow")
+            text = serialization.dumps(result, where=f"the result of workflow {wf.name!r}")
+        except (Suspended, Abandoned):
+            raise
+        except Exception as exc:
+            failure = ctx.fatal or exc
+            log.info("run failed", extra={"action": "run_failed", "run_id": ctx.run_id})
+            await execution.finish("failed", None, error_info(failure), ctx._take_pending())
+            return "failed"
+        await execution.finish("completed", text, None, ctx._take_pending())
+        return "completed"
+    except Suspended:
+        return "waiting"
+    except Abandoned:
+        log.warning("run abandoned: its lease was lost or it was cancelled",
+                    extra={"action": "run_abandoned", "run_id": claim.run.id})
+        return "abandoned"
+    finally:
+        _current.reset(token)

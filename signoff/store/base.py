@@ -1,0 +1,168 @@
+"""The one store contract, with its domain operations written once.
+
+A backend supplies how to run an operation (`_write` in one write transaction, `_read`
+in one read snapshot) and how to open and close; every domain method below is shared.
+Each method states its atomicity; all of them are safe to call from several processes.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, TypeVar
+
+from signoff import errors, models
+from signoff.journal import JournalEntry
+from signoff.store import schema, sql_runs, sql_waits
+from signoff.store.sql import Claim, Dialect, LeaseLost, Op
+from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
+
+T = TypeVar("T")
+
+__all__ = ["Claim", "DecideOutcome", "LeaseLost", "Store", "WaitOutcome", "WaitRequest"]
+
+
+class Store(abc.ABC):
+    """Persistence for runs, journals, approvals, signals and history."""
+
+    dialect: Dialect
+    url: str
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (safe to call when already open)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish queued work and release connections."""
+
+    @abc.abstractmethod
+    async def _write(self, op: Op[T]) -> T:
+        """Run `op` in one write transaction; roll back everything it did if it raises."""
+
+    @abc.abstractmethod
+    async def _read(self, op: Op[T]) -> T:
+        """Run `op` against one consistent snapshot, writing nothing."""
+
+    async def schema_version(self) -> int:
+        return await self._read(schema.current_version())
+
+    # runs ----------------------------------------------------------------------------
+
+    async def create_run(self, **kw: Any) -> tuple[models.Run, Claim | None, bool]:
+        """Insert a run and its `run_started` event atomically; idempotent on `run_id`."""
+        return await self._write(sql_runs.create_run(**kw))
+
+    async def claim_runnable(self, **kw: Any) -> list[Claim]:
+        """Lease runnable runs to one worker, bumping each run's fencing token."""
+        return await self._write(sql_runs.claim_runnable(**kw))
+
+    async def has_runnable(self, *, workflows: list[str], now: float) -> bool:
+        return await self._read(sql_runs.has_runnable(workflows=workflows, now=now))
+
+    async def heartbeat(self, *, owner: str, lease_until: float) -> int:
+        """Extend every lease `owner` holds; returns how many."""
+        return await self._write(sql_runs.heartbeat(owner=owner, lease_until=lease_until))
+
+    async def release(self, *, owner: str, run_ids: list[str], now: float) -> int:
+        """Hand back held runs (on shutdown) so another worker may take them at once."""
+        return await self._write(sql_runs.release(owner=owner, run_ids=run_ids, now=now))
+
+    async def record_step(self, **kw: Any) -> None:
+        """Journal a step result under the fencing token; raises `LeaseLost` if stale."""
+        await self._write(sql_runs.record_step(**kw))
+
+    async def record_attempt_failure(self, **kw: Any) -> None:
+        await self._write(sql_runs.record_attempt_failure(**kw))
+
+    async def finish_run(self, **kw: Any) -> None:
+        """Complete or fail the run under the fencing token; raises `LeaseLost` if stale."""
+        await self._write(sql_runs.finish_run(**kw))
+
+    async def cancel_run(self, *, run_id: str, by: str | None, reason: str | None,
+                         now: float) -> models.Run:
+        """Cancel the run and close its pending approvals, atomically."""
+        outcome, run = await self._write(
+            sql_runs.cancel_run(run_id=run_id, by=by, reason=reason, now=now)
+        )
+        if outcome == "not_found":
+            raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+        if outcome == "finished" or run is None:
+            raise errors.InvalidRunState(
+                f"run {run_id} has already finished; only unfinished runs can be cancelled",
+                run_id=run_id,
+            )
+        return run
+
+    async def retry_run(self, *, run_id: str, by: str | None, now: float,
+                        claim_for: str | None, lease_until: float) -> Claim | None:
+        """Make a failed run runnable again, dropping its failed step's record."""
+        outcome, claim = await self._write(
+            sql_runs.retry_run(run_id=run_id, by=by, now=now, claim_for=claim_for,
+                               lease_until=lease_until)
+        )
+        if outcome == "not_found":
+            raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+        if outcome != "ok":
+            raise errors.InvalidRunState(
+                f"run {run_id} is {outcome}; only failed runs can be retried", run_id=run_id
+            )
+        return claim
+
+    async def get_run(self, run_id: str) -> models.Run:
+        run = await self._read(sql_runs.get_run(run_id))
+        if run is None:
+            raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+        return run
+
+    async def get_journal(self, run_id: str) -> list[JournalEntry]:
+        return await self._read(sql_runs.get_journal(run_id))
+
+    async def list_runs(self, *, status: str | None = None, workflow: str | None = None,
+                        limit: int = 100,
+                        before: tuple[float, str] | None = None) -> list[models.Run]:
+        return await self._read(
+            sql_runs.list_runs(status=status, workflow=workflow, limit=limit, before=before)
+        )
+
+    async def history(self, run_id: str) -> list[models.HistoryEvent]:
+        return await self._read(sql_runs.get_history(run_id))
+
+    async def register_workflows(self, names: list[str], now: float) -> None:
+        await self._write(sql_runs.register_workflows(names=names, now=now))
+
+    async def known_workflows(self) -> list[str]:
+        return await self._read(sql_runs.known_workflows())
+
+    # waits ---------------------------------------------------------------------------
+
+    async def open_wait(self, **kw: Any) -> WaitOutcome:
+        """Park the run on a wait, or answer at once from a kept signal; one transaction."""
+        return await self._write(sql_waits.open_wait(**kw))
+
+    async def repark(self, **kw: Any) -> None:
+        await self._write(sql_waits.repark(**kw))
+
+    async def decide(self, **kw: Any) -> DecideOutcome:
+        """Record a decision if the approval is still pending (first writer wins) and wake
+        the run; all in one transaction. Never raises for conflicts: see the outcome."""
+        return await self._write(sql_waits.decide(**kw))
+
+    async def send_signal(self, **kw: Any) -> tuple[str, Claim | None]:
+        """Deliver a signal to the waiting run or keep it for later; one transaction."""
+        return await self._write(sql_waits.send_signal(**kw))
+
+    async def fire_timers(self, **kw: Any) -> list[Claim]:
+        """Resolve due waits (expire, time out, wake) and make their runs runnable."""
+        return await self._write(sql_waits.fire_timers(**kw))
+
+    async def next_wake_at(self) -> float | None:
+        return await self._read(sql_waits.next_wake_at())
+
+    async def pending_approvals(self, *, workflow: str | None = None, run_id: str | None = None,
+                                limit: int = 100) -> list[models.Approval]:
+        return await self._read(
+            sql_waits.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
+        )
+
+    async def run_approvals(self, run_id: str) -> list[models.Approval]:
+        return await self._read(sql_waits.run_approvals(run_id))

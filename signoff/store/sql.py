@@ -1,0 +1,209 @@
+"""The shape of a store operation, written once for every SQL backend.
+
+An operation is a generator: it yields `Query` objects and is sent back a `Result` for
+each; its return value is the operation's result. A backend drives the generator inside
+one transaction (`drive` for DB-API connections; the PostgreSQL backend has an async
+twin). SQL uses `?` placeholders and two markers that each dialect fills in:
+`{for_update}` (row lock on PostgreSQL, nothing on SQLite, whose writes are serialized)
+and `{skip_locked}` (claim queries).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+from signoff import models
+from signoff.journal import EntryKind, EntryStatus, JournalEntry
+
+T = TypeVar("T")
+
+
+class Query(NamedTuple):
+    sql: str
+    params: Sequence[Any] = ()
+
+
+@dataclass(slots=True)
+class Result:
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
+Op = Generator[Query, Result, T]
+
+RUN_COLUMNS = (
+    "id, workflow, status, input, result, error, requested_by, created_at, updated_at, "
+    "wait_kind, wait_name, wake_at, fence"
+)
+APPROVAL_COLUMNS = (
+    "run_id, workflow, key, round, status, summary, proposed, value, decided_by, reason, "
+    "requested_at, decided_at, deadline"
+)
+JOURNAL_COLUMNS = "seq, kind, name, status, result, error"
+
+
+def drive(cursor: Any, op: Op[T], dialect: Dialect) -> T:
+    """Run `op` on a synchronous DB-API cursor (sqlite3)."""
+    render = dialect.render
+    try:
+        query = next(op)
+        while True:
+            cursor.execute(render(query.sql), query.params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            query = op.send(Result(rows, cursor.rowcount))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    for_update: str
+    skip_locked: str
+    paramstyle: str  # "qmark" or "format"
+
+    def render(self, sql: str) -> str:
+        return _render(self, sql)
+
+
+@functools.lru_cache(maxsize=4096)
+def _render(dialect: Dialect, sql: str) -> str:
+    if "{" in sql:
+        sql = sql.replace("{for_update}", dialect.for_update)
+        sql = sql.replace("{skip_locked}", dialect.skip_locked)
+    if dialect.paramstyle == "format":
+        sql = sql.replace("%", "%%").replace("?", "%s")
+    return sql
+
+
+SQLITE = Dialect("sqlite", for_update="", skip_locked="", paramstyle="qmark")
+POSTGRES = Dialect(
+    "postgres", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED", paramstyle="format"
+)
+
+
+def row_to_run(row: Sequence[Any]) -> models.Run:
+    inputs = json.loads(row[3])
+    waiting_for = None
+    if row[9] is not None:
+        waiting_for = row[9] if row[9] == "sleep" else f"{row[9]}:{row[10]}"
+    return models.Run(
+        id=row[0],
+        workflow=row[1],
+        status=models.RunStatus(row[2]),
+        args=inputs.get("args", []),
+        kwargs=inputs.get("kwargs", {}),
+        result=None if row[4] is None else json.loads(row[4]),
+        error=None if row[5] is None else json.loads(row[5]),
+        requested_by=row[6],
+        created_at=models.from_timestamp(row[7]),  # type: ignore[arg-type]
+        updated_at=models.from_timestamp(row[8]),  # type: ignore[arg-type]
+        waiting_for=waiting_for,
+        wake_at=models.from_timestamp(row[11]),
+    )
+
+
+def row_to_approval(row: Sequence[Any]) -> models.Approval:
+    return models.Approval(
+        run_id=row[0],
+        workflow=row[1],
+        key=row[2],
+        round=row[3],
+        status=models.ApprovalStatus(row[4]),
+        summary=row[5],
+        proposed=None if row[6] is None else json.loads(row[6]),
+        value=None if row[7] is None else json.loads(row[7]),
+        decided_by=row[8],
+        reason=row[9],
+        requested_at=models.from_timestamp(row[10]),  # type: ignore[arg-type]
+        decided_at=models.from_timestamp(row[11]),
+        deadline=models.from_timestamp(row[12]),
+    )
+
+
+def row_to_entry(row: Sequence[Any]) -> JournalEntry:
+    return JournalEntry(
+        seq=row[0],
+        kind=EntryKind(row[1]),
+        name=row[2],
+        status=EntryStatus(row[3]),
+        result=row[4],
+        error=row[5],
+    )
+
+
+def history(run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Query:
+    return Query(
+        "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",
+        (run_id, at, type_, actor, json.dumps(data, separators=(",", ":"))),
+    )
+
+
+def insert_entry(
+    run_id: str, entry: JournalEntry, now: float, wake_at: float | None = None, attempts: int = 1
+) -> Query:
+    finished = None if entry.status is EntryStatus.OPEN else now
+    return Query(
+        "INSERT INTO journal (run_id, seq, kind, name, status, result, error, attempts, "
+        "wake_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            entry.seq,
+            entry.kind.value,
+            entry.name,
+            entry.status.value,
+            entry.result,
+            entry.error,
+            attempts,
+            wake_at,
+            now,
+            finished,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run handed to one worker: its record, its fencing token, and its journal."""
+
+    run: models.Run
+    fence: int
+    journal: list[JournalEntry]
+
+
+class LeaseLost(Exception):  # noqa: N818 - a condition, not a user-facing error
+    """The run is no longer held under this fencing token (lease expired, cancelled)."""
+
+
+def load_claim(run_id: str, owner: str, lease_until: float, now: float) -> Op[Claim | None]:
+    """Take the run for `owner`: bump its fence, set its lease, return it with its journal."""
+    res = yield Query(
+        "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires = ?, "
+        "fence = fence + 1, updated_at = ?, wait_kind = NULL, wait_name = NULL, "
+        f"wait_seq = NULL, wake_at = NULL WHERE id = ? RETURNING {RUN_COLUMNS}",
+        (owner, lease_until, now, run_id),
+    )
+    if not res.rows:
+        return None
+    row = res.rows[0]
+    journal = yield Query(
+        f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE run_id = ? ORDER BY seq", (run_id,)
+    )
+    return Claim(row_to_run(row), row[12], [row_to_entry(r) for r in journal.rows])
+
+
+def wake(run_id: str, now: float, claim_for: str | None, lease_until: float) -> Op[Claim | None]:
+    """Make a waiting run runnable; with `claim_for`, hand it straight to that worker."""
+    if claim_for is not None:
+        return (yield from load_claim(run_id, claim_for, lease_until, now))
+    yield Query(
+        "UPDATE runs SET status = 'pending', updated_at = ?, wait_kind = NULL, "
+        "wait_name = NULL, wait_seq = NULL, wake_at = NULL, lease_owner = NULL, "
+        "lease_expires = NULL WHERE id = ?",
+        (now, run_id),
+    )
+    return None

@@ -1,0 +1,336 @@
+"""Store operations on runs: create, claim, lease, record steps, finish, cancel, retry, query.
+
+Each function is one operation (see `signoff.store.sql`); the store runs each in one
+transaction. Writes made on behalf of an execution carry its fencing token and change
+nothing when the token is stale.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from signoff import models
+from signoff.journal import EntryStatus, JournalEntry
+from signoff.store.sql import (
+    JOURNAL_COLUMNS,
+    RUN_COLUMNS,
+    Claim,
+    LeaseLost,
+    Op,
+    Query,
+    history,
+    insert_entry,
+    load_claim,
+    row_to_entry,
+    row_to_run,
+    wake,
+)
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def create_run(
+    *,
+    run_id: str,
+    workflow: str,
+    input_json: str,
+    requested_by: str | None,
+    now: float,
+    claim_for: str | None,
+    lease_until: float,
+) -> Op[tuple[models.Run, Claim | None, bool]]:
+    """Insert a new run (claimed by `claim_for` if given). Idempotent on `run_id`.
+
+    Returns the run, the claim, and whether it was created now (False: it existed).
+    """
+    status = "running" if claim_for else "pending"
+    res = yield Query(
+        "INSERT INTO runs (id, workflow, status, input, requested_by, created_at, updated_at, "
+        "lease_owner, lease_expires, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING",
+        (
+            run_id,
+            workflow,
+            status,
+            input_json,
+            requested_by,
+            now,
+            now,
+            claim_for,
+            lease_until if claim_for else None,
+            1 if claim_for else 0,
+        ),
+    )
+    if res.rowcount == 0:
+        existing = yield Query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return row_to_run(existing.rows[0]), None, False
+    yield history(run_id, now, "run_started", requested_by, {"workflow": workflow})
+    inputs = json.loads(input_json)
+    at = models.from_timestamp(now)
+    assert at is not None
+    run = models.Run(
+        id=run_id,
+        workflow=workflow,
+        status=models.RunStatus(status),
+        args=inputs.get("args", []),
+        kwargs=inputs.get("kwargs", {}),
+        requested_by=requested_by,
+        created_at=at,
+        updated_at=at,
+    )
+    return run, (Claim(run, 1, []) if claim_for else None), True
+
+
+def claim_runnable(
+    *, owner: str, workflows: list[str], limit: int, now: float, lease_until: float
+) -> Op[list[Claim]]:
+    """Take up to `limit` runnable runs: pending ones, and running ones whose lease expired."""
+    if not workflows or limit <= 0:
+        return []
+    marks = ", ".join("?" for _ in workflows)
+    res = yield Query(
+        f"SELECT id FROM runs WHERE status = 'pending' AND workflow IN ({marks}) "
+        "ORDER BY updated_at LIMIT ?{skip_locked}",
+        (*workflows, limit),
+    )
+    ids = [r[0] for r in res.rows]
+    if len(ids) < limit:
+        res = yield Query(
+            f"SELECT id FROM runs WHERE status = 'running' AND lease_expires < ? "
+            f"AND workflow IN ({marks}) ORDER BY lease_expires LIMIT ?{{skip_locked}}",
+            (now, *workflows, limit - len(ids)),
+        )
+        ids += [r[0] for r in res.rows]
+    claims = []
+    for run_id in ids:
+        claim = yield from load_claim(run_id, owner, lease_until, now)
+        if claim is not None:
+            claims.append(claim)
+    return claims
+
+
+def has_runnable(*, workflows: list[str], now: float) -> Op[bool]:
+    if not workflows:
+        return False
+    marks = ", ".join("?" for _ in workflows)
+    res = yield Query(
+        f"SELECT 1 FROM runs WHERE status = 'pending' AND workflow IN ({marks}) LIMIT 1",
+        tuple(workflows),
+    )
+    if res.rows:
+        return True
+    res = yield Query(
+        "SELECT 1 FROM runs WHERE status = 'running' AND lease_expires < ? "
+        f"AND workflow IN ({marks}) LIMIT 1",
+        (now, *workflows),
+    )
+    return bool(res.rows)
+
+
+def heartbeat(*, owner: str, lease_until: float) -> Op[int]:
+    res = yield Query(
+        "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
+        (lease_until, owner),
+    )
+    return res.rowcount
+
+
+def release(*, owner: str, run_ids: list[str], now: float) -> Op[int]:
+    """Give back held runs so that any worker may take them at once."""
+    count = 0
+    for run_id in run_ids:
+        res = yield Query(
+            "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires = NULL, "
+            "updated_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+            (now, run_id, owner),
+        )
+        count += res.rowcount
+    return count
+
+
+def check_fence(run_id: str, fence: int, now: float) -> Op[None]:
+    res = yield Query(
+        "UPDATE runs SET updated_at = ? WHERE id = ? AND fence = ? AND status = 'running'",
+        (now, run_id, fence),
+    )
+    if res.rowcount == 0:
+        raise LeaseLost(run_id)
+
+
+def insert_entries(run_id: str, entries: list[JournalEntry], now: float) -> Op[None]:
+    for entry in entries:
+        yield insert_entry(run_id, entry, now)
+
+
+def record_step(
+    *,
+    run_id: str,
+    fence: int,
+    entry: JournalEntry,
+    attempts: int,
+    extra: list[JournalEntry],
+    now: float,
+) -> Op[None]:
+    """Journal a step's result (or final error) under the run's fencing token."""
+    yield from check_fence(run_id, fence, now)
+    yield from insert_entries(run_id, extra, now)
+    yield insert_entry(run_id, entry, now, attempts=attempts)
+    data: dict[str, Any] = {"seq": entry.seq, "name": entry.name, "attempts": attempts}
+    if entry.status is EntryStatus.FAILED:
+        data["error"] = json.loads(entry.error or "{}")
+        yield history(run_id, now, "step_failed", None, data)
+    else:
+        yield history(run_id, now, "step_completed", None, data)
+
+
+def record_attempt_failure(
+    *, run_id: str, fence: int, seq: int, name: str, attempt: int, error: dict[str, Any],
+    retry_in: float, now: float,
+) -> Op[None]:
+    yield from check_fence(run_id, fence, now)
+    yield history(
+        run_id,
+        now,
+        "step_retrying",
+        None,
+        {"seq": seq, "name": name, "attempt": attempt, "error": error, "retry_in": retry_in},
+    )
+
+
+def finish_run(
+    *,
+    run_id: str,
+    fence: int,
+    status: str,
+    result_json: str | None,
+    error: dict[str, Any] | None,
+    extra: list[JournalEntry],
+    now: float,
+) -> Op[None]:
+    """Mark the run completed or failed, under its fencing token."""
+    yield from insert_entries(run_id, extra, now)
+    error_json = None if error is None else json.dumps(error)
+    res = yield Query(
+        "UPDATE runs SET status = ?, result = ?, error = ?, finished_at = ?, updated_at = ?, "
+        "lease_owner = NULL, lease_expires = NULL WHERE id = ? AND fence = ? "
+        "AND status = 'running'",
+        (status, result_json, error_json, now, now, run_id, fence),
+    )
+    if res.rowcount == 0:
+        raise LeaseLost(run_id)
+    if status == "completed":
+        yield history(run_id, now, "run_completed", None, {})
+    else:
+        yield history(run_id, now, "run_failed", None, {"error": _summary(error)})
+
+
+def _summary(error: dict[str, Any] | None) -> dict[str, Any]:
+    error = error or {}
+    return {"type": error.get("type"), "message": error.get("message")}
+
+
+def cancel_run(
+    *, run_id: str, by: str | None, reason: str | None, now: float
+) -> Op[tuple[str, models.Run | None]]:
+    res = yield Query(f"SELECT status FROM runs WHERE id = ?{{for_update}}", (run_id,))
+    if not res.rows:
+        return "not_found", None
+    if res.rows[0][0] in FINISHED:
+        return "finished", None
+    yield Query(
+        "UPDATE runs SET status = 'cancelled', finished_at = ?, updated_at = ?, "
+        "lease_owner = NULL, lease_expires = NULL, wait_kind = NULL, wait_name = NULL, "
+        "wait_seq = NULL, wake_at = NULL WHERE id = ?",
+        (now, now, run_id),
+    )
+    yield Query(
+        "UPDATE approvals SET status = 'cancelled', decided_at = ? "
+        "WHERE run_id = ? AND status = 'pending'",
+        (now, run_id),
+    )
+    yield history(run_id, now, "run_cancelled", by, {"reason": reason})
+    return "ok", (yield from get_run(run_id))
+
+
+def retry_run(
+    *, run_id: str, by: str | None, now: float, claim_for: str | None, lease_until: float
+) -> Op[tuple[str, Claim | None]]:
+    """Make a failed run runnable again; a step that failed is tried afresh."""
+    res = yield Query(f"SELECT status FROM runs WHERE id = ?{{for_update}}", (run_id,))
+    if not res.rows:
+        return "not_found", None
+    if res.rows[0][0] != "failed":
+        return res.rows[0][0], None
+    yield Query("DELETE FROM journal WHERE run_id = ? AND status = 'failed'", (run_id,))
+    yield Query(
+        "UPDATE runs SET error = NULL, finished_at = NULL WHERE id = ?", (run_id,)
+    )
+    yield history(run_id, now, "run_retried", by, {})
+    return "ok", (yield from wake(run_id, now, claim_for, lease_until))
+
+
+def get_run(run_id: str) -> Op[models.Run | None]:
+    res = yield Query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+    return row_to_run(res.rows[0]) if res.rows else None
+
+
+def get_journal(run_id: str) -> Op[list[JournalEntry]]:
+    res = yield Query(
+        f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE run_id = ? ORDER BY seq", (run_id,)
+    )
+    return [row_to_entry(r) for r in res.rows]
+
+
+def list_runs(
+    *, status: str | None, workflow: str | None, limit: int, before: tuple[float, str] | None
+) -> Op[list[models.Run]]:
+    """Newest first; `before` is the (created_at, id) of the last run of the previous page."""
+    where, params = [], []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if workflow is not None:
+        where.append("workflow = ?")
+        params.append(workflow)
+    if before is not None:
+        where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+        params += [before[0], before[0], before[1]]
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    res = yield Query(
+        f"SELECT {RUN_COLUMNS} FROM runs {clause}ORDER BY created_at DESC, id DESC LIMIT ?",
+        (*params, limit),
+    )
+    return [row_to_run(r) for r in res.rows]
+
+
+def get_history(run_id: str) -> Op[list[models.HistoryEvent]]:
+    res = yield Query(
+        "SELECT id, run_id, at, type, actor, data FROM history WHERE run_id = ? ORDER BY id",
+        (run_id,),
+    )
+    return [
+        models.HistoryEvent(
+            id=r[0],
+            run_id=r[1],
+            at=models.from_timestamp(r[2]),  # type: ignore[arg-type]
+            type=r[3],
+            actor=r[4],
+            data=json.loads(r[5]) if r[5] else {},
+        )
+        for r in res.rows
+    ]
+
+
+def register_workflows(*, names: list[str], now: float) -> Op[None]:
+    for name in names:
+        yield Query(
+            "INSERT INTO workflows (name, seen_at) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at",
+            (name, now),
+        )
+
+
+def known_workflows() -> Op[list[str]]:
+    res = yield Query("SELECT name FROM workflows ORDER BY name")
+    return [r[0] for r in res.rows]

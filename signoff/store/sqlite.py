@@ -1,0 +1,257 @@
+"""The embedded default: one SQLite file in WAL mode, shared safely by several processes.
+
+One writer thread owns the write connection. Operations queue up for it; it runs what
+has gathered in one `BEGIN IMMEDIATE` transaction (each operation in its own savepoint,
+so one failing operation rolls back alone) and commits once: group commit, so many
+concurrent runs share one commit. A second thread serves reads on its own connection.
+`busy_timeout` plus `BEGIN IMMEDIATE` means another process holding the write lock makes
+us wait, never fail with "database is locked".
+
+URL: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`; options as query
+parameters: `synchronous=full|normal` (default full: a commit survives power loss),
+`busy_timeout=<ms>` (default 30000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from signoff import errors
+from signoff.store import schema
+from signoff.store.base import Store
+from signoff.store.sql import SQLITE, LeaseLost, Op, drive
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_MAX_BATCH = 512
+_Item = tuple[Op[Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise errors.InvalidArgument(f"not a SQLite URL: {url!r}")
+    path = unquote(parts.path)
+    if parts.netloc:
+        raise errors.InvalidArgument(
+            f"SQLite URL {url!r} has a host; write sqlite:///relative.db or sqlite:////abs.db"
+        )
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise errors.InvalidArgument(f"SQLite URL {url!r} names no file")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return path, options
+
+
+class _Executor(threading.Thread):
+    """A thread with one connection that runs queued operations in batches."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, write: bool,
+                 name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._connect = connect
+        self._write = write
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+
+    def submit(self, op: Op[T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((op, future, loop))
+        return future
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            try:
+                if conn is None:
+                    conn = self._connect()
+                outcomes = self._run_batch(conn, batch)
+            except BaseException as exc:  # connection or commit failed: all fail
+                wrapped = _wrap(exc)
+                outcomes = [(False, wrapped)] * len(batch)
+            _deliver(batch, outcomes)
+        if conn is not None:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
+        cur = conn.cursor()
+        if not self._write:
+            cur.execute("BEGIN")
+            try:
+                return [_attempt(cur, op) for op, _, _ in batch]
+            finally:
+                cur.execute("COMMIT")
+        _begin_immediate(cur)
+        if len(batch) == 1:
+            ok, value = _attempt(cur, batch[0][0])
+            cur.execute("COMMIT" if ok else "ROLLBACK")
+            return [(ok, value)]
+        outcomes = []
+        for op, _, _ in batch:
+            cur.execute("SAVEPOINT op")
+            ok, value = _attempt(cur, op)
+            if not ok:
+                cur.execute("ROLLBACK TO op")
+            cur.execute("RELEASE op")
+            outcomes.append((ok, value))
+        try:
+            cur.execute("COMMIT")
+        except BaseException:
+            conn.rollback()
+            raise
+        return outcomes
+
+
+def _begin_immediate(cur: sqlite3.Cursor) -> None:
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            log.warning("database is busy; waiting for the write lock",
+                        extra={"action": "sqlite_busy"})
+
+
+def _attempt(cur: sqlite3.Cursor, op: Op[Any]) -> tuple[bool, Any]:
+    try:
+        return True, drive(cur, op, SQLITE)
+    except (LeaseLost, errors.SignoffError) as exc:
+        return False, exc
+    except BaseException as exc:
+        return False, _wrap(exc)
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, errors.SignoffError | LeaseLost):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        wrapped = errors.StoreError(f"SQLite error: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
+def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, ok, value))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, items)
+        except RuntimeError:  # that loop is closed; nobody waits any more
+            pass
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file."""
+
+    dialect = SQLITE
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path, options = parse_url(url)
+        sync = options.get("synchronous", "full").upper()
+        if sync not in ("FULL", "NORMAL", "EXTRA"):
+            raise errors.InvalidArgument(f"synchronous={sync.lower()!r}: use full or normal")
+        self._synchronous = sync
+        self._busy_ms = int(options.get("busy_timeout", "30000"))
+        self._writer: _Executor | None = None
+        self._reader: _Executor | None = None
+        self._lock = asyncio.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False,
+                timeout=self._busy_ms / 1000, cached_statements=256,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise errors.StoreUnavailable(
+                f"cannot open the SQLite database {os.path.abspath(self.path)!r}: {exc}; "
+                "check that its folder exists and is writable"
+            ) from exc
+        return conn
+
+    async def open(self) -> None:
+        async with self._lock:
+            if self._writer is not None:
+                return
+            writer = _Executor(self._connect, write=True, name="signoff-sqlite-writer")
+            writer.start()
+            try:
+                await writer.submit(schema.migrate("sqlite"))
+            except BaseException:
+                writer.stop()
+                raise
+            reader = _Executor(self._connect, write=False, name="signoff-sqlite-reader")
+            reader.start()
+            self._writer, self._reader = writer, reader
+
+    async def close(self) -> None:
+        async with self._lock:
+            for executor in (self._writer, self._reader):
+                if executor is not None:
+                    executor.stop()
+            for executor in (self._writer, self._reader):
+                if executor is not None:
+                    await asyncio.to_thread(executor.join)
+            self._writer = self._reader = None
+
+    async def _write(self, op: Op[T]) -> T:
+        if self._writer is None:
+            await self.open()
+            assert self._writer is not None
+        return await self._writer.submit(op)
+
+    async def _read(self, op: Op[T]) -> T:
+        if self._reader is None:
+            await self.open()
+            assert self._reader is not None
+        return await self._reader.submit(op)

@@ -1,0 +1,161 @@
+"""The worker loop: claim runnable runs, fire due timers, keep leases alive, drain on stop.
+
+Runs started or woken in this process are handed to the local worker directly (already
+claimed in the same transaction); runs made runnable by other processes are found by
+polling. A worker only claims runs of workflows it has registered. A waiting run holds
+nothing here: it is not in any queue, task or dictionary of the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+from signoff import clock, runner
+from signoff.store.base import Claim, Store
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Executes runs for one engine; any number of workers may share a database."""
+
+    def __init__(self, *, store: Store, clock_: clock.Clock,
+                 registry: dict[str, runner.WorkflowDef], settings: runner.Settings,
+                 concurrency: int, poll_interval: float,
+                 on_settled: Callable[[str, str], None]) -> None:
+        self.id = settings.owner
+        self._store = store
+        self._clock = clock_
+        self._registry = registry
+        self._settings = settings
+        self._concurrency = concurrency
+        self._poll = poll_interval
+        self._on_settled = on_settled
+        self._queue: collections.deque[Claim] = collections.deque()
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def lease_until(self) -> float:
+        return self._clock.time() + self._settings.lease
+
+    def handles(self, workflow: str) -> bool:
+        return not self._stopping and workflow in self._registry
+
+    async def start(self) -> None:
+        await self._store.register_workflows(sorted(self._registry), self._clock.time())
+        self._tasks = [asyncio.create_task(self._loop(), name="signoff-worker"),
+                       asyncio.create_task(self._heartbeat(), name="signoff-heartbeat")]
+        log.info("worker started", extra={"action": "worker_started", "worker": self.id})
+
+    def submit(self, claim: Claim) -> None:
+        """Take a run already claimed for this worker."""
+        self._queue.append(claim)
+        self._pump()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _pump(self) -> None:
+        while self._queue and len(self._active) < self._concurrency and not self._stopping:
+            claim = self._queue.popleft()
+            task = asyncio.create_task(self._execute(claim))
+            self._active[claim.run.id] = task
+
+    async def _execute(self, claim: Claim) -> None:
+        run_id = claim.run.id
+        outcome = "abandoned"
+        try:
+            wf = self._registry[claim.run.workflow]
+            outcome = await runner.execute(claim, wf, self._store, self._clock, self._settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # store down while finishing: the lease will lapse, another retries
+            log.exception("run execution crashed", extra={"action": "run_crashed",
+                                                          "run_id": run_id})
+        finally:
+            self._active.pop(run_id, None)
+            self._on_settled(run_id, outcome)
+            self._pump()
+
+    async def _loop(self) -> None:
+        names = sorted(self._registry)
+        while not self._stopping:
+            try:
+                await self._tick(names)
+            except Exception:
+                log.exception("worker poll failed; retrying", extra={"action": "poll_failed"})
+                await asyncio.sleep(min(1.0, self._poll * 10))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def _tick(self, names: list[str]) -> None:
+        free = self._concurrency - len(self._active) - len(self._queue)
+        if free <= 0:
+            return
+        now = self._clock.time()
+        due = await self._store.next_wake_at()
+        if due is not None and due <= now:
+            for claim in await self._store.fire_timers(
+                now=now, limit=free, claim_for=self.id, lease_until=self.lease_until
+            ):
+                self._route(claim)
+            free = self._concurrency - len(self._active) - len(self._queue)
+        if free > 0 and await self._store.has_runnable(workflows=names, now=now):
+            for claim in await self._store.claim_runnable(
+                owner=self.id, workflows=names, limit=free, now=now,
+                lease_until=self.lease_until,
+            ):
+                self.submit(claim)
+
+    def _route(self, claim: Claim) -> None:
+        if claim.run.workflow in self._registry:
+            self.submit(claim)
+        else:  # timer fired for a workflow this worker does not know: give it back
+            asyncio.ensure_future(self._store.release(owner=self.id, run_ids=[claim.run.id],
+                                                      now=self._clock.time()))
+
+    async def _heartbeat(self) -> None:
+        interval = max(self._settings.lease / 3, 0.05)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await self._store.heartbeat(owner=self.id, lease_until=self.lease_until)
+            except Exception:
+                log.exception("lease heartbeat failed", extra={"action": "heartbeat_failed"})
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Stop claiming, let running executions reach a wait or the end, give back the rest."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        queued = [c.run.id for c in self._queue]
+        self._queue.clear()
+        cut: list[str] = []
+        if self._active:
+            tasks = dict(self._active)
+            _, pending = await asyncio.wait(list(tasks.values()), timeout=drain_timeout)
+            cut = [run_id for run_id, task in tasks.items() if task in pending]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        held = queued + cut
+        if held:
+            await self._store.release(owner=self.id, run_ids=held, now=self._clock.time())
+        log.info("worker stopped", extra={"action": "worker_stopped", "worker": self.id})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from examples import expense_chain, refund_review
-from signoff import DecisionStatus, Engine, RunStatus
+from signoff import ApprovalStatus, Engine, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,7 +161,7 @@ async def test_a_rejection_stops_the_chain(expenses: Engine) -> None:
     assert result["approved_by"] == ["manager:maria"]
     approvals = await expenses.approvals(run.id)
     assert [(a.key, a.status) for a in approvals] == [
-        ("manager", DecisionStatus.APPROVED), ("finance", DecisionStatus.REJECTED)]
+        ("manager", ApprovalStatus.APPROVED), ("finance", ApprovalStatus.REJECTED)]
     history = await expenses.history(run.id)
     assert not [e for e in history if e.type == "step_completed"]  # nothing was booked
 

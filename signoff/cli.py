@@ -357,12 +357,13 @@ def runs_list(status: str | None, workflow: str | None, limit: int, as_json: boo
     if as_json:
         _echo_json(found)
         return
+    if not found:
+        click.echo("no runs")
+        return
     rows = [[r.id, r.workflow, r.status.value, r.waiting_for or "", r.requested_by or "",
              _time(r.created_at), _time(r.updated_at)] for r in found]
     _console().print(_table(None, ["id", "workflow", "status", "waiting for", "requested by",
                                    "created", "updated"], rows))
-    if not found:
-        click.echo("no runs", err=True)
 
 
 @runs.command("show")
@@ -459,12 +460,13 @@ def approvals_list(workflow: str | None, run_id: str | None, limit: int, as_json
     if as_json:
         _echo_json(found)
         return
+    if not found:
+        click.echo("no pending approvals")
+        return
     rows = [[a.run_id, a.workflow, a.key, str(a.round), a.summary, _compact(a.proposed),
              _time(a.requested_at), _time(a.deadline)] for a in found]
     _console().print(_table(None, ["run", "workflow", "key", "round", "summary", "proposed",
                                    "requested", "deadline"], rows))
-    if not found:
-        click.echo("no pending approvals", err=True)
 
 
 # decisions -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ has not arrived parks the run (the coroutine is dropped; only database rows rema
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import random as _random
@@ -75,8 +76,17 @@ def _callable_name(fn: Callable[..., Any]) -> str:
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
+    target = getattr(fn, "func", fn)
     try:
-        return typing.get_type_hints(getattr(fn, "func", fn)).get("return")
+        return _hinted_return(target)
+    except TypeError:  # unhashable callable
+        return _hinted_return.__wrapped__(target)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hinted_return(fn: Callable[..., Any]) -> Any:
+    try:
+        return typing.get_type_hints(fn).get("return")
     except Exception:
         return None
 

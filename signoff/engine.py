@@ -18,6 +18,7 @@ from a web handler or the CLI); a worker elsewhere executes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -206,14 +207,14 @@ class Engine:
     async def list_runs(self, *, status: models.RunStatus | str | None = None,
                         workflow: str | None = None, limit: int = 100) -> list[models.Run]:
         """Runs, newest first, optionally filtered by status and workflow name."""
-        if status is not None:
-            try:
-                status = models.RunStatus(status)
-            except ValueError:
-                choices = ", ".join(s.value for s in models.RunStatus)
-                raise errors.InvalidArgument(
-                    f"unknown status {status!r}; use one of: {choices}") from None
+        status = None if status is None else _run_status(status)
         return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+
+    async def count_runs(self, *, status: models.RunStatus | str | None = None,
+                         workflow: str | None = None) -> int:
+        """How many runs there are, optionally only those with this status or workflow."""
+        status = None if status is None else _run_status(status)
+        return await self.store.count_runs(status=status, workflow=workflow)
 
     async def history(self, run_id: str) -> list[models.HistoryEvent]:
         """Everything that happened to the run, oldest first."""
@@ -257,32 +258,31 @@ class Engine:
                             timeout: float | None) -> models.Run:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        # Local executions notify at once; reading again covers other processes, less
+        # often the longer we wait.
+        wait = self._poll
         while True:
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.setdefault(run_id, []).append(future)
             try:
                 run = await self.store.get_run(run_id)
-            except BaseException:
-                self._waiters[run_id].remove(future)
-                raise
-            if run.status in wanted:
-                self._waiters[run_id].remove(future)
-                return run
-            wait = 0.25 if self._worker is not None else self._poll * 2
-            if deadline is not None:
-                wait = min(wait, deadline - loop.time())
-                if wait <= 0:
+                if run.status in wanted:
+                    return run
+                wait = min(wait * 2, 1.0)
+                pause = wait if deadline is None else min(wait, deadline - loop.time())
+                if pause <= 0:
                     raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
-            try:
-                await asyncio.wait_for(future, wait)
-            except TimeoutError:
-                pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(future, pause)
             finally:
-                waiting = self._waiters.get(run_id)
-                if waiting and future in waiting:
-                    waiting.remove(future)
-                    if not waiting:
-                        del self._waiters[run_id]
+                self._discard_waiter(run_id, future)
+
+    def _discard_waiter(self, run_id: str, future: asyncio.Future[None]) -> None:
+        waiting = self._waiters.get(run_id)
+        if waiting is not None and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self._waiters[run_id]
 
     # decisions -----------------------------------------------------------------------
 
@@ -363,6 +363,14 @@ class Engine:
             raise errors.InvalidRunState(
                 f"run {run_id} is {outcome}; it takes no more signals", run_id=run_id)
         self._hand_off(claim)
+
+
+def _run_status(status: models.RunStatus | str) -> models.RunStatus:
+    try:
+        return models.RunStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in models.RunStatus)
+        raise errors.InvalidArgument(f"unknown status {status!r}; use one of: {choices}") from None
 
 
 def _decision_or_raise(outcome: DecideOutcome, run_id: str, key: str) -> models.Decision:

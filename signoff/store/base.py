@@ -124,6 +124,10 @@ class Store(abc.ABC):
             sql_runs.list_runs(status=status, workflow=workflow, limit=limit, before=before)
         )
 
+    async def count_runs(self, *, status: str | None = None,
+                         workflow: str | None = None) -> int:
+        return await self._read(sql_runs.count_runs(status=status, workflow=workflow))
+
     async def history(self, run_id: str) -> list[models.HistoryEvent]:
         return await self._read(sql_runs.get_history(run_id))
 

@@ -304,6 +304,19 @@ def list_runs(
     return [row_to_run(r) for r in res.rows]
 
 
+def count_runs(*, status: str | None, workflow: str | None) -> Op[int]:
+    where, params = [], []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if workflow is not None:
+        where.append("workflow = ?")
+        params.append(workflow)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    res = yield Query(f"SELECT COUNT(*) FROM runs{clause}", tuple(params))
+    return int(res.rows[0][0])
+
+
 def get_history(run_id: str) -> Op[list[models.HistoryEvent]]:
     res = yield Query(
         "SELECT id, run_id, at, type, actor, data FROM history WHERE run_id = ? ORDER BY id",

@@ -70,6 +70,11 @@ def db_bytes(url: str) -> int | None:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -96,6 +101,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # Runs to waiting, in two halves: the second half's memory growth (after the
         # first half has warmed every cache and arena) is what a waiting run costs.
         half = args.n // 2
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         runs = await asyncio.gather(*(start(i) for i in range(half)))
         await until_count(engine, "waiting", half)
@@ -106,13 +112,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         runs += await asyncio.gather(*(start(i) for i in range(half, args.n)))
         await until_count(engine, "waiting", args.n)
         t_wait = t_first + time.perf_counter() - t1
+        cpu_wait = cpu_seconds() - cpu0
         gc.collect()
         rss_waiting = rss_bytes()
 
+        cpu2 = cpu_seconds()
         t2 = time.perf_counter()
         await asyncio.gather(*(decide(r) for r in runs))
         await until_count(engine, "completed", args.n)
         t_done = time.perf_counter() - t2
+        cpu_done = cpu_seconds() - cpu2
 
         sample = await asyncio.gather(*(start(i) for i in range(args.sample)))
         await until_count(engine, "waiting", args.sample)
@@ -132,6 +141,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "runs_per_s_to_waiting": round(args.n / t_wait, 1),
         "decisions_per_s_to_completed": round(args.n / t_done, 1),
+        "cpu_us_per_run_to_waiting": round(cpu_wait / args.n * 1e6, 1),
+        "cpu_us_per_decision_to_completed": round(cpu_done / args.n * 1e6, 1),
         "latency_ms_p50": round(statistics.median(latencies), 3),
         "latency_ms_p99": round(pct(latencies, 0.99), 3),
         "latency_sample": args.sample,

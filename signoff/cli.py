@@ -107,7 +107,8 @@ def by_option(help_: str = "Who does this (recorded in the history).") -> Callab
 
 
 def json_option() -> Callable[[FC], FC]:
-    return option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+    return option("--json", "as_json", is_flag=True, envvar="SIGNOFF_JSON",
+                  help="Print JSON instead of a table.")
 
 
 def _settings() -> Settings:
@@ -450,7 +451,8 @@ def approvals() -> None:
 @approvals.command("list")
 @db_option()
 @option("--workflow", help="Only approvals of this workflow.")
-@option("--run", "run_id", metavar="RUN", help="Only approvals of this run.")
+@option("--run", "run_id", metavar="RUN", envvar="SIGNOFF_APPROVALS_LIST_RUN",
+        help="Only approvals of this run.")
 @option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @json_option()
 def approvals_list(workflow: str | None, run_id: str | None, limit: int, as_json: bool) -> None:
@@ -537,7 +539,7 @@ def signal_cmd(run_id: str, name: str, data: str | None, by: str | None) -> None
 @cli.command()
 @db_option()
 @click.argument("workflow")
-@option("--input", "input_", metavar="JSON",
+@option("--input", "input_", metavar="JSON", envvar="SIGNOFF_START_INPUT",
         help="Arguments: a JSON object (keyword arguments) or array (positional ones).")
 @option("--app", envvar="SIGNOFF_APP", metavar="APP",
         help='Check WORKFLOW against this app\'s registry ("module:engine").')

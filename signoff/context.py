@@ -106,6 +106,14 @@ class Context:
 
     # steps ---------------------------------------------------------------------------
 
+    @typing.overload
+    async def step(self, fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None,
+                   retry: models.RetryPolicy | None = None, **kwargs: Any) -> T: ...
+
+    @typing.overload
+    async def step(self, fn: Callable[..., T], *args: Any, name: str | None = None,
+                   retry: models.RetryPolicy | None = None, **kwargs: Any) -> T: ...
+
     async def step(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any,
                    name: str | None = None, retry: models.RetryPolicy | None = None,
                    **kwargs: Any) -> T:

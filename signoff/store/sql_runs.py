@@ -286,7 +286,8 @@ def list_runs(
     *, status: str | None, workflow: str | None, limit: int, before: tuple[float, str] | None
 ) -> Op[list[models.Run]]:
     """Newest first; `before` is the (created_at, id) of the last run of the previous page."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if status is not None:
         where.append("status = ?")
         params.append(status)

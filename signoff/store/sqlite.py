@@ -100,33 +100,116 @@ class _Executor(threading.Thread):
         if conn is not None:
             conn.close()
 
+    def enqueue(self, op: Op[Any], future: asyncio.Future[Any],
+                loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put((op, future, loop))
+
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
         cur = conn.cursor()
+        ops = [op for op, _, _ in batch]
         if not self._write:
-            cur.execute("BEGIN")
-            try:
-                return [_attempt(cur, op) for op, _, _ in batch]
-            finally:
-                cur.execute("COMMIT")
+            return run_reads(cur, ops)
         _begin_immediate(cur)
-        if len(batch) == 1:
-            ok, value = _attempt(cur, batch[0][0])
-            cur.execute("COMMIT" if ok else "ROLLBACK")
-            return [(ok, value)]
-        outcomes = []
-        for op, _, _ in batch:
-            cur.execute("SAVEPOINT op")
-            ok, value = _attempt(cur, op)
-            if not ok:
-                cur.execute("ROLLBACK TO op")
-            cur.execute("RELEASE op")
-            outcomes.append((ok, value))
-        try:
-            cur.execute("COMMIT")
-        except BaseException:
-            conn.rollback()
-            raise
-        return outcomes
+        return run_writes(conn, cur, ops)
+
+
+def run_reads(cur: sqlite3.Cursor, ops: list[Op[Any]]) -> list[tuple[bool, Any]]:
+    """Run read operations in one snapshot."""
+    cur.execute("BEGIN")
+    try:
+        return [_attempt(cur, op) for op in ops]
+    finally:
+        cur.execute("COMMIT")
+
+
+def run_writes(conn: sqlite3.Connection, cur: sqlite3.Cursor,
+               ops: list[Op[Any]]) -> list[tuple[bool, Any]]:
+    """Run write operations in the transaction just begun, each in a savepoint, and commit."""
+    if len(ops) == 1:
+        ok, value = _attempt(cur, ops[0])
+        cur.execute("COMMIT" if ok else "ROLLBACK")
+        return [(ok, value)]
+    outcomes = []
+    for op in ops:
+        cur.execute("SAVEPOINT op")
+        ok, value = _attempt(cur, op)
+        if not ok:
+            cur.execute("ROLLBACK TO op")
+        cur.execute("RELEASE op")
+        outcomes.append((ok, value))
+    try:
+        cur.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
+    return outcomes
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class _Inline:
+    """Runs operations on the event loop's own thread, batched per loop iteration.
+
+    SQLite statements take microseconds; running them where the coroutines live avoids a
+    thread hop and a GIL hand-over per statement. When another process holds the lock,
+    the batch moves to the background executor, which waits for it (`busy_timeout`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, fallback: _Executor, *, write: bool) -> None:
+        self._conn = conn
+        self._fallback = fallback
+        self._write = write
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Op[Any], asyncio.Future[Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, op: Op[T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._loop is None:
+            self._loop = loop
+            loop.call_soon(self._flush)
+        elif self._loop is not loop:  # a second event loop uses this store: go by thread
+            self._fallback.enqueue(op, future, loop)
+            return future
+        self._pending.append((op, future))
+        return future
+
+    def _flush(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        if self._pending:
+            loop.call_soon(self._flush)
+        else:
+            self._loop = None
+        ops = [op for op, _ in batch]
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    outcomes: list[tuple[bool, Any]] = [(False, _wrap(exc))] * len(batch)
+                    _resolve([(f, ok, v) for (_, f), (ok, v) in zip(batch, outcomes, strict=True)])
+                    return
+                for op, future in batch:  # another process writes: wait for it elsewhere
+                    self._fallback.enqueue(op, future, loop)
+                return
+            try:
+                if self._write:
+                    outcomes = run_writes(self._conn, cur, ops)
+                else:
+                    try:
+                        outcomes = [_attempt(cur, op) for op in ops]
+                    finally:
+                        cur.execute("COMMIT")
+            except BaseException as exc:
+                outcomes = [(False, _wrap(exc))] * len(batch)
+        _resolve([(f, ok, v) for (_, f), (ok, v) in zip(batch, outcomes, strict=True)])
 
 
 def _begin_immediate(cur: sqlite3.Cursor) -> None:
@@ -199,15 +282,19 @@ class SQLiteStore(Store):
         self._busy_ms = int(options.get("busy_timeout", "30000"))
         self._writer: _Executor | None = None
         self._reader: _Executor | None = None
+        self._inline_writer: _Inline | None = None
+        self._inline_reader: _Inline | None = None
+        self._conns: list[sqlite3.Connection] = []
         self._lock = asyncio.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_ms: int | None = None) -> sqlite3.Connection:
+        busy_ms = self._busy_ms if busy_ms is None else busy_ms
         try:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False,
-                timeout=self._busy_ms / 1000, cached_statements=256,
+                timeout=busy_ms / 1000, cached_statements=256,
             )
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
@@ -232,6 +319,9 @@ class SQLiteStore(Store):
                 raise
             reader = _Executor(self._connect, write=False, name="signoff-sqlite-reader")
             reader.start()
+            self._conns = [self._connect(0), self._connect(0)]
+            self._inline_writer = _Inline(self._conns[0], writer, write=True)
+            self._inline_reader = _Inline(self._conns[1], reader, write=False)
             self._writer, self._reader = writer, reader
 
     async def close(self) -> None:
@@ -242,16 +332,20 @@ class SQLiteStore(Store):
             for executor in (self._writer, self._reader):
                 if executor is not None:
                     await asyncio.to_thread(executor.join)
+            for conn in self._conns:
+                conn.close()
+            self._conns = []
             self._writer = self._reader = None
+            self._inline_writer = self._inline_reader = None
 
     async def _write(self, op: Op[T]) -> T:
-        if self._writer is None:
+        if self._inline_writer is None:
             await self.open()
-            assert self._writer is not None
-        return await self._writer.submit(op)
+            assert self._inline_writer is not None
+        return await self._inline_writer.submit(op)
 
     async def _read(self, op: Op[T]) -> T:
-        if self._reader is None:
+        if self._inline_reader is None:
             await self.open()
-            assert self._reader is not None
-        return await self._reader.submit(op)
+            assert self._inline_reader is not None
+        return await self._inline_reader.submit(op)

@@ -1,0 +1,410 @@
+"""PostgreSQL: one database shared by any number of worker processes on any machines.
+
+Operations run on a private event loop in a background thread (so one store serves any
+number of caller event loops, like the SQLite store's threads), each in its own
+transaction on a connection from a `psycopg_pool.AsyncConnectionPool`. Writes run at
+READ COMMITTED with explicit row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED` in claims
+and timers); reads run in one REPEATABLE READ READ ONLY snapshot.
+
+Wake-ups: a trigger on `runs` issues `NOTIFY signoff_wakeup` in the transaction that makes
+a run runnable by anyone (a new unclaimed run, a decision or signal sent from a process
+without a worker, a retry, a released lease); one dedicated connection per store LISTENs
+and calls the registered wake-up callbacks. Polling remains the fallback.
+
+Outages: an operation whose connection fails before the database answered its first
+statement is retried on a fresh connection, with backoff, for up to `retry_for` seconds
+(nothing of it was committed, so this is safe); a failure later in the transaction is
+raised as `StoreUnavailable` and the caller (worker loop, runner) retries at its level.
+
+URL: `postgresql://user:password@host:port/dbname?option=value`; libpq options pass
+through; signoff's own: `pool_size` (default 10), `retry_for` (seconds, default 15),
+`connect_timeout` (seconds, default 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from signoff import errors
+from signoff.store import schema
+from signoff.store.base import Store
+from signoff.store.sql import POSTGRES, LeaseLost, Op, Query, Result
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CHANNEL = "signoff_wakeup"
+# Serializes migrations across processes (pg_advisory_xact_lock); any fixed 64-bit number.
+MIGRATION_LOCK = zlib.crc32(b"signoff.schema.migrate")
+
+_BEGIN_WRITE = "BEGIN"
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_OWN_OPTIONS = ("pool_size", "retry_for", "connect_timeout")
+
+
+_Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+
+class _Retry(Exception):
+    """The connection failed before the first statement answered: safe to run again."""
+
+
+def parse_url(url: str) -> tuple[str, dict[str, float]]:
+    """Split signoff's options off a PostgreSQL URL; return (libpq URL, options)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise errors.InvalidArgument(f"not a PostgreSQL URL: {url!r}")
+    options: dict[str, float] = {"pool_size": 10, "retry_for": 15.0, "connect_timeout": 5}
+    passthrough = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _OWN_OPTIONS:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise errors.InvalidArgument(
+                    f"{key}={value!r} in the database URL is not a number"
+                ) from None
+        else:
+            passthrough.append((key, value))
+    if options["pool_size"] < 1:
+        raise errors.InvalidArgument("pool_size in the database URL must be at least 1")
+    passthrough.append(("connect_timeout", str(max(1, int(options["connect_timeout"])))))
+    if not any(k == "application_name" for k, _ in passthrough):
+        passthrough.append(("application_name", "signoff"))
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(passthrough), ""))
+    return conninfo, options
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _wrap(exc: BaseException, where: str) -> BaseException:
+    """A psycopg error as the signoff error a caller can handle (cause kept)."""
+    if isinstance(exc, errors.SignoffError | LeaseLost) or not isinstance(exc, psycopg.Error):
+        return exc
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
+        wrapped: errors.StoreError = errors.StoreUnavailable(
+            f"PostgreSQL is unreachable ({where}): {_first_line(exc)}"
+        )
+    else:
+        wrapped = errors.StoreError(f"PostgreSQL error ({where}): {_first_line(exc)}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _connection_lost(exc: BaseException, conn: psycopg.AsyncConnection[Any] | None) -> bool:
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return conn is None or conn.broken or conn.closed
+
+
+class PostgresStore(Store):
+    """A store in one PostgreSQL database."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conninfo, options = parse_url(url)
+        self._pool_size = int(options["pool_size"])
+        self._retry_for = options["retry_for"]
+        self._pool_timeout = max(options["connect_timeout"], 1.0)
+        self._connect_timeout = options["connect_timeout"]
+        self._thread_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: _Pool | None = None
+        self._opening: concurrent.futures.Future[None] | None = None
+        self._listeners: list[tuple[Callable[[], None], asyncio.AbstractEventLoop | None]] = []
+        self._listen_task: asyncio.Task[None] | None = None
+        self._wake_scheduled = False
+
+    # the private loop ------------------------------------------------------------------
+
+    def _ensure_thread(self) -> asyncio.AbstractEventLoop:
+        """The store's loop, started on first use (call with `_thread_lock` held)."""
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="signoff-postgres",
+                                      daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._thread_lock:
+            loop = self._ensure_thread()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    # lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        with self._thread_lock:
+            opening = self._opening
+            if opening is None:
+                loop = self._ensure_thread()
+                opening = asyncio.run_coroutine_threadsafe(self._open(), loop)
+                self._opening = opening
+        try:
+            await asyncio.wrap_future(opening)
+        finally:
+            with self._thread_lock:
+                if self._opening is opening and opening.done():
+                    self._opening = None
+
+    async def _open(self) -> None:
+        if self._pool is not None:
+            return
+        await self._migrate()
+        pool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo, min_size=1, max_size=self._pool_size, open=False,
+            kwargs={"autocommit": True}, timeout=self._pool_timeout, name="signoff",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._pool_timeout)
+        except BaseException as exc:
+            await pool.close()
+            raise _wrap(exc, "opening the connection pool") from exc
+        self._pool = pool
+        if self._listeners:
+            self._start_listening()
+
+    async def _migrate(self) -> None:
+        """Bring the schema up to date; concurrent migrations wait for one another."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise errors.StoreUnavailable(
+                f"cannot connect to PostgreSQL at {_redact(self.url)}: {_first_line(exc)}"
+            ) from exc
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(_BEGIN_WRITE)
+                try:
+                    await cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    before, after = await _drive(cur, schema.migrate("postgres"))
+                except BaseException:
+                    if not conn.broken:
+                        await cur.execute("ROLLBACK")
+                    raise
+                await cur.execute("COMMIT")
+            if before != after:
+                log.info("migrated the database schema from version %s to %s", before, after,
+                         extra={"action": "schema_migrated", "from": before, "to": after})
+        except psycopg.Error as exc:
+            raise _wrap(exc, "migrating the schema") from exc
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        with self._thread_lock:
+            loop, thread = self._loop, self._thread
+        if loop is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(), loop))
+        with self._thread_lock:
+            if self._loop is loop:
+                self._loop = self._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+        loop.close()
+
+    async def _close(self) -> None:
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # operations ------------------------------------------------------------------------
+
+    async def _write(self, op: Op[T]) -> T:
+        if self._pool is None:
+            await self.open()
+        return await self._call(self._run(op, _BEGIN_WRITE))
+
+    async def _read(self, op: Op[T]) -> T:
+        if self._pool is None:
+            await self.open()
+        return await self._call(self._run(op, _BEGIN_READ))
+
+    async def _run(self, op: Op[T], begin: str) -> T:
+        """Drive `op` in one transaction; retry while the connection fails before the
+        database has answered anything (so nothing of `op` can have taken effect)."""
+        try:
+            first = next(op)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_for
+        delay, attempt = 0.05, 0
+        while True:
+            attempt += 1
+            pool = self._pool
+            if pool is None:
+                op.close()
+                raise errors.StoreUnavailable("the PostgreSQL store is closed")
+            try:
+                return await self._attempt(pool, op, first, begin, deadline - loop.time())
+            except _Retry as retry:
+                cause = retry.__cause__ or retry
+                left = deadline - loop.time()
+                if left <= 0:
+                    op.close()
+                    raise _wrap(cause, f"gave up after {attempt} attempts") from cause
+                # a dead connection's idle siblings most likely died with it: weed them out
+                await _check(pool)
+                pause = 0.0 if attempt == 1 else min(delay, left)
+                if attempt > 1:
+                    delay = min(delay * 2, 2.0)
+                log.warning("database connection failed (%s); retrying in %.2fs",
+                            _first_line(cause), pause,
+                            extra={"action": "store_retry", "attempt": attempt})
+                if pause:
+                    await asyncio.sleep(pause)
+
+    async def _attempt(self, pool: _Pool, op: Op[T], first: Query, begin: str,
+                       left: float) -> T:
+        try:
+            conn = await pool.getconn(timeout=max(0.1, min(left, self._pool_timeout)))
+        except psycopg_pool.PoolTimeout as exc:
+            raise _Retry() from exc
+        answered = False
+        try:
+            cur = conn.cursor()
+            try:
+                await cur.execute(begin)
+                query = first
+                while True:
+                    await cur.execute(_render(query.sql), query.params)
+                    rows = await cur.fetchall() if cur.description is not None else []
+                    answered = True
+                    query = op.send(Result(rows, cur.rowcount))
+            except StopIteration as stop:
+                try:
+                    await cur.execute("COMMIT")
+                except psycopg.Error as exc:
+                    raise _wrap(exc, "at commit, so its outcome is unknown") from exc
+                return stop.value  # type: ignore[no-any-return]
+            except BaseException as exc:
+                if not conn.broken and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute("ROLLBACK")
+                if not answered and _connection_lost(exc, conn):
+                    raise _Retry() from exc
+                op.close()
+                raise _wrap(exc, "in a transaction") from exc
+            finally:
+                await cur.close()
+        finally:
+            await pool.putconn(conn)
+
+    # wake-ups --------------------------------------------------------------------------
+
+    def add_wakeup_listener(self, callback: Callable[[], None]) -> None:
+        try:
+            caller: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            caller = None
+        self._listeners.append((callback, caller))
+        loop = self._loop
+        if loop is not None and self._pool is not None:
+            loop.call_soon_threadsafe(self._start_listening)
+
+    def remove_wakeup_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners = [(cb, lp) for cb, lp in self._listeners if cb != callback]
+
+    def _start_listening(self) -> None:
+        if self._listen_task is None and self._listeners and self._pool is not None:
+            self._listen_task = asyncio.get_running_loop().create_task(
+                self._listen(), name="signoff-listen"
+            )
+
+    def _wake_all(self) -> None:
+        self._wake_scheduled = False
+        for callback, loop in list(self._listeners):
+            if loop is None:
+                callback()
+            else:
+                with contextlib.suppress(RuntimeError):  # that loop is closed
+                    loop.call_soon_threadsafe(callback)
+
+    def _schedule_wake(self) -> None:
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._wake_all)
+
+    async def _listen(self) -> None:
+        delay, lost = 0.05, False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        log.info("wake-up listener reconnected",
+                                 extra={"action": "listen_reconnected"})
+                        self._schedule_wake()  # anything missed while away
+                    delay, lost = 0.05, False
+                    while True:
+                        async for _ in conn.notifies(timeout=10.0):
+                            self._schedule_wake()
+                        await conn.execute("SELECT 1")  # quiet for a while: still there?
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                lost = True
+                log.warning("wake-up listener lost the database (%s); reconnecting in %.2fs",
+                            _first_line(exc), delay, extra={"action": "listen_reconnect"})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+async def _check(pool: _Pool) -> None:
+    with contextlib.suppress(Exception):
+        await pool.check()
+
+
+def _render(sql: str) -> str:
+    return POSTGRES.render(sql)
+
+
+async def _drive(cur: psycopg.AsyncCursor[Any], op: Op[T]) -> T:
+    """Run `op` on `cur` inside the caller's transaction."""
+    try:
+        query = next(op)
+        while True:
+            await cur.execute(_render(query.sql), query.params)
+            rows = await cur.fetchall() if cur.description is not None else []
+            query = op.send(Result(rows, cur.rowcount))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

@@ -1,0 +1,440 @@
+"""The `signoff` CLI, through click's CliRunner, against real SQLite files.
+
+A small app module is written to tmp_path for each test; a worker for it runs in a
+background thread (`with engine.sync:`) while the CLI, in the test's thread, opens its own
+engine on the same file, as it would in another process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from signoff import Engine, cli
+
+APP_SOURCE = '''
+from pathlib import Path
+
+from signoff import Context, Engine, RetryPolicy
+
+HERE = Path(__file__).parent
+engine = Engine("sqlite:///" + str(HERE / "app.db"), poll_interval=0.01, lease="5s")
+
+
+def calc(order_id: str) -> int:
+    return 40 + len(order_id)
+
+
+@engine.workflow()
+async def refund(ctx: Context, order_id: str) -> dict:
+    amount = await ctx.step(calc, order_id)
+    d = await ctx.approval("manager", summary=f"Refund [bold]{amount}[/bold]",
+                           proposed={"amount": amount}, timeout="7d")
+    return {"status": str(d.status), "value": d.value, "by": d.by}
+
+
+@engine.workflow()
+async def expense(ctx: Context, amount: int, who: str = "nobody") -> dict:
+    return {"amount": amount, "who": who}
+
+
+@engine.workflow()
+async def waiter(ctx: Context) -> object:
+    return await ctx.wait_for_signal("docs")
+
+
+def check() -> str:
+    if not (HERE / "fixed").exists():
+        raise RuntimeError("the service is down")
+    return "ok"
+
+
+@engine.workflow()
+async def flaky(ctx: Context) -> str:
+    return await ctx.step(check, retry=RetryPolicy(attempts=1))
+
+
+not_an_engine = 42
+'''
+
+EMPTY_APP = "from signoff import Engine\nengine = Engine('sqlite:///unused.db')\n"
+
+
+@dataclass
+class App:
+    name: str  # the module name, so "APP" is f"{name}:engine"
+    engine: Engine
+    db: str  # the database URL of the app and of the CLI
+    path: Path
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:engine"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    name = f"cliapp_{uuid.uuid4().hex[:10]}"
+    (tmp_path / f"{name}.py").write_text(APP_SOURCE)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SIGNOFF_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SIGNOFF_BY", raising=False)
+    monkeypatch.delenv("SIGNOFF_APP", raising=False)
+    module = importlib.import_module(name)
+    engine: Engine = module.engine
+    yield App(name, engine, engine.url, tmp_path)
+    engine.sync.close()
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def worker(app: App) -> Iterator[Engine]:
+    """A worker for the app, running in a background thread."""
+    with app.engine.sync:
+        yield app.engine
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli.cli, list(args), env=env, catch_exceptions=False)
+
+
+def ok(app: App, *args: str, env: dict[str, str] | None = None) -> Result:
+    result = run_cli("--db", app.db, *args, env=env)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def fails(result: Result, fragment: str) -> str:
+    """Assert the one-line error contract and return the message."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    return lines[0]
+
+
+def start_waiting(app: App, worker: Engine, order: str = "ord-1") -> str:
+    run = json.loads(ok(app, "start", "refund", "--input", json.dumps([order]), "--json").stdout)
+    assert worker.sync.settle(run["id"], timeout=10).status == "waiting"
+    return str(run["id"])
+
+
+# starting runs ---------------------------------------------------------------------------
+
+
+def test_start_runs_a_workflow_known_to_the_database(app: App, worker: Engine) -> None:
+    out = ok(app, "start", "expense", "--input", '{"amount": 12, "who": "bo"}',
+             "--requested-by", "carol", "--run-id", "exp-1").stdout
+    assert re.fullmatch(r"started run exp-1 \(expense\): \w+\n", out)
+    assert worker.sync.result("exp-1", timeout=10) == {"amount": 12, "who": "bo"}
+    assert worker.sync.get_run("exp-1").requested_by == "carol"
+    # the same id again is the same run, not a second one
+    ok(app, "start", "expense", "--input", '{"amount": 12, "who": "bo"}', "--run-id", "exp-1")
+    assert len(worker.sync.list_runs(workflow="expense")) == 1
+
+
+def test_start_takes_an_array_as_positional_arguments(app: App, worker: Engine) -> None:
+    run = json.loads(ok(app, "start", "expense", "--input", "[7]", "--json").stdout)
+    assert run["workflow"] == "expense" and run["args"] == [7]
+    assert worker.sync.result(run["id"], timeout=10) == {"amount": 7, "who": "nobody"}
+
+
+def test_start_with_app_checks_its_registry_without_any_worker(app: App) -> None:
+    # a fresh database: no worker ever registered a workflow in it
+    fresh = f"sqlite:///{app.path / 'fresh.db'}"
+    result = run_cli("--db", fresh, "start", "expense", "--input", "[1]", "--app", app.ref)
+    assert result.exit_code == 0, result.output
+    runs = json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout)
+    assert [(r["workflow"], r["status"]) for r in runs] == [("expense", "pending")]
+    fails(run_cli("--db", fresh, "start", "expense"), "no workflow named 'expense'")
+    fails(run_cli("--db", fresh, "start", "nope", "--app", app.ref),
+          "has no workflow named 'nope' (known: expense, flaky, refund, waiter)")
+
+
+def test_start_refuses_unknown_workflows_and_bad_input(app: App, worker: Engine) -> None:
+    fails(run_cli("--db", app.db, "start", "nope"), "no workflow named 'nope'")
+    fails(run_cli("--db", app.db, "start", "expense", "--input", "{amount: 1}"),
+          "--input is not valid JSON")
+    fails(run_cli("--db", app.db, "start", "expense", "--input", "[NaN]"), "NaN")
+    fails(run_cli("--db", app.db, "start", "expense", "--input", '"text"'),
+          "--input must be a JSON object (keyword arguments) or array")
+    assert worker.sync.list_runs() == []
+
+
+# listing and showing ---------------------------------------------------------------------
+
+
+def test_runs_list_filters_and_prints_a_table(app: App, worker: Engine) -> None:
+    waiting = start_waiting(app, worker)
+    ok(app, "start", "expense", "--input", "[3]", "--run-id", "done-1")
+    worker.sync.result("done-1", timeout=10)
+    table = ok(app, "runs", "list").stdout
+    assert waiting in table and "done-1" in table and "approval:manager" in table
+    only = json.loads(ok(app, "runs", "list", "--status", "waiting", "--json").stdout)
+    assert [r["id"] for r in only] == [waiting]
+    by_wf = json.loads(ok(app, "runs", "list", "--workflow", "expense", "--json").stdout)
+    assert [r["id"] for r in by_wf] == ["done-1"]
+    assert len(json.loads(ok(app, "runs", "list", "--limit", "1", "--json").stdout)) == 1
+    assert ok(app, "runs", "list", "--status", "failed").stdout == "no runs\n"
+    fails(run_cli("--db", app.db, "runs", "list", "--status", "bogus"),
+          "unknown status 'bogus'; use one of: pending, running, waiting")
+
+
+def test_approvals_list_shows_pending_approvals(app: App, worker: Engine) -> None:
+    first = start_waiting(app, worker, "ord-1")
+    second = start_waiting(app, worker, "ord-22")
+    table = ok(app, "approvals", "list").stdout
+    for column in ("run", "workflow", "key", "round", "summary", "proposed", "requested",
+                   "deadline"):
+        assert column in table
+    assert first in table and second in table
+    assert "Refund [bold]45[/bold]" in table  # user text is shown as is, not as markup
+    rows = json.loads(ok(app, "approvals", "list", "--run", second, "--json").stdout)
+    assert [(a["run_id"], a["key"], a["proposed"]) for a in rows] == [
+        (second, "manager", {"amount": 46})]
+    assert ok(app, "approvals", "list", "--workflow", "expense").stdout == (
+        "no pending approvals\n")
+
+
+def test_runs_show_prints_fields_approvals_and_timeline(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    ok(app, "approve", run_id, "manager", "--by", "alice", "--reason", "fine")
+    assert worker.sync.result(run_id, timeout=10)["status"] == "approved"
+    out = ok(app, "runs", "show", run_id).stdout
+    assert "completed" in out and "approvals" in out and "timeline" in out
+    events = ["run_started", "step_completed", "approval_requested", "approval_decided",
+              "run_completed"]
+    positions = [out.index(event) for event in events]
+    assert positions == sorted(positions)
+    decided = next(line for line in out.splitlines() if "approval_decided" in line)
+    assert "alice" in decided and "status=approved" in decided and "reason=fine" in decided
+    shown = json.loads(ok(app, "runs", "show", run_id, "--json").stdout)
+    assert shown["run"]["status"] == "completed"
+    assert [e["type"] for e in shown["history"]] == events
+    assert shown["approvals"][0]["decided_by"] == "alice"
+
+
+def test_unknown_runs_are_one_line_errors(app: App, worker: Engine) -> None:
+    for args in (["runs", "show", "nope"], ["runs", "cancel", "nope"],
+                 ["runs", "retry", "nope"], ["approve", "nope", "manager"],
+                 ["signal", "nope", "docs"]):
+        fails(run_cli("--db", app.db, *args), "nope")
+
+
+# decisions -------------------------------------------------------------------------------
+
+
+def test_approve_then_conflicting_decision(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    out = ok(app, "approve", run_id, "manager", "--by", "alice").stdout
+    assert out == f"approved: approval 'manager' (round 1) of run {run_id} by alice\n"
+    assert worker.sync.result(run_id, timeout=10) == {
+        "status": "approved", "value": {"amount": 45}, "by": "alice"}
+    # the same decision again is acknowledged; a different one is refused
+    ok(app, "approve", run_id, "manager", "--by", "alice")
+    fails(run_cli("--db", app.db, "reject", run_id, "manager", "--by", "bob"),
+          "was already approved by alice; the first decision stands")
+
+
+def test_reject(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    decision = json.loads(ok(app, "reject", run_id, "manager", "--reason", "no", "--json").stdout)
+    assert decision["status"] == "rejected" and decision["reason"] == "no"
+    assert worker.sync.result(run_id, timeout=10)["status"] == "rejected"
+
+
+def test_edit_with_a_json_value(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    fails(run_cli("--db", app.db, "edit", run_id, "manager", "--value", "{amount: 1}"),
+          "--value is not valid JSON")
+    fails(run_cli("--db", app.db, "edit", run_id, "manager", "--value", '{"a": Infinity}'),
+          "Infinity")
+    missing = run_cli("--db", app.db, "edit", run_id, "manager")
+    assert missing.exit_code == 2 and "Missing option '--value'" in missing.stderr
+    ok(app, "edit", run_id, "manager", "--value", '{"amount": 10}', "--by", "bob")
+    assert worker.sync.result(run_id, timeout=10) == {
+        "status": "edited", "value": {"amount": 10}, "by": "bob"}
+
+
+def test_request_changes(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    out = ok(app, "request-changes", run_id, "manager", "--reason", "lower").stdout
+    assert out.startswith("changes_requested: approval 'manager'")
+    assert worker.sync.result(run_id, timeout=10)["status"] == "changes_requested"
+
+
+def test_unknown_key_is_a_one_line_error(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    fails(run_cli("--db", app.db, "approve", run_id, "cfo"),
+          f"run {run_id} has no approval 'cfo' (its approvals: 'manager')")
+
+
+def test_by_comes_from_the_environment(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    ok(app, "approve", run_id, "manager", env={"SIGNOFF_BY": "env-user"})
+    assert worker.sync.result(run_id, timeout=10)["by"] == "env-user"
+
+
+# signals, cancel, retry ------------------------------------------------------------------
+
+
+def test_signal_delivers_json_data(app: App, worker: Engine) -> None:
+    run = json.loads(ok(app, "start", "waiter", "--json").stdout)
+    fails(run_cli("--db", app.db, "signal", run["id"], "docs", "--data", "[1,"),
+          "--data is not valid JSON")
+    out = ok(app, "signal", run["id"], "docs", "--data", '{"pages": 3}', "--by", "dan").stdout
+    assert out == f"sent signal 'docs' to run {run['id']}\n"
+    assert worker.sync.result(run["id"], timeout=10) == {"pages": 3}
+    received = [e for e in worker.sync.history(run["id"]) if e.type == "signal_received"]
+    assert [(e.actor, e.data["name"]) for e in received] == [("dan", "docs")]
+
+
+def test_cancel(app: App, worker: Engine) -> None:
+    run_id = start_waiting(app, worker)
+    out = ok(app, "runs", "cancel", run_id, "--by", "eve", "--reason", "dup").stdout
+    assert out == f"cancelled run {run_id} (refund): cancelled\n"
+    event = worker.sync.history(run_id)[-1]
+    assert (event.type, event.actor, event.data) == ("run_cancelled", "eve", {"reason": "dup"})
+    fails(run_cli("--db", app.db, "runs", "cancel", run_id), run_id)
+    fails(run_cli("--db", app.db, "approve", run_id, "manager"), "has ended")
+
+
+def test_retry_resumes_a_failed_run(app: App, worker: Engine) -> None:
+    run = json.loads(ok(app, "start", "flaky", "--json").stdout)
+    assert worker.sync.settle(run["id"], timeout=10).status == "failed"
+    shown = ok(app, "runs", "show", run["id"]).stdout
+    assert "RuntimeError: the service is down" in shown and "step_failed" in shown
+    (app.path / "fixed").write_text("")
+    out = ok(app, "runs", "retry", run["id"], "--by", "ops").stdout
+    assert out.startswith(f"retrying run {run['id']} (flaky): ")
+    assert worker.sync.result(run["id"], timeout=10) == "ok"
+    fails(run_cli("--db", app.db, "runs", "retry", run["id"]), run["id"])
+
+
+# worker and APP --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ref", "fragment"), [
+    ("nomodule", 'APP must look like "module:engine"'),
+    ("no_such_module_xyz:engine", "cannot import 'no_such_module_xyz'"),
+    ("{app}:missing", "has no attribute 'missing'"),
+    ("{app}:not_an_engine", "is a int, not a signoff Engine"),
+    ("{app}_broken:engine", "_broken' failed: ZeroDivisionError"),
+    ("{app}_empty:engine", "has no workflows"),
+])
+def test_worker_app_that_does_not_import(app: App, ref: str, fragment: str) -> None:
+    (app.path / f"{app.name}_broken.py").write_text("x = 1 / 0\n")
+    (app.path / f"{app.name}_empty.py").write_text(EMPTY_APP)
+    try:
+        fails(run_cli("--db", app.db, "worker", ref.format(app=app.name)), fragment)
+    finally:
+        sys.modules.pop(f"{app.name}_empty", None)
+
+
+def test_worker_rejects_bad_durations(app: App) -> None:
+    fails(run_cli("worker", app.ref, "--lease", "soon"), "--lease='soon' is not a duration")
+    fails(run_cli("worker", app.ref, env={"SIGNOFF_WORKER_POLL_INTERVAL": "x"}),
+          "--poll-interval='x' is not a duration")
+    bad = run_cli("worker", app.ref, "--concurrency", "0")
+    assert bad.exit_code == 2 and "--concurrency" in bad.stderr
+
+
+def test_start_with_app_that_does_not_import(app: App) -> None:
+    fails(run_cli("--db", app.db, "start", "refund", "--app", "nope_mod:engine"),
+          "cannot import 'nope_mod'")
+
+
+# database and settings -------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    result = run_cli("--db", url, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(rf"{re.escape(url)}: schema version [1-9]\d*\n", result.stdout)
+    assert (tmp_path / "new.db").exists()
+
+
+def test_database_path_that_cannot_be_written(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
+    for args in (["db", "upgrade"], ["runs", "list"], ["approvals", "list"],
+                 ["approve", "r", "k"]):
+        fails(run_cli("--db", url, *args), "cannot open the SQLite database")
+    fails(run_cli("--db", "mysql://x", "runs", "list"), "unsupported database URL")
+
+
+def test_database_from_env_or_after_the_command(app: App, worker: Engine) -> None:
+    ok(app, "start", "expense", "--input", "[1]", "--run-id", "r1")
+    assert "r1" in run_cli("runs", "list", env={"SIGNOFF_DATABASE_URL": app.db}).stdout
+    assert "r1" in run_cli("runs", "list", "--db", app.db).stdout
+    assert "r1" not in run_cli("runs", "list").stdout  # default: ./signoff.db (chdir'd)
+    assert (app.path / "signoff.db").exists()
+
+
+def test_options_come_from_signoff_environment_variables(app: App, worker: Engine) -> None:
+    waiting = start_waiting(app, worker)
+    env = {"SIGNOFF_RUNS_LIST_STATUS": "waiting", "SIGNOFF_JSON": "1"}
+    runs = json.loads(ok(app, "runs", "list", env=env).stdout)
+    assert [r["id"] for r in runs] == [waiting]
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_cli("frobnicate").exit_code == 2
+    assert run_cli("runs", "list", "--limit", "zero").exit_code == 2
+    assert run_cli("approve", "only-run").exit_code == 2
+
+
+# documentation ---------------------------------------------------------------------------
+
+
+def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command, str]]:
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}".strip()
+        env_prefix = "SIGNOFF_" + path.replace(" ", "_").replace("-", "_").upper()
+        if isinstance(command, click.Group):
+            yield from _commands(command, path)
+        else:
+            yield path, command, env_prefix
+
+
+def _documented_names() -> list[tuple[str, str]]:
+    names: list[tuple[str, str]] = [("signoff", "SIGNOFF_DATABASE_URL")]
+    for path, command, env_prefix in _commands(cli.cli, ""):
+        names.append((path, f"signoff {path}"))
+        for param in command.params:
+            if not isinstance(param, click.Option):
+                if param.envvar:
+                    names.append((path, str(param.envvar)))
+                continue
+            names.append((path, max(param.opts, key=len)))
+            if param.envvar:
+                names.append((path, str(param.envvar)))
+            elif param.allow_from_autoenv and param.name != "help":
+                names.append((path, f"{env_prefix}_{param.name}".upper()))
+    return names
+
+
+def test_every_command_option_and_env_var_is_documented() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    missing = [f"{path}: {name}" for path, name in _documented_names() if name not in docs]
+    assert missing == []
+
+
+def test_main_is_the_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "runs" in capsys.readouterr().out

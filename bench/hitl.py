@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from signoff import Context, Engine, idempotency_key
@@ -80,6 +81,21 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def clients(k: int, fn: Callable[[Any], Awaitable[Any]], items: Iterable[Any]
+                  ) -> list[Any]:
+    """Call `fn` on every item with `k` calls in flight; results in item order."""
+    todo = list(enumerate(items))
+    out: list[Any] = [None] * len(todo)
+    feed = iter(todo)
+
+    async def client() -> None:
+        for i, item in feed:
+            out[i] = await fn(item)
+
+    await asyncio.gather(*(client() for _ in range(k)))
+    return out
+
+
 async def until_count(engine: Engine, status: str, n: int) -> None:
     while await engine.count_runs(status=status) < n:
         await asyncio.sleep(0.005)
@@ -88,28 +104,24 @@ async def until_count(engine: Engine, status: str, n: int) -> None:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     engine = build(args.db, args.concurrency)
     async with engine:
-        gate = asyncio.Semaphore(args.clients)
-
         async def start(i: int) -> str:
-            async with gate:
-                return (await engine.start("bench_refund", f"o{i}")).id
+            return (await engine.start("bench_refund", f"o{i}")).id
 
         async def decide(run_id: str) -> None:
-            async with gate:
-                await engine.approve(run_id, "manager", by="bench")
+            await engine.approve(run_id, "manager", by="bench")
 
         # Runs to waiting, in two halves: the second half's memory growth (after the
         # first half has warmed every cache and arena) is what a waiting run costs.
         half = args.n // 2
         cpu0 = cpu_seconds()
         t0 = time.perf_counter()
-        runs = await asyncio.gather(*(start(i) for i in range(half)))
+        runs = await clients(args.clients, start, range(half))
         await until_count(engine, "waiting", half)
         t_first = time.perf_counter() - t0
         gc.collect()
         rss_half = rss_bytes()
         t1 = time.perf_counter()
-        runs += await asyncio.gather(*(start(i) for i in range(half, args.n)))
+        runs += await clients(args.clients, start, range(half, args.n))
         await until_count(engine, "waiting", args.n)
         t_wait = t_first + time.perf_counter() - t1
         cpu_wait = cpu_seconds() - cpu0
@@ -118,12 +130,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
         cpu2 = cpu_seconds()
         t2 = time.perf_counter()
-        await asyncio.gather(*(decide(r) for r in runs))
+        await clients(args.clients, decide, runs)
         await until_count(engine, "completed", args.n)
         t_done = time.perf_counter() - t2
         cpu_done = cpu_seconds() - cpu2
 
-        sample = await asyncio.gather(*(start(i) for i in range(args.sample)))
+        sample = await clients(args.clients, start, range(args.n, args.n + args.sample))
         await until_count(engine, "waiting", args.sample)
         await asyncio.sleep(0.2)  # let the worker go idle
         latencies = []

@@ -8,6 +8,8 @@ Each method states its atomicity; all of them are safe to call from several proc
 from __future__ import annotations
 
 import abc
+import functools
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from signoff import errors, models
@@ -19,6 +21,11 @@ from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
 T = TypeVar("T")
 
 __all__ = ["Claim", "DecideOutcome", "LeaseLost", "Store", "WaitOutcome", "WaitRequest"]
+
+
+def _op(fn: Callable[..., Op[T]], *args: Any, **kw: Any) -> Callable[[], Op[T]]:
+    """A write operation as a factory, so a backend may run it again after a rollback."""
+    return functools.partial(fn, *args, **kw)
 
 
 class Store(abc.ABC):
@@ -36,8 +43,9 @@ class Store(abc.ABC):
         """Finish queued work and release connections."""
 
     @abc.abstractmethod
-    async def _write(self, op: Op[T]) -> T:
-        """Run `op` in one write transaction; roll back everything it did if it raises."""
+    async def _write(self, op: Callable[[], Op[T]]) -> T:
+        """Run the operation `op()` in one write transaction; roll back all it did if it
+        raises. `op` is a factory so that a backend may run it again after a rollback."""
 
     @abc.abstractmethod
     async def _read(self, op: Op[T]) -> T:
@@ -50,39 +58,38 @@ class Store(abc.ABC):
 
     async def create_run(self, **kw: Any) -> tuple[models.Run, Claim | None, bool]:
         """Insert a run and its `run_started` event atomically; idempotent on `run_id`."""
-        return await self._write(sql_runs.create_run(**kw))
+        return await self._write(_op(sql_runs.create_run, **kw))
 
     async def claim_runnable(self, **kw: Any) -> list[Claim]:
         """Lease runnable runs to one worker, bumping each run's fencing token."""
-        return await self._write(sql_runs.claim_runnable(**kw))
+        return await self._write(_op(sql_runs.claim_runnable, **kw))
 
     async def has_runnable(self, *, workflows: list[str], now: float) -> bool:
         return await self._read(sql_runs.has_runnable(workflows=workflows, now=now))
 
     async def heartbeat(self, *, owner: str, lease_until: float) -> int:
         """Extend every lease `owner` holds; returns how many."""
-        return await self._write(sql_runs.heartbeat(owner=owner, lease_until=lease_until))
+        return await self._write(_op(sql_runs.heartbeat, owner=owner, lease_until=lease_until))
 
     async def release(self, *, owner: str, run_ids: list[str], now: float) -> int:
         """Hand back held runs (on shutdown) so another worker may take them at once."""
-        return await self._write(sql_runs.release(owner=owner, run_ids=run_ids, now=now))
+        return await self._write(_op(sql_runs.release, owner=owner, run_ids=run_ids, now=now))
 
     async def record_step(self, **kw: Any) -> None:
         """Journal a step result under the fencing token; raises `LeaseLost` if stale."""
-        await self._write(sql_runs.record_step(**kw))
+        await self._write(_op(sql_runs.record_step, **kw))
 
     async def record_attempt_failure(self, **kw: Any) -> None:
-        await self._write(sql_runs.record_attempt_failure(**kw))
+        await self._write(_op(sql_runs.record_attempt_failure, **kw))
 
     async def finish_run(self, **kw: Any) -> None:
         """Complete or fail the run under the fencing token; raises `LeaseLost` if stale."""
-        await self._write(sql_runs.finish_run(**kw))
+        await self._write(_op(sql_runs.finish_run, **kw))
 
     async def cancel_run(self, *, run_id: str, by: str | None, reason: str | None,
                          now: float) -> models.Run:
         """Cancel the run and close its pending approvals, atomically."""
-        outcome, run = await self._write(
-            sql_runs.cancel_run(run_id=run_id, by=by, reason=reason, now=now)
+        outcome, run = await self._write(_op(sql_runs.cancel_run, run_id=run_id, by=by, reason=reason, now=now)
         )
         if outcome == "not_found":
             raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
@@ -96,8 +103,7 @@ class Store(abc.ABC):
     async def retry_run(self, *, run_id: str, by: str | None, now: float,
                         claim_for: str | None, lease_until: float) -> Claim | None:
         """Make a failed run runnable again, dropping its failed step's record."""
-        outcome, claim = await self._write(
-            sql_runs.retry_run(run_id=run_id, by=by, now=now, claim_for=claim_for,
+        outcome, claim = await self._write(_op(sql_runs.retry_run, run_id=run_id, by=by, now=now, claim_for=claim_for,
                                lease_until=lease_until)
         )
         if outcome == "not_found":
@@ -132,7 +138,7 @@ class Store(abc.ABC):
         return await self._read(sql_runs.get_history(run_id))
 
     async def register_workflows(self, names: list[str], now: float) -> None:
-        await self._write(sql_runs.register_workflows(names=names, now=now))
+        await self._write(_op(sql_runs.register_workflows, names=names, now=now))
 
     async def known_workflows(self) -> list[str]:
         return await self._read(sql_runs.known_workflows())
@@ -141,23 +147,23 @@ class Store(abc.ABC):
 
     async def open_wait(self, **kw: Any) -> WaitOutcome:
         """Park the run on a wait, or answer at once from a kept signal; one transaction."""
-        return await self._write(sql_waits.open_wait(**kw))
+        return await self._write(_op(sql_waits.open_wait, **kw))
 
     async def repark(self, **kw: Any) -> None:
-        await self._write(sql_waits.repark(**kw))
+        await self._write(_op(sql_waits.repark, **kw))
 
     async def decide(self, **kw: Any) -> DecideOutcome:
         """Record a decision if the approval is still pending (first writer wins) and wake
         the run; all in one transaction. Never raises for conflicts: see the outcome."""
-        return await self._write(sql_waits.decide(**kw))
+        return await self._write(_op(sql_waits.decide, **kw))
 
     async def send_signal(self, **kw: Any) -> tuple[str, Claim | None]:
         """Deliver a signal to the waiting run or keep it for later; one transaction."""
-        return await self._write(sql_waits.send_signal(**kw))
+        return await self._write(_op(sql_waits.send_signal, **kw))
 
     async def fire_timers(self, **kw: Any) -> list[Claim]:
         """Resolve due waits (expire, time out, wake) and make their runs runnable."""
-        return await self._write(sql_waits.fire_timers(**kw))
+        return await self._write(_op(sql_waits.fire_timers, **kw))
 
     async def next_wake_at(self) -> float | None:
         return await self._read(sql_waits.next_wake_at())

@@ -187,9 +187,12 @@ class PostgresStore(Store):
         )
         try:
             await pool.open(wait=True, timeout=self._pool_timeout)
-        except BaseException as exc:
+        except psycopg.Error as exc:
             await pool.close()
             raise _wrap(exc, "opening the connection pool") from exc
+        except BaseException:
+            await pool.close()
+            raise
         self._pool = pool
         if self._listeners:
             self._start_listening()
@@ -322,7 +325,10 @@ class PostgresStore(Store):
                 if not answered and _connection_lost(exc, conn):
                     raise _Retry() from exc
                 op.close()
-                raise _wrap(exc, "in a transaction") from exc
+                wrapped = _wrap(exc, "in a transaction")
+                if wrapped is exc:
+                    raise
+                raise wrapped from exc
             finally:
                 await cur.close()
         finally:

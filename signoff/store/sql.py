@@ -136,10 +136,13 @@ def row_to_entry(row: Sequence[Any]) -> JournalEntry:
     )
 
 
+dump_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def history(run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Query:
     return Query(
         "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",
-        (run_id, at, type_, actor, json.dumps(data, separators=(",", ":"))),
+        (run_id, at, type_, actor, dump_json(data)),
     )
 
 

@@ -15,6 +15,7 @@ parameters: `synchronous=full|normal` (default full: a commit survives power los
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 512
-_Item = tuple[Op[Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Item = tuple[Any, "asyncio.Future[Any]", asyncio.AbstractEventLoop]  # op or factory
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
@@ -63,7 +64,7 @@ class _Executor(threading.Thread):
         self._write = write
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
 
-    def submit(self, op: Op[T]) -> asyncio.Future[T]:
+    def submit(self, op: Op[T] | Callable[[], Op[T]]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((op, future, loop))
@@ -100,7 +101,7 @@ class _Executor(threading.Thread):
         if conn is not None:
             conn.close()
 
-    def enqueue(self, op: Op[Any], future: asyncio.Future[Any],
+    def enqueue(self, op: Any, future: asyncio.Future[Any],
                 loop: asyncio.AbstractEventLoop) -> None:
         self._queue.put((op, future, loop))
 
@@ -117,32 +118,56 @@ def run_reads(cur: sqlite3.Cursor, ops: list[Op[Any]]) -> list[tuple[bool, Any]]
     """Run read operations in one snapshot."""
     cur.execute("BEGIN")
     try:
-        return [_attempt(cur, op) for op in ops]
+        return [_attempt(cur, _start(op)) for op in ops]
     finally:
         cur.execute("COMMIT")
 
 
 def run_writes(conn: sqlite3.Connection, cur: sqlite3.Cursor,
-               ops: list[Op[Any]]) -> list[tuple[bool, Any]]:
-    """Run write operations in the transaction just begun, each in a savepoint, and commit."""
-    if len(ops) == 1:
-        ok, value = _attempt(cur, ops[0])
+               items: list[Any]) -> list[tuple[bool, Any]]:
+    """Run write operations in the transaction just begun and commit.
+
+    Operations run back to back; only if one raises is the batch rolled back to its
+    start and run again with a savepoint around each, so that the failing one alone is
+    undone. (Items are operation factories; a bare generator cannot run twice and
+    always gets its own savepoint.)
+    """
+    if len(items) == 1:
+        ok, value = _attempt(cur, _start(items[0]))
         cur.execute("COMMIT" if ok else "ROLLBACK")
         return [(ok, value)]
-    outcomes = []
-    for op in ops:
-        cur.execute("SAVEPOINT op")
-        ok, value = _attempt(cur, op)
-        if not ok:
-            cur.execute("ROLLBACK TO op")
-        cur.execute("RELEASE op")
-        outcomes.append((ok, value))
+    outcomes: list[tuple[bool, Any]] = []
     try:
+        if not any(inspect.isgenerator(item) for item in items):
+            cur.execute("SAVEPOINT batch")
+            for item in items:
+                ok, value = _attempt(cur, item())
+                if not ok:
+                    cur.execute("ROLLBACK TO batch")
+                    outcomes = []
+                    break
+                outcomes.append((ok, value))
+            cur.execute("RELEASE batch")
+        if len(outcomes) != len(items):
+            outcomes = [_in_savepoint(cur, item) for item in items]
         cur.execute("COMMIT")
     except BaseException:
         conn.rollback()
         raise
     return outcomes
+
+
+def _in_savepoint(cur: sqlite3.Cursor, item: Any) -> tuple[bool, Any]:
+    cur.execute("SAVEPOINT op")
+    ok, value = _attempt(cur, _start(item))
+    if not ok:
+        cur.execute("ROLLBACK TO op")
+    cur.execute("RELEASE op")
+    return ok, value
+
+
+def _start(item: Any) -> Op[Any]:
+    return item if inspect.isgenerator(item) else item()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -163,10 +188,10 @@ class _Inline:
         self._fallback = fallback
         self._write = write
         self._lock = threading.Lock()
-        self._pending: list[tuple[Op[Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(self, op: Op[T]) -> asyncio.Future[T]:
+    def submit(self, op: Op[T] | Callable[[], Op[T]]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if self._loop is None:
@@ -204,7 +229,7 @@ class _Inline:
                     outcomes = run_writes(self._conn, cur, ops)
                 else:
                     try:
-                        outcomes = [_attempt(cur, op) for op in ops]
+                        outcomes = [_attempt(cur, _start(op)) for op in ops]
                     finally:
                         cur.execute("COMMIT")
             except BaseException as exc:
@@ -338,7 +363,7 @@ class SQLiteStore(Store):
             self._writer = self._reader = None
             self._inline_writer = self._inline_reader = None
 
-    async def _write(self, op: Op[T]) -> T:
+    async def _write(self, op: Callable[[], Op[T]]) -> T:
         if self._inline_writer is None:
             await self.open()
             assert self._inline_writer is not None

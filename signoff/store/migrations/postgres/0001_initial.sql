@@ -77,3 +77,6 @@ CREATE TABLE workflows (
     name TEXT PRIMARY KEY,
     seen_at DOUBLE PRECISION NOT NULL
 );
+CREATE FUNCTION signoff_notify_runnable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('signoff_wakeup', NEW.workflow); RETURN NULL; END $$;
+CREATE TRIGGER runs_runnable_inserted AFTER INSERT ON runs FOR EACH ROW WHEN (NEW.status = 'pending') EXECUTE FUNCTION signoff_notify_runnable();
+CREATE TRIGGER runs_runnable_updated AFTER UPDATE OF status ON runs FOR EACH ROW WHEN (NEW.status = 'pending' AND OLD.status <> 'pending') EXECUTE FUNCTION signoff_notify_runnable();

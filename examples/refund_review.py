@@ -154,7 +154,8 @@ async def demo(eng: Engine, ticket_id: str = "T-1042") -> dict[str, Any]:
 
     console = Console()
     console.rule("[bold]signoff: refund review")
-    console.print(f"database [cyan]{eng.url}[/]   ledger [cyan]{LEDGER}[/]\n")
+    console.print(f"database [cyan]{eng.url}[/]")
+    console.print(f"ledger   [cyan]{LEDGER}[/] (where refunds are paid)\n")
     async with eng:
         run = await eng.start(refund_review, ticket_id, requested_by="support-bot")
         console.print(f"[bold]1. started[/] run [cyan]{run.id}[/] for ticket {ticket_id}")

@@ -20,8 +20,8 @@ import resource
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from signoff import Context, Engine, idempotency_key
@@ -81,8 +81,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def clients(k: int, fn: Callable[[Any], Awaitable[Any]], items: Iterable[Any]
-                  ) -> list[Any]:
+async def clients(k: int, fn: Callable[[Any], Awaitable[Any]], items: Iterable[Any]) -> list[Any]:
     """Call `fn` on every item with `k` calls in flight; results in item order."""
     todo = list(enumerate(items))
     out: list[Any] = [None] * len(todo)
@@ -104,6 +103,7 @@ async def until_count(engine: Engine, status: str, n: int) -> None:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     engine = build(args.db, args.concurrency)
     async with engine:
+
         async def start(i: int) -> str:
             return (await engine.start("bench_refund", f"o{i}")).id
 

@@ -34,11 +34,11 @@ _current_step: ContextVar[int] = ContextVar("signoff_step")
 _MAX_KEY = 200
 
 
-class Suspended(BaseException):  # noqa: N818 - control flow, not an error
+class Suspended(BaseException):
     """The run parked on a wait. A BaseException so `except Exception` cannot swallow it."""
 
 
-class Abandoned(BaseException):  # noqa: N818 - control flow, not an error
+class Abandoned(BaseException):
     """This execution lost the run (lease expired, run cancelled); stop without writing."""
 
 
@@ -107,16 +107,33 @@ class Context:
     # steps ---------------------------------------------------------------------------
 
     @typing.overload
-    async def step(self, fn: Callable[..., Awaitable[T]], *args: Any, name: str | None = None,
-                   retry: models.RetryPolicy | None = None, **kwargs: Any) -> T: ...
+    async def step(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        name: str | None = None,
+        retry: models.RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> T: ...
 
     @typing.overload
-    async def step(self, fn: Callable[..., T], *args: Any, name: str | None = None,
-                   retry: models.RetryPolicy | None = None, **kwargs: Any) -> T: ...
+    async def step(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        name: str | None = None,
+        retry: models.RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> T: ...
 
-    async def step(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any,
-                   name: str | None = None, retry: models.RetryPolicy | None = None,
-                   **kwargs: Any) -> T:
+    async def step(
+        self,
+        fn: Callable[..., Awaitable[T]] | Callable[..., T],
+        *args: Any,
+        name: str | None = None,
+        retry: models.RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> T:
         """Run `fn(*args, **kwargs)` once and journal its result; on replay return the
         recorded result. `fn` may be sync (run in a thread) or async. A failure is retried
         per `retry` (default: the engine's policy) and then raised as `StepError`."""
@@ -141,19 +158,25 @@ class Context:
                     await self._exec.attempt_failed(seq, step_name, attempt, info, delay)
                     await asyncio.sleep(delay)
                     continue
-                failed = JournalEntry(seq=seq, kind=EntryKind.STEP, name=step_name,
-                                      status=EntryStatus.FAILED,
-                                      error=serialization.dumps(info, "step error"))
+                failed = JournalEntry(
+                    seq=seq,
+                    kind=EntryKind.STEP,
+                    name=step_name,
+                    status=EntryStatus.FAILED,
+                    error=serialization.dumps(info, "step error"),
+                )
                 await self._write_step(failed, attempt)
                 raise self._step_error(step_name, info, attempt) from exc
         text = serialization.dumps(value, where=f"the result of step {step_name!r}")
-        done = JournalEntry(seq=seq, kind=EntryKind.STEP, name=step_name,
-                            status=EntryStatus.DONE, result=text)
+        done = JournalEntry(
+            seq=seq, kind=EntryKind.STEP, name=step_name, status=EntryStatus.DONE, result=text
+        )
         await self._write_step(done, attempt)
         return serialization.revive(serialization.loads(text), rtype)  # type: ignore[no-any-return]
 
-    async def _call(self, seq: int, fn: Callable[..., Any], args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> Any:
+    async def _call(
+        self, seq: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         token = _current_step.set(seq)
         try:
             if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -171,8 +194,9 @@ class Context:
         await self._exec.write_step(entry, attempts, self._take_pending())
         self._cursor.remember(entry)
 
-    def _step_error(self, name: str, info: dict[str, Any], attempts: int | None = None
-                    ) -> errors.StepError:
+    def _step_error(
+        self, name: str, info: dict[str, Any], attempts: int | None = None
+    ) -> errors.StepError:
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         return errors.StepError(
             f"step {name!r} failed{tries}: {info.get('type')}: {info.get('message')}",
@@ -185,8 +209,14 @@ class Context:
 
     # waits ---------------------------------------------------------------------------
 
-    async def approval(self, key: str, *, summary: str = "", proposed: Any = None,
-                       timeout: durations.Duration | None = None) -> models.Decision:
+    async def approval(
+        self,
+        key: str,
+        *,
+        summary: str = "",
+        proposed: Any = None,
+        timeout: durations.Duration | None = None,
+    ) -> models.Decision:
         """Ask a person to decide; pause until they do (or `timeout` passes: the decision
         then has status `expired`). `key` names the request, unique within the run."""
         self._check_key(key, "approval key")
@@ -198,8 +228,7 @@ class Context:
         result = await self._wait(EntryKind.APPROVAL, key, seconds, summary, proposed_json)
         return models.Decision.from_json(serialization.loads(result))
 
-    async def wait_for_signal(self, name: str, *,
-                              timeout: durations.Duration | None = None) -> Any:
+    async def wait_for_signal(self, name: str, *, timeout: durations.Duration | None = None) -> Any:
         """Pause until a signal `name` is sent to this run and return its data. A signal
         sent earlier was kept and is returned at once. Raises `WaitTimeout` after `timeout`."""
         self._check_key(name, "signal name")
@@ -216,8 +245,14 @@ class Context:
         seconds = durations.to_seconds(duration, "duration")
         await self._wait(EntryKind.SLEEP, "sleep", seconds)
 
-    async def _wait(self, kind: EntryKind, name: str, seconds: float | None,
-                    summary: str = "", proposed_json: str | None = None) -> str:
+    async def _wait(
+        self,
+        kind: EntryKind,
+        name: str,
+        seconds: float | None,
+        summary: str = "",
+        proposed_json: str | None = None,
+    ) -> str:
         seq, entry = self._advance(kind, name)
         if entry is not None and entry.status is EntryStatus.DONE:
             return entry.result or "null"
@@ -226,20 +261,27 @@ class Context:
             raise Suspended
         deadline = None if seconds is None else self._exec.clock.time() + seconds
         outcome = await self._exec.open_wait(
-            kind=kind, seq=seq, name=name, deadline=deadline, summary=summary,
-            proposed_json=proposed_json, extra=self._take_pending(),
+            kind=kind,
+            seq=seq,
+            name=name,
+            deadline=deadline,
+            summary=summary,
+            proposed_json=proposed_json,
+            extra=self._take_pending(),
         )
         if outcome.problem == "duplicate_key":
             raise errors.DuplicateApprovalKey(
                 f"run {self.run_id} already has an approval {name!r} ({outcome.detail}); "
                 "keys are unique within a run: use another key, or request changes to "
                 "open a new round under the same key",
-                run_id=self.run_id, key=name,
+                run_id=self.run_id,
+                key=name,
             )
         if outcome.resolved:
             result = outcome.result or "null"
-            self._cursor.remember(JournalEntry(seq=seq, kind=kind, name=name,
-                                               status=EntryStatus.DONE, result=result))
+            self._cursor.remember(
+                JournalEntry(seq=seq, kind=kind, name=name, status=EntryStatus.DONE, result=result)
+            )
             return result
         raise Suspended
 
@@ -252,8 +294,9 @@ class Context:
             ts = float(serialization.loads(entry.result))
         else:
             ts = self._exec.clock.time()
-            reading = JournalEntry(seq=seq, kind=EntryKind.NOW, name="now",
-                                   status=EntryStatus.DONE, result=repr(ts))
+            reading = JournalEntry(
+                seq=seq, kind=EntryKind.NOW, name="now", status=EntryStatus.DONE, result=repr(ts)
+            )
             self._pending.append(reading)
             self._cursor.remember(reading)
         at = models.from_timestamp(ts)

@@ -1,4 +1,4 @@
-"""Durations as users write them: a `timedelta`, seconds, or text like "30s", "4h", "1h30m", "7d"."""
+"""Durations as users write them: a `timedelta`, seconds, or "30s", "4h", "1h30m", "7d"."""
 
 from __future__ import annotations
 
@@ -41,7 +41,6 @@ def _parse(text: str, what: str) -> float:
         pos = match.end()
     if not text or pos != len(text):
         raise errors.InvalidDuration(
-            f"{what}={text!r} is not a duration; write it like '30s', '15m', '4h', '7d' "
-            "or '1h30m'"
+            f"{what}={text!r} is not a duration; write it like '30s', '15m', '4h', '7d' or '1h30m'"
         )
     return total

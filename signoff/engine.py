@@ -46,10 +46,16 @@ class Engine:
     once in this process. `default_retry`: retry policy of steps that name none.
     """
 
-    def __init__(self, url: str = "sqlite:///signoff.db", *, clock: clock.Clock | None = None,
-                 lease: durations.Duration = "30s", poll_interval: durations.Duration = 0.05,
-                 concurrency: int = 256,
-                 default_retry: models.RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "sqlite:///signoff.db",
+        *,
+        clock: clock.Clock | None = None,
+        lease: durations.Duration = "30s",
+        poll_interval: durations.Duration = 0.05,
+        concurrency: int = 256,
+        default_retry: models.RetryPolicy | None = None,
+    ) -> None:
         from signoff.clock import SystemClock
 
         self.url = url
@@ -113,11 +119,17 @@ class Engine:
         if self._worker is not None:
             return
         await self.open()
-        settings = runner.Settings(owner=worker.new_worker_id(), lease=self._lease,
-                                   default_retry=self._default_retry)
+        settings = runner.Settings(
+            owner=worker.new_worker_id(), lease=self._lease, default_retry=self._default_retry
+        )
         self._worker = worker.Worker(
-            store=self.store, clock_=self.clock, registry=self._registry, settings=settings,
-            concurrency=self._concurrency, poll_interval=self._poll, on_settled=self._settled,
+            store=self.store,
+            clock_=self.clock,
+            registry=self._registry,
+            settings=settings,
+            concurrency=self._concurrency,
+            poll_interval=self._poll,
+            on_settled=self._settled,
         )
         await self._worker.start()
 
@@ -150,14 +162,13 @@ class Engine:
             return None, 0.0
         return w.id, w.lease_until
 
-    def _hand_off(self, claim: Claim | None) -> None:
-        if claim is None:
+    async def _hand_off(self, claim: Claim | None, owner: str | None) -> None:
+        if claim is None or owner is None:
             return
-        if self._worker is not None and self._worker.handles(claim.run.workflow):
+        if self._worker is not None and self._worker.id == owner:
             self._worker.submit(claim)
-        else:  # claimed for a worker that just stopped: let anyone take it
-            asyncio.ensure_future(self.store.release(
-                owner=self._claimer()[0] or "", run_ids=[claim.run.id], now=self.clock.time()))
+        else:  # claimed for a worker that stopped meanwhile: let any worker take it
+            await self.store.release(owner=owner, run_ids=[claim.run.id], now=self.clock.time())
 
     def _settled(self, run_id: str, outcome: str) -> None:
         for future in self._waiters.pop(run_id, []):
@@ -166,9 +177,14 @@ class Engine:
 
     # runs ----------------------------------------------------------------------------
 
-    async def start(self, workflow: Callable[..., Any] | str, *args: Any,
-                    run_id: str | None = None, requested_by: str | None = None,
-                    **kwargs: Any) -> models.Run:
+    async def start(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        run_id: str | None = None,
+        requested_by: str | None = None,
+        **kwargs: Any,
+    ) -> models.Run:
         """Start a run of `workflow` (the function or its name) with these arguments.
 
         `run_id` makes the start idempotent: starting again with the same id returns the
@@ -182,36 +198,49 @@ class Engine:
                 raise errors.WorkflowNotFound(
                     f"no workflow named {name!r} (known: {listed})", workflow=name
                 )
-        input_json = serialization.dumps({"args": list(args), "kwargs": kwargs},
-                                         where=f"the input of {name!r}")
+        input_json = serialization.dumps(
+            {"args": list(args), "kwargs": kwargs}, where=f"the input of {name!r}"
+        )
         if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 200):
             raise errors.InvalidArgument("run_id must be a non-empty string of <= 200 chars")
         owner, lease_until = self._claimer(name)
         run, claim, created = await self.store.create_run(
-            run_id=run_id or uuid.uuid4().hex, workflow=name, input_json=input_json,
-            requested_by=requested_by, now=self.clock.time(), claim_for=owner,
+            run_id=run_id or uuid.uuid4().hex,
+            workflow=name,
+            input_json=input_json,
+            requested_by=requested_by,
+            now=self.clock.time(),
+            claim_for=owner,
             lease_until=lease_until,
         )
-        if not created and (run.workflow != name or serialization.dumps(
-                {"args": run.args, "kwargs": run.kwargs}) != input_json):
+        if not created and (
+            run.workflow != name
+            or serialization.dumps({"args": run.args, "kwargs": run.kwargs}) != input_json
+        ):
             raise errors.InvalidRunState(
                 f"a run with id {run_id!r} already exists with a different workflow or input",
                 run_id=run_id,
             )
-        self._hand_off(claim)
+        await self._hand_off(claim, owner)
         return run
 
     async def get_run(self, run_id: str) -> models.Run:
         return await self.store.get_run(run_id)
 
-    async def list_runs(self, *, status: models.RunStatus | str | None = None,
-                        workflow: str | None = None, limit: int = 100) -> list[models.Run]:
+    async def list_runs(
+        self,
+        *,
+        status: models.RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> list[models.Run]:
         """Runs, newest first, optionally filtered by status and workflow name."""
         status = None if status is None else _run_status(status)
         return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
 
-    async def count_runs(self, *, status: models.RunStatus | str | None = None,
-                         workflow: str | None = None) -> int:
+    async def count_runs(
+        self, *, status: models.RunStatus | str | None = None, workflow: str | None = None
+    ) -> int:
         """How many runs there are, optionally only those with this status or workflow."""
         status = None if status is None else _run_status(status)
         return await self.store.count_runs(status=status, workflow=workflow)
@@ -221,20 +250,23 @@ class Engine:
         await self.store.get_run(run_id)
         return await self.store.history(run_id)
 
-    async def cancel(self, run_id: str, *, by: str | None = None,
-                     reason: str | None = None) -> models.Run:
+    async def cancel(
+        self, run_id: str, *, by: str | None = None, reason: str | None = None
+    ) -> models.Run:
         """Cancel an unfinished run; its pending approvals close. A step executing right
         now finishes, but its result is not recorded and the run goes no further."""
-        return await self.store.cancel_run(run_id=run_id, by=by, reason=reason,
-                                           now=self.clock.time())
+        return await self.store.cancel_run(
+            run_id=run_id, by=by, reason=reason, now=self.clock.time()
+        )
 
     async def retry(self, run_id: str, *, by: str | None = None) -> models.Run:
         """Resume a failed run from where it failed; recorded steps are not redone."""
         run = await self.store.get_run(run_id)
         owner, lease_until = self._claimer(run.workflow)
-        claim = await self.store.retry_run(run_id=run_id, by=by, now=self.clock.time(),
-                                           claim_for=owner, lease_until=lease_until)
-        self._hand_off(claim)
+        claim = await self.store.retry_run(
+            run_id=run_id, by=by, now=self.clock.time(), claim_for=owner, lease_until=lease_until
+        )
+        await self._hand_off(claim, owner)
         return await self.store.get_run(run_id)
 
     async def settle(self, run_id: str, *, timeout: float | None = 30.0) -> models.Run:
@@ -249,13 +281,16 @@ class Engine:
             error = run.error or {}
             raise errors.RunFailed(
                 f"run {run_id} failed: {error.get('type')}: {error.get('message')}",
-                run_id=run_id, error=error)
+                run_id=run_id,
+                error=error,
+            )
         if run.status is models.RunStatus.CANCELLED:
             raise errors.RunCancelled(f"run {run_id} was cancelled", run_id=run_id)
         return run.result
 
-    async def _await_status(self, run_id: str, wanted: tuple[models.RunStatus, ...],
-                            timeout: float | None) -> models.Run:
+    async def _await_status(
+        self, run_id: str, wanted: tuple[models.RunStatus, ...], timeout: float | None
+    ) -> models.Run:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         # Local executions notify at once; reading again covers other processes, less
@@ -286,31 +321,41 @@ class Engine:
 
     # decisions -----------------------------------------------------------------------
 
-    async def approve(self, run_id: str, key: str, *, by: str | None = None,
-                      reason: str | None = None) -> models.Decision:
+    async def approve(
+        self, run_id: str, key: str, *, by: str | None = None, reason: str | None = None
+    ) -> models.Decision:
         """Approve the proposed value. Repeating the same decision returns it again."""
         return await self._decide(run_id, key, models.DecisionStatus.APPROVED, None, by, reason)
 
-    async def reject(self, run_id: str, key: str, *, by: str | None = None,
-                     reason: str | None = None) -> models.Decision:
+    async def reject(
+        self, run_id: str, key: str, *, by: str | None = None, reason: str | None = None
+    ) -> models.Decision:
         return await self._decide(run_id, key, models.DecisionStatus.REJECTED, None, by, reason)
 
-    async def edit(self, run_id: str, key: str, value: Any, *, by: str | None = None,
-                   reason: str | None = None) -> models.Decision:
+    async def edit(
+        self, run_id: str, key: str, value: Any, *, by: str | None = None, reason: str | None = None
+    ) -> models.Decision:
         """Approve with a changed value; the decision keeps the original as `original`."""
         value_json = serialization.dumps(value, where="the edited value")
-        return await self._decide(run_id, key, models.DecisionStatus.EDITED, value_json, by,
-                                  reason)
+        return await self._decide(run_id, key, models.DecisionStatus.EDITED, value_json, by, reason)
 
-    async def request_changes(self, run_id: str, key: str, *, by: str | None = None,
-                              reason: str | None = None) -> models.Decision:
+    async def request_changes(
+        self, run_id: str, key: str, *, by: str | None = None, reason: str | None = None
+    ) -> models.Decision:
         """Send the request back; the workflow may revise and ask again under the same key."""
-        return await self._decide(run_id, key, models.DecisionStatus.CHANGES_REQUESTED, None,
-                                  by, reason)
+        return await self._decide(
+            run_id, key, models.DecisionStatus.CHANGES_REQUESTED, None, by, reason
+        )
 
-    async def _decide(self, run_id: str, key: str, status: models.DecisionStatus,
-                      value_json: str | None, by: str | None,
-                      reason: str | None) -> models.Decision:
+    async def _decide(
+        self,
+        run_id: str,
+        key: str,
+        status: models.DecisionStatus,
+        value_json: str | None,
+        by: str | None,
+        reason: str | None,
+    ) -> models.Decision:
         for text, what in ((by, "by"), (reason, "reason")):
             if text is not None:
                 serialization.to_jsonable(text, what)
@@ -323,19 +368,33 @@ class Engine:
                 outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
         return _decision_or_raise(outcome, run_id, key)
 
-    async def _decide_once(self, run_id: str, key: str, status: models.DecisionStatus,
-                           value_json: str | None, by: str | None,
-                           reason: str | None) -> DecideOutcome:
+    async def _decide_once(
+        self,
+        run_id: str,
+        key: str,
+        status: models.DecisionStatus,
+        value_json: str | None,
+        by: str | None,
+        reason: str | None,
+    ) -> DecideOutcome:
         owner, lease_until = self._claimer()
         outcome = await self.store.decide(
-            run_id=run_id, key=key, status=status, value_json=value_json, by=by, reason=reason,
-            now=self.clock.time(), claim_for=owner, lease_until=lease_until,
+            run_id=run_id,
+            key=key,
+            status=status,
+            value_json=value_json,
+            by=by,
+            reason=reason,
+            now=self.clock.time(),
+            claim_for=owner,
+            lease_until=lease_until,
         )
-        self._hand_off(outcome.claim)
+        await self._hand_off(outcome.claim, owner)
         return outcome
 
-    async def pending_approvals(self, *, workflow: str | None = None, run_id: str | None = None,
-                                limit: int = 100) -> list[models.Approval]:
+    async def pending_approvals(
+        self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[models.Approval]:
         """Approvals waiting for a decision, oldest first."""
         return await self.store.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
 
@@ -346,23 +405,30 @@ class Engine:
 
     # signals -------------------------------------------------------------------------
 
-    async def signal(self, run_id: str, name: str, data: Any = None, *,
-                     by: str | None = None) -> None:
+    async def signal(
+        self, run_id: str, name: str, data: Any = None, *, by: str | None = None
+    ) -> None:
         """Send `data` to the run under `name`; kept until the run waits for it."""
         if not isinstance(name, str) or not name:
             raise errors.InvalidArgument("signal name must be a non-empty string")
         payload = serialization.dumps(data, where=f"the data of signal {name!r}")
         owner, lease_until = self._claimer()
         outcome, claim = await self.store.send_signal(
-            run_id=run_id, name=name, payload_json=payload, by=by, now=self.clock.time(),
-            claim_for=owner, lease_until=lease_until,
+            run_id=run_id,
+            name=name,
+            payload_json=payload,
+            by=by,
+            now=self.clock.time(),
+            claim_for=owner,
+            lease_until=lease_until,
         )
         if outcome == "run_not_found":
             raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
         if outcome in ("completed", "failed", "cancelled"):
             raise errors.InvalidRunState(
-                f"run {run_id} is {outcome}; it takes no more signals", run_id=run_id)
-        self._hand_off(claim)
+                f"run {run_id} is {outcome}; it takes no more signals", run_id=run_id
+            )
+        await self._hand_off(claim, owner)
 
 
 def _run_status(status: models.RunStatus | str) -> models.RunStatus:
@@ -382,18 +448,27 @@ def _decision_or_raise(outcome: DecideOutcome, run_id: str, key: str) -> models.
     if kind == "approval_not_found":
         keys = ", ".join(repr(k) for k in outcome.pending_keys) or "none"
         raise errors.ApprovalNotFound(
-            f"run {run_id} has no approval {key!r} (its approvals: {keys})",
-            run_id=run_id, key=key)
+            f"run {run_id} has no approval {key!r} (its approvals: {keys})", run_id=run_id, key=key
+        )
     if kind == "expired":
         raise errors.ApprovalExpired(
             f"approval {key!r} of run {run_id} expired before this decision",
-            run_id=run_id, key=key, decision=decision)
+            run_id=run_id,
+            key=key,
+            decision=decision,
+        )
     if kind == "closed":
         raise errors.ApprovalClosed(
             f"run {run_id} has ended; approval {key!r} can no longer be decided",
-            run_id=run_id, key=key, decision=decision)
+            run_id=run_id,
+            key=key,
+            decision=decision,
+        )
     assert decision is not None
     raise errors.DecisionConflict(
         f"approval {key!r} of run {run_id} was already {decision.status}"
         f"{' by ' + decision.by if decision.by else ''}; the first decision stands",
-        run_id=run_id, key=key, decision=decision)
+        run_id=run_id,
+        key=key,
+        decision=decision,
+    )

@@ -64,8 +64,7 @@ class Settings:
 class Execution:
     """One attempt at running a claimed run; the context writes through it."""
 
-    def __init__(self, claim: Claim, store: Store, clock_: clock.Clock, settings: Settings
-                 ) -> None:
+    def __init__(self, claim: Claim, store: Store, clock_: clock.Clock, settings: Settings) -> None:
         self.run_id = claim.run.id
         self.workflow = claim.run.workflow
         self.fence = claim.fence
@@ -79,44 +78,96 @@ class Execution:
         except LeaseLost:
             raise Abandoned from None
 
-    async def write_step(self, entry: JournalEntry, attempts: int,
-                         extra: list[JournalEntry]) -> None:
-        await self._guard(self.store.record_step(
-            run_id=self.run_id, fence=self.fence, entry=entry, attempts=attempts, extra=extra,
-            now=self.clock.time(),
-        ))
+    async def write_step(
+        self, entry: JournalEntry, attempts: int, extra: list[JournalEntry]
+    ) -> None:
+        await self._guard(
+            self.store.record_step(
+                run_id=self.run_id,
+                fence=self.fence,
+                entry=entry,
+                attempts=attempts,
+                extra=extra,
+                now=self.clock.time(),
+            )
+        )
 
-    async def attempt_failed(self, seq: int, name: str, attempt: int, info: dict[str, Any],
-                             retry_in: float) -> None:
-        await self._guard(self.store.record_attempt_failure(
-            run_id=self.run_id, fence=self.fence, seq=seq, name=name, attempt=attempt,
-            error=info, retry_in=retry_in, now=self.clock.time(),
-        ))
+    async def attempt_failed(
+        self, seq: int, name: str, attempt: int, info: dict[str, Any], retry_in: float
+    ) -> None:
+        await self._guard(
+            self.store.record_attempt_failure(
+                run_id=self.run_id,
+                fence=self.fence,
+                seq=seq,
+                name=name,
+                attempt=attempt,
+                error=info,
+                retry_in=retry_in,
+                now=self.clock.time(),
+            )
+        )
 
-    async def open_wait(self, *, kind: EntryKind, seq: int, name: str, deadline: float | None,
-                        summary: str, proposed_json: str | None,
-                        extra: list[JournalEntry]) -> WaitOutcome:
-        wait = WaitRequest(kind=kind, seq=seq, name=name, deadline=deadline, summary=summary,
-                           proposed_json=proposed_json)
-        outcome: WaitOutcome = await self._guard(self.store.open_wait(
-            run_id=self.run_id, fence=self.fence, wait=wait, extra=extra, now=self.clock.time(),
-        ))
+    async def open_wait(
+        self,
+        *,
+        kind: EntryKind,
+        seq: int,
+        name: str,
+        deadline: float | None,
+        summary: str,
+        proposed_json: str | None,
+        extra: list[JournalEntry],
+    ) -> WaitOutcome:
+        wait = WaitRequest(
+            kind=kind,
+            seq=seq,
+            name=name,
+            deadline=deadline,
+            summary=summary,
+            proposed_json=proposed_json,
+        )
+        outcome: WaitOutcome = await self._guard(
+            self.store.open_wait(
+                run_id=self.run_id,
+                fence=self.fence,
+                wait=wait,
+                extra=extra,
+                now=self.clock.time(),
+            )
+        )
         return outcome
 
     async def repark(self, seq: int, extra: list[JournalEntry]) -> None:
-        await self._guard(self.store.repark(
-            run_id=self.run_id, fence=self.fence, seq=seq, extra=extra, now=self.clock.time()))
+        await self._guard(
+            self.store.repark(
+                run_id=self.run_id, fence=self.fence, seq=seq, extra=extra, now=self.clock.time()
+            )
+        )
 
-    async def finish(self, status: str, result_json: str | None,
-                     error: dict[str, Any] | None, extra: list[JournalEntry]) -> None:
-        await self._guard(self.store.finish_run(
-            run_id=self.run_id, fence=self.fence, status=status, result_json=result_json,
-            error=error, extra=extra, now=self.clock.time(),
-        ))
+    async def finish(
+        self,
+        status: str,
+        result_json: str | None,
+        error: dict[str, Any] | None,
+        extra: list[JournalEntry],
+    ) -> None:
+        await self._guard(
+            self.store.finish_run(
+                run_id=self.run_id,
+                fence=self.fence,
+                status=status,
+                result_json=result_json,
+                error=error,
+                extra=extra,
+                now=self.clock.time(),
+            )
+        )
 
 
-async def execute(claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clock,
-                  settings: Settings) -> str:
+async def execute(
+    claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clock, settings: Settings
+) -> str:
     """Run the workflow for `claim` until it parks or ends. Returns what happened:
     "waiting", "completed", "failed" or "abandoned"."""
     execution = Execution(claim, store, clock_, settings)
@@ -130,8 +181,9 @@ async def execute(claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clo
                 raise ctx.fatal
             left = ctx.unreplayed()
             if left is not None:
-                raise mismatch(ctx.run_id, left.seq, f"{left.kind} {left.name!r}",
-                               "the end of the workflow")
+                raise mismatch(
+                    ctx.run_id, left.seq, f"{left.kind} {left.name!r}", "the end of the workflow"
+                )
             text = serialization.dumps(result, where=f"the result of workflow {wf.name!r}")
         except (Suspended, Abandoned):
             raise
@@ -145,8 +197,10 @@ async def execute(claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clo
     except Suspended:
         return "waiting"
     except Abandoned:
-        log.warning("run abandoned: its lease was lost or it was cancelled",
-                    extra={"action": "run_abandoned", "run_id": claim.run.id})
+        log.warning(
+            "run abandoned: its lease was lost or it was cancelled",
+            extra={"action": "run_abandoned", "run_id": claim.run.id},
+        )
         return "abandoned"
     finally:
         _current.reset(token)

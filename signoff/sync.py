@@ -34,8 +34,7 @@ class SyncEngine:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="signoff-sync",
-                                          daemon=True)
+                thread = threading.Thread(target=loop.run_forever, name="signoff-sync", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
             return self._loop
@@ -116,4 +115,3 @@ class SyncEngine:
 
     def history(self, run_id: str) -> list[models.HistoryEvent]:
         return self._call("history", self._engine.history(run_id))
-

@@ -30,10 +30,17 @@ def new_worker_id() -> str:
 class Worker:
     """Executes runs for one engine; any number of workers may share a database."""
 
-    def __init__(self, *, store: Store, clock_: clock.Clock,
-                 registry: dict[str, runner.WorkflowDef], settings: runner.Settings,
-                 concurrency: int, poll_interval: float,
-                 on_settled: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock_: clock.Clock,
+        registry: dict[str, runner.WorkflowDef],
+        settings: runner.Settings,
+        concurrency: int,
+        poll_interval: float,
+        on_settled: Callable[[str, str], None],
+    ) -> None:
         self.id = settings.owner
         self._store = store
         self._clock = clock_
@@ -57,8 +64,10 @@ class Worker:
 
     async def start(self) -> None:
         await self._store.register_workflows(sorted(self._registry), self._clock.time())
-        self._tasks = [asyncio.create_task(self._loop(), name="signoff-worker"),
-                       asyncio.create_task(self._heartbeat(), name="signoff-heartbeat")]
+        self._tasks = [
+            asyncio.create_task(self._loop(), name="signoff-worker"),
+            asyncio.create_task(self._heartbeat(), name="signoff-heartbeat"),
+        ]
         log.info("worker started", extra={"action": "worker_started", "worker": self.id})
 
     def submit(self, claim: Claim) -> None:
@@ -84,8 +93,9 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception:  # store down while finishing: the lease will lapse, another retries
-            log.exception("run execution crashed", extra={"action": "run_crashed",
-                                                          "run_id": run_id})
+            log.exception(
+                "run execution crashed", extra={"action": "run_crashed", "run_id": run_id}
+            )
         finally:
             self._active.pop(run_id, None)
             self._on_settled(run_id, outcome)
@@ -113,21 +123,23 @@ class Worker:
             for claim in await self._store.fire_timers(
                 now=now, limit=free, claim_for=self.id, lease_until=self.lease_until
             ):
-                self._route(claim)
+                await self._route(claim)
             free = self._concurrency - len(self._active) - len(self._queue)
         if free > 0 and await self._store.has_runnable(workflows=names, now=now):
             for claim in await self._store.claim_runnable(
-                owner=self.id, workflows=names, limit=free, now=now,
+                owner=self.id,
+                workflows=names,
+                limit=free,
+                now=now,
                 lease_until=self.lease_until,
             ):
                 self.submit(claim)
 
-    def _route(self, claim: Claim) -> None:
+    async def _route(self, claim: Claim) -> None:
         if claim.run.workflow in self._registry:
             self.submit(claim)
         else:  # timer fired for a workflow this worker does not know: give it back
-            asyncio.ensure_future(self._store.release(owner=self.id, run_ids=[claim.run.id],
-                                                      now=self._clock.time()))
+            await self._store.release(owner=self.id, run_ids=[claim.run.id], now=self._clock.time())
 
     async def _heartbeat(self) -> None:
         interval = max(self._settings.lease / 3, 0.05)

@@ -86,10 +86,12 @@ class Store(abc.ABC):
         """Complete or fail the run under the fencing token; raises `LeaseLost` if stale."""
         await self._write(_op(sql_runs.finish_run, **kw))
 
-    async def cancel_run(self, *, run_id: str, by: str | None, reason: str | None,
-                         now: float) -> models.Run:
+    async def cancel_run(
+        self, *, run_id: str, by: str | None, reason: str | None, now: float
+    ) -> models.Run:
         """Cancel the run and close its pending approvals, atomically."""
-        outcome, run = await self._write(_op(sql_runs.cancel_run, run_id=run_id, by=by, reason=reason, now=now)
+        outcome, run = await self._write(
+            _op(sql_runs.cancel_run, run_id=run_id, by=by, reason=reason, now=now)
         )
         if outcome == "not_found":
             raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
@@ -100,11 +102,19 @@ class Store(abc.ABC):
             )
         return run
 
-    async def retry_run(self, *, run_id: str, by: str | None, now: float,
-                        claim_for: str | None, lease_until: float) -> Claim | None:
+    async def retry_run(
+        self, *, run_id: str, by: str | None, now: float, claim_for: str | None, lease_until: float
+    ) -> Claim | None:
         """Make a failed run runnable again, dropping its failed step's record."""
-        outcome, claim = await self._write(_op(sql_runs.retry_run, run_id=run_id, by=by, now=now, claim_for=claim_for,
-                               lease_until=lease_until)
+        outcome, claim = await self._write(
+            _op(
+                sql_runs.retry_run,
+                run_id=run_id,
+                by=by,
+                now=now,
+                claim_for=claim_for,
+                lease_until=lease_until,
+            )
         )
         if outcome == "not_found":
             raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
@@ -123,15 +133,19 @@ class Store(abc.ABC):
     async def get_journal(self, run_id: str) -> list[JournalEntry]:
         return await self._read(sql_runs.get_journal(run_id))
 
-    async def list_runs(self, *, status: str | None = None, workflow: str | None = None,
-                        limit: int = 100,
-                        before: tuple[float, str] | None = None) -> list[models.Run]:
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[models.Run]:
         return await self._read(
             sql_runs.list_runs(status=status, workflow=workflow, limit=limit, before=before)
         )
 
-    async def count_runs(self, *, status: str | None = None,
-                         workflow: str | None = None) -> int:
+    async def count_runs(self, *, status: str | None = None, workflow: str | None = None) -> int:
         return await self._read(sql_runs.count_runs(status=status, workflow=workflow))
 
     async def history(self, run_id: str) -> list[models.HistoryEvent]:
@@ -168,8 +182,9 @@ class Store(abc.ABC):
     async def next_wake_at(self) -> float | None:
         return await self._read(sql_waits.next_wake_at())
 
-    async def pending_approvals(self, *, workflow: str | None = None, run_id: str | None = None,
-                                limit: int = 100) -> list[models.Approval]:
+    async def pending_approvals(
+        self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[models.Approval]:
         return await self._read(
             sql_waits.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
         )

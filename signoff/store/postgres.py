@@ -57,7 +57,17 @@ _Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 
 class _Retry(Exception):
-    """The connection failed before the first statement answered: safe to run again."""
+    """The transaction failed in a way that may pass: the connection was `lost` (or none
+    could be had), or the server aborted it (deadlock). `restart`: the operation had
+    received answers, so only a fresh instance of it may run again."""
+
+    def __init__(self, *, lost: bool, restart: bool) -> None:
+        super().__init__()
+        self.lost = lost
+        self.restart = restart
+
+
+_TRANSIENT = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 def parse_url(url: str) -> tuple[str, dict[str, float]]:
@@ -250,7 +260,7 @@ class PostgresStore(Store):
 
     # operations ------------------------------------------------------------------------
 
-    async def _write(self, op: Op[T]) -> T:
+    async def _write(self, op: Callable[[], Op[T]] | Op[T]) -> T:
         if self._pool is None:
             await self.open()
         return await self._call(self._run(op, _BEGIN_WRITE))
@@ -260,9 +270,16 @@ class PostgresStore(Store):
             await self.open()
         return await self._call(self._run(op, _BEGIN_READ))
 
-    async def _run(self, op: Op[T], begin: str) -> T:
-        """Drive `op` in one transaction; retry while the connection fails before the
-        database has answered anything (so nothing of `op` can have taken effect)."""
+    async def _run(self, source: Callable[[], Op[T]] | Op[T], begin: str) -> T:
+        """Drive the operation in one transaction, running it again when that is safe.
+
+        Safe: the connection failed before the database answered the first statement
+        (nothing of it can have happened), or, when `source` is a factory that makes the
+        operation afresh, anywhere before COMMIT (the server rolled it back) and after a
+        deadlock. A failure at COMMIT leaves the outcome unknown: it is raised.
+        """
+        factory = source if callable(source) else None
+        op: Op[T] = factory() if factory is not None else source  # type: ignore[assignment]
         try:
             first = next(op)
         except StopIteration as stop:
@@ -281,15 +298,25 @@ class PostgresStore(Store):
             except _Retry as retry:
                 cause = retry.__cause__ or retry
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or (retry.restart and factory is None):
                     op.close()
-                    raise _wrap(cause, f"gave up after {attempt} attempts") from cause
-                # a dead connection's idle siblings most likely died with it: weed them out
-                await _check(pool)
+                    where = "gave up after {attempt} attempts" if left <= 0 else "in a transaction"
+                    raise _wrap(cause, where.format(attempt=attempt)) from cause
+                if retry.restart:
+                    assert factory is not None
+                    op.close()
+                    op = factory()
+                    try:
+                        first = next(op)
+                    except StopIteration as stop:  # pragma: no cover - it yielded before
+                        return stop.value  # type: ignore[no-any-return]
+                if retry.lost:  # its idle siblings most likely died with it: weed them out
+                    await _check(pool)
                 pause = 0.0 if attempt == 1 else min(delay, left)
                 if attempt > 1:
                     delay = min(delay * 2, 2.0)
-                log.warning("database connection failed (%s); retrying in %.2fs",
+                log.warning("database %s (%s); retrying in %.2fs",
+                            "connection failed" if retry.lost else "transaction aborted",
                             _first_line(cause), pause,
                             extra={"action": "store_retry", "attempt": attempt})
                 if pause:
@@ -300,7 +327,7 @@ class PostgresStore(Store):
         try:
             conn = await pool.getconn(timeout=max(0.1, min(left, self._pool_timeout)))
         except psycopg_pool.PoolTimeout as exc:
-            raise _Retry() from exc
+            raise _Retry(lost=True, restart=False) from exc
         answered = False
         try:
             cur = conn.cursor()
@@ -319,18 +346,20 @@ class PostgresStore(Store):
                     raise _wrap(exc, "at commit, so its outcome is unknown") from exc
                 return stop.value  # type: ignore[no-any-return]
             except BaseException as exc:
-                if not conn.broken and not conn.closed:
+                lost = _connection_lost(exc, conn)
+                if not lost:
                     with contextlib.suppress(psycopg.Error):
                         await conn.execute("ROLLBACK")
-                if not answered and _connection_lost(exc, conn):
-                    raise _Retry() from exc
+                if lost or isinstance(exc, _TRANSIENT):
+                    raise _Retry(lost=lost, restart=answered) from exc
                 op.close()
                 wrapped = _wrap(exc, "in a transaction")
                 if wrapped is exc:
                     raise
                 raise wrapped from exc
             finally:
-                await cur.close()
+                if not conn.closed:
+                    await cur.close()
         finally:
             await pool.putconn(conn)
 

@@ -178,7 +178,7 @@ class Claim:
     journal: list[JournalEntry]
 
 
-class LeaseLost(Exception):  # noqa: N818 - a condition, not a user-facing error
+class LeaseLost(Exception):
     """The run is no longer held under this fencing token (lease expired, cancelled)."""
 
 

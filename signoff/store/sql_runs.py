@@ -185,8 +185,15 @@ def record_step(
 
 
 def record_attempt_failure(
-    *, run_id: str, fence: int, seq: int, name: str, attempt: int, error: dict[str, Any],
-    retry_in: float, now: float,
+    *,
+    run_id: str,
+    fence: int,
+    seq: int,
+    name: str,
+    attempt: int,
+    error: dict[str, Any],
+    retry_in: float,
+    now: float,
 ) -> Op[None]:
     yield from check_fence(run_id, fence, now)
     yield history(
@@ -233,7 +240,7 @@ def _summary(error: dict[str, Any] | None) -> dict[str, Any]:
 def cancel_run(
     *, run_id: str, by: str | None, reason: str | None, now: float
 ) -> Op[tuple[str, models.Run | None]]:
-    res = yield Query(f"SELECT status FROM runs WHERE id = ?{{for_update}}", (run_id,))
+    res = yield Query("SELECT status FROM runs WHERE id = ?{for_update}", (run_id,))
     if not res.rows:
         return "not_found", None
     if res.rows[0][0] in FINISHED:
@@ -257,15 +264,13 @@ def retry_run(
     *, run_id: str, by: str | None, now: float, claim_for: str | None, lease_until: float
 ) -> Op[tuple[str, Claim | None]]:
     """Make a failed run runnable again; a step that failed is tried afresh."""
-    res = yield Query(f"SELECT status FROM runs WHERE id = ?{{for_update}}", (run_id,))
+    res = yield Query("SELECT status FROM runs WHERE id = ?{for_update}", (run_id,))
     if not res.rows:
         return "not_found", None
     if res.rows[0][0] != "failed":
         return res.rows[0][0], None
     yield Query("DELETE FROM journal WHERE run_id = ? AND status = 'failed'", (run_id,))
-    yield Query(
-        "UPDATE runs SET error = NULL, finished_at = NULL WHERE id = ?", (run_id,)
-    )
+    yield Query("UPDATE runs SET error = NULL, finished_at = NULL WHERE id = ?", (run_id,))
     yield history(run_id, now, "run_retried", by, {})
     return "ok", (yield from wake(run_id, now, claim_for, lease_until))
 

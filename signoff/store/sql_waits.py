@@ -58,7 +58,7 @@ def open_wait(
     *, run_id: str, fence: int, wait: WaitRequest, extra: list[JournalEntry], now: float
 ) -> Op[WaitOutcome]:
     res = yield Query(
-        f"SELECT status, fence, workflow FROM runs WHERE id = ?{{for_update}}", (run_id,)
+        "SELECT status, fence, workflow FROM runs WHERE id = ?{for_update}", (run_id,)
     )
     if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
         raise LeaseLost(run_id)
@@ -77,8 +77,17 @@ def open_wait(
         yield Query(
             "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, "
             "proposed, requested_at, deadline) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-            (run_id, wait.name, round_, wait.seq, workflow, wait.summary, wait.proposed_json,
-             now, deadline),
+            (
+                run_id,
+                wait.name,
+                round_,
+                wait.seq,
+                workflow,
+                wait.summary,
+                wait.proposed_json,
+                now,
+                deadline,
+            ),
         )
         yield history(
             run_id,
@@ -95,10 +104,14 @@ def open_wait(
         )
         if res.rows:
             result = '{"payload":' + (res.rows[0][1] or "null") + "}"
-            yield Query("UPDATE signals SET consumed_seq = ? WHERE id = ?", (wait.seq, res.rows[0][0]))
+            yield Query(
+                "UPDATE signals SET consumed_seq = ? WHERE id = ?", (wait.seq, res.rows[0][0])
+            )
             yield _done_entry(run_id, wait, result, now)
             return WaitOutcome(True, result)
-        yield history(run_id, now, "waiting_for_signal", None, {"name": wait.name, "deadline": deadline})
+        yield history(
+            run_id, now, "waiting_for_signal", None, {"name": wait.name, "deadline": deadline}
+        )
     elif deadline is not None and deadline <= now:  # a sleep that is already over
         yield _done_entry(run_id, wait, None, now)
         return WaitOutcome(True, None)
@@ -118,9 +131,7 @@ def open_wait(
     return WaitOutcome(False)
 
 
-def repark(
-    *, run_id: str, fence: int, seq: int, extra: list[JournalEntry], now: float
-) -> Op[None]:
+def repark(*, run_id: str, fence: int, seq: int, extra: list[JournalEntry], now: float) -> Op[None]:
     """Park a run again on a wait it opened before (its journal entry is still open)."""
     yield from insert_entries(run_id, extra, now)
     res = yield Query(
@@ -176,7 +187,7 @@ def decide(
     lease_until: float,
 ) -> Op[DecideOutcome]:
     res = yield Query(
-        f"SELECT status, wait_kind, wait_seq FROM runs WHERE id = ?{{for_update}}", (run_id,)
+        "SELECT status, wait_kind, wait_seq FROM runs WHERE id = ?{for_update}", (run_id,)
     )
     if not res.rows:
         return DecideOutcome("run_not_found")
@@ -191,22 +202,31 @@ def decide(
             "SELECT DISTINCT key FROM approvals WHERE run_id = ? ORDER BY key", (run_id,)
         )
         return DecideOutcome("approval_not_found", pending_keys=tuple(r[0] for r in keys.rows))
-    round_, seq, current, proposed, value, decided_by, old_reason, decided_at, deadline = res.rows[0]
+    round_, seq, current, proposed, value, decided_by, old_reason, decided_at, deadline = res.rows[
+        0
+    ]
     if current != "pending":
-        existing = _decision(key, round_, current, proposed, value, decided_by, old_reason, decided_at)
+        existing = _decision(
+            key, round_, current, proposed, value, decided_by, old_reason, decided_at
+        )
         if current in ("expired", "cancelled"):
             return DecideOutcome("expired" if current == "expired" else "closed", existing)
         same = current == status.value and (
             status is not models.DecisionStatus.EDITED
-            or (value_json is not None and value is not None
-                and json.loads(value) == json.loads(value_json))
+            or (
+                value_json is not None
+                and value is not None
+                and json.loads(value) == json.loads(value_json)
+            )
         )
         return DecideOutcome("duplicate" if same else "conflict", existing)
     if run_status in FINISHED:
         return DecideOutcome("closed")
     if deadline is not None and now >= deadline:
         expired = yield from _expire_approval(run_id, key, round_, seq, proposed, now)
-        claim = yield from _wake_if_parked(run_id, seq, wait_kind, wait_seq, now, claim_for, lease_until)
+        claim = yield from _wake_if_parked(
+            run_id, seq, wait_kind, wait_seq, now, claim_for, lease_until
+        )
         return DecideOutcome("expired", expired, claim)
     new_value = value_json if status is models.DecisionStatus.EDITED else proposed
     decision = _decision(key, round_, status.value, proposed, new_value, by, reason, now)
@@ -221,13 +241,21 @@ def decide(
         data["value"] = json.loads(new_value) if new_value else None
         data["original"] = json.loads(proposed) if proposed else None
     yield history(run_id, now, "approval_decided", by, data)
-    claim = yield from _wake_if_parked(run_id, seq, wait_kind, wait_seq, now, claim_for, lease_until)
+    claim = yield from _wake_if_parked(
+        run_id, seq, wait_kind, wait_seq, now, claim_for, lease_until
+    )
     return DecideOutcome("decided", decision, claim)
 
 
 def _decision(
-    key: str, round_: int, status: str, proposed: str | None, value: str | None,
-    by: str | None, reason: str | None, at: float | None,
+    key: str,
+    round_: int,
+    status: str,
+    proposed: str | None,
+    value: str | None,
+    by: str | None,
+    reason: str | None,
+    at: float | None,
 ) -> models.Decision:
     decision_status = models.DecisionStatus(status) if status != "cancelled" else None
     return models.Decision(
@@ -257,8 +285,13 @@ def _expire_approval(
 
 
 def _wake_if_parked(
-    run_id: str, seq: int, wait_kind: str | None, wait_seq: int | None, now: float,
-    claim_for: str | None, lease_until: float,
+    run_id: str,
+    seq: int,
+    wait_kind: str | None,
+    wait_seq: int | None,
+    now: float,
+    claim_for: str | None,
+    lease_until: float,
 ) -> Op[Claim | None]:
     if wait_kind is None or wait_seq != seq:
         return None
@@ -266,12 +299,18 @@ def _wake_if_parked(
 
 
 def send_signal(
-    *, run_id: str, name: str, payload_json: str, by: str | None, now: float,
-    claim_for: str | None, lease_until: float,
+    *,
+    run_id: str,
+    name: str,
+    payload_json: str,
+    by: str | None,
+    now: float,
+    claim_for: str | None,
+    lease_until: float,
 ) -> Op[tuple[str, Claim | None]]:
     """Deliver to the run's wait on `name`, or keep it until the run waits for it."""
     res = yield Query(
-        f"SELECT status, wait_kind, wait_name, wait_seq FROM runs WHERE id = ?{{for_update}}",
+        "SELECT status, wait_kind, wait_name, wait_seq FROM runs WHERE id = ?{for_update}",
         (run_id,),
     )
     if not res.rows:
@@ -321,7 +360,9 @@ def fire_timers(
                 (run_id, name, seq),
             )
             if appr.rows:
-                yield from _expire_approval(run_id, name, appr.rows[0][0], seq, appr.rows[0][1], now)
+                yield from _expire_approval(
+                    run_id, name, appr.rows[0][0], seq, appr.rows[0][1], now
+                )
         elif kind == "signal":
             yield _resolve_entry(run_id, seq, '{"timed_out":true}', now)
             yield history(run_id, now, "signal_timed_out", None, {"name": name})

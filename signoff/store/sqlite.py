@@ -15,6 +15,7 @@ parameters: `synchronous=full|normal` (default full: a commit survives power los
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -57,8 +58,9 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
 class _Executor(threading.Thread):
     """A thread with one connection that runs queued operations in batches."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, write: bool,
-                 name: str) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], *, write: bool, name: str
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
         self._write = write
@@ -101,8 +103,9 @@ class _Executor(threading.Thread):
         if conn is not None:
             conn.close()
 
-    def enqueue(self, op: Any, future: asyncio.Future[Any],
-                loop: asyncio.AbstractEventLoop) -> None:
+    def enqueue(
+        self, op: Any, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._queue.put((op, future, loop))
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
@@ -123,8 +126,9 @@ def run_reads(cur: sqlite3.Cursor, ops: list[Op[Any]]) -> list[tuple[bool, Any]]
         cur.execute("COMMIT")
 
 
-def run_writes(conn: sqlite3.Connection, cur: sqlite3.Cursor,
-               items: list[Any]) -> list[tuple[bool, Any]]:
+def run_writes(
+    conn: sqlite3.Connection, cur: sqlite3.Cursor, items: list[Any]
+) -> list[tuple[bool, Any]]:
     """Run write operations in the transaction just begun and commit.
 
     Operations run back to back; only if one raises is the batch rolled back to its
@@ -167,7 +171,8 @@ def _in_savepoint(cur: sqlite3.Cursor, item: Any) -> tuple[bool, Any]:
 
 
 def _start(item: Any) -> Op[Any]:
-    return item if inspect.isgenerator(item) else item()
+    op: Op[Any] = item if inspect.isgenerator(item) else item()
+    return op
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -248,8 +253,9 @@ def _begin_immediate(cur: sqlite3.Cursor) -> None:
                 raise
             if time.monotonic() > deadline:
                 raise
-            log.warning("database is busy; waiting for the write lock",
-                        extra={"action": "sqlite_busy"})
+            log.warning(
+                "database is busy; waiting for the write lock", extra={"action": "sqlite_busy"}
+            )
 
 
 def _attempt(cur: sqlite3.Cursor, op: Op[Any]) -> tuple[bool, Any]:
@@ -276,10 +282,8 @@ def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
     for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
         by_loop.setdefault(loop, []).append((future, ok, value))
     for loop, items in by_loop.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(_resolve, items)
-        except RuntimeError:  # that loop is closed; nobody waits any more
-            pass
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -316,8 +320,11 @@ class SQLiteStore(Store):
         busy_ms = self._busy_ms if busy_ms is None else busy_ms
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False,
-                timeout=busy_ms / 1000, cached_statements=256,
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_ms / 1000,
+                cached_statements=256,
             )
             conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":

@@ -48,11 +48,11 @@ class Store(abc.ABC):
         raises. `op` is a factory so that a backend may run it again after a rollback."""
 
     @abc.abstractmethod
-    async def _read(self, op: Op[T]) -> T:
+    async def _read(self, op: Callable[[], Op[T]]) -> T:
         """Run `op` against one consistent snapshot, writing nothing."""
 
     async def schema_version(self) -> int:
-        return await self._read(schema.current_version())
+        return await self._read(_op(schema.current_version))
 
     # runs ----------------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ class Store(abc.ABC):
         return await self._write(_op(sql_runs.claim_runnable, **kw))
 
     async def has_runnable(self, *, workflows: list[str], now: float) -> bool:
-        return await self._read(sql_runs.has_runnable(workflows=workflows, now=now))
+        return await self._read(_op(sql_runs.has_runnable, workflows=workflows, now=now))
 
     async def heartbeat(self, *, owner: str, lease_until: float) -> int:
         """Extend every lease `owner` holds; returns how many."""
@@ -125,13 +125,13 @@ class Store(abc.ABC):
         return claim
 
     async def get_run(self, run_id: str) -> models.Run:
-        run = await self._read(sql_runs.get_run(run_id))
+        run = await self._read(_op(sql_runs.get_run, run_id))
         if run is None:
             raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
         return run
 
     async def get_journal(self, run_id: str) -> list[JournalEntry]:
-        return await self._read(sql_runs.get_journal(run_id))
+        return await self._read(_op(sql_runs.get_journal, run_id))
 
     async def list_runs(
         self,
@@ -142,20 +142,20 @@ class Store(abc.ABC):
         before: tuple[float, str] | None = None,
     ) -> list[models.Run]:
         return await self._read(
-            sql_runs.list_runs(status=status, workflow=workflow, limit=limit, before=before)
+            _op(sql_runs.list_runs, status=status, workflow=workflow, limit=limit, before=before)
         )
 
     async def count_runs(self, *, status: str | None = None, workflow: str | None = None) -> int:
-        return await self._read(sql_runs.count_runs(status=status, workflow=workflow))
+        return await self._read(_op(sql_runs.count_runs, status=status, workflow=workflow))
 
     async def history(self, run_id: str) -> list[models.HistoryEvent]:
-        return await self._read(sql_runs.get_history(run_id))
+        return await self._read(_op(sql_runs.get_history, run_id))
 
     async def register_workflows(self, names: list[str], now: float) -> None:
         await self._write(_op(sql_runs.register_workflows, names=names, now=now))
 
     async def known_workflows(self) -> list[str]:
-        return await self._read(sql_runs.known_workflows())
+        return await self._read(_op(sql_runs.known_workflows))
 
     # waits ---------------------------------------------------------------------------
 
@@ -180,14 +180,14 @@ class Store(abc.ABC):
         return await self._write(_op(sql_waits.fire_timers, **kw))
 
     async def next_wake_at(self) -> float | None:
-        return await self._read(sql_waits.next_wake_at())
+        return await self._read(_op(sql_waits.next_wake_at))
 
     async def pending_approvals(
         self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[models.Approval]:
         return await self._read(
-            sql_waits.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
+            _op(sql_waits.pending_approvals, workflow=workflow, run_id=run_id, limit=limit)
         )
 
     async def run_approvals(self, run_id: str) -> list[models.Approval]:
-        return await self._read(sql_waits.run_approvals(run_id))
+        return await self._read(_op(sql_waits.run_approvals, run_id))

@@ -216,30 +216,44 @@ class _Inline:
             loop.call_soon(self._flush)
         else:
             self._loop = None
-        ops = [op for op, _ in batch]
         with self._lock:
-            cur = self._conn.cursor()
+            outcomes, busy = self._run(batch)
+        for op, future in busy:  # another process holds a lock: wait for it in the thread
+            self._fallback.enqueue(op, future, loop)
+        _resolve(outcomes)
+
+    def _run(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> tuple[
+        list[tuple[asyncio.Future[Any], bool, Any]], list[tuple[Any, asyncio.Future[Any]]]
+    ]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return [], batch
+            return [(f, False, _wrap(exc)) for _, f in batch], []
+        if self._write:
             try:
-                cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    outcomes: list[tuple[bool, Any]] = [(False, _wrap(exc))] * len(batch)
-                    _resolve([(f, ok, v) for (_, f), (ok, v) in zip(batch, outcomes, strict=True)])
-                    return
-                for op, future in batch:  # another process writes: wait for it elsewhere
-                    self._fallback.enqueue(op, future, loop)
-                return
-            try:
-                if self._write:
-                    outcomes = run_writes(self._conn, cur, ops)
-                else:
-                    try:
-                        outcomes = [_attempt(cur, _start(op)) for op in ops]
-                    finally:
-                        cur.execute("COMMIT")
+                results = run_writes(self._conn, cur, [op for op, _ in batch])
             except BaseException as exc:
-                outcomes = [(False, _wrap(exc))] * len(batch)
-        _resolve([(f, ok, v) for (_, f), (ok, v) in zip(batch, outcomes, strict=True)])
+                results = [(False, _wrap(exc))] * len(batch)
+            return [(f, ok, v) for (_, f), (ok, v) in zip(batch, results, strict=True)], []
+        done, busy = [], []
+        try:
+            for op, future in batch:
+                ok, value = _attempt(cur, _start(op))
+                if not ok and _busy_cause(value) and not inspect.isgenerator(op):
+                    busy.append((op, future))
+                else:
+                    done.append((future, ok, value))
+        finally:
+            cur.execute("COMMIT")
+        return done, busy
+
+
+def _busy_cause(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and _is_busy(cause)
 
 
 def _begin_immediate(cur: sqlite3.Cursor) -> None:
@@ -351,7 +365,9 @@ class SQLiteStore(Store):
                 raise
             reader = _Executor(self._connect, write=False, name="signoff-sqlite-reader")
             reader.start()
-            self._conns = [self._connect(0), self._connect(0)]
+            self._conns = [self._connect(), self._connect()]
+            for conn in self._conns:  # inline: never block the event loop on a lock
+                conn.execute("PRAGMA busy_timeout = 0")
             self._inline_writer = _Inline(self._conns[0], writer, write=True)
             self._inline_reader = _Inline(self._conns[1], reader, write=False)
             self._writer, self._reader = writer, reader
@@ -376,7 +392,7 @@ class SQLiteStore(Store):
             assert self._inline_writer is not None
         return await self._inline_writer.submit(op)
 
-    async def _read(self, op: Op[T]) -> T:
+    async def _read(self, op: Callable[[], Op[T]]) -> T:
         if self._inline_reader is None:
             await self.open()
             assert self._inline_reader is not None

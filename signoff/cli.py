@@ -17,6 +17,7 @@ Every command goes through `Engine`; none touches SQL. The database comes from `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import importlib
@@ -36,7 +37,6 @@ from rich.text import Text
 
 from signoff import durations, errors, models, serialization
 from signoff.engine import Engine
-from signoff.store import open_store
 
 T = TypeVar("T")
 FC = TypeVar("FC", bound=Callable[..., Any])
@@ -97,9 +97,15 @@ def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> No
 
 def db_option() -> Callable[[FC], FC]:
     """`--db` after the command name too (`signoff worker app:engine --db ...`)."""
-    return click.option("--db", metavar="URL", expose_value=False, is_eager=True,
-                        allow_from_autoenv=False, callback=_set_db,
-                        help="Database URL (the same as `signoff --db URL ...`).")
+    return click.option(
+        "--db",
+        metavar="URL",
+        expose_value=False,
+        is_eager=True,
+        allow_from_autoenv=False,
+        callback=_set_db,
+        help="Database URL (the same as `signoff --db URL ...`).",
+    )
 
 
 def by_option(help_: str = "Who does this (recorded in the history).") -> Callable[[FC], FC]:
@@ -107,8 +113,13 @@ def by_option(help_: str = "Who does this (recorded in the history).") -> Callab
 
 
 def json_option() -> Callable[[FC], FC]:
-    return option("--json", "as_json", is_flag=True, envvar="SIGNOFF_JSON",
-                  help="Print JSON instead of a table.")
+    return option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        envvar="SIGNOFF_JSON",
+        help="Print JSON instead of a table.",
+    )
 
 
 def _settings() -> Settings:
@@ -135,11 +146,10 @@ def _parse_json(text: str | None, where: str) -> Any:
 # output ----------------------------------------------------------------------------------
 
 
-def _console(err: bool = False) -> Console:
+def _console() -> Console:
     # A pipe has no width; 80 columns would fold ids and timestamps, so go wider there.
-    stream = sys.stderr if err else sys.stdout
-    wide = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(file=stream, width=160 if wide else None, highlight=False, soft_wrap=False)
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(file=sys.stdout, width=160 if wide else None, highlight=False)
 
 
 def _plain(value: Any) -> Any:
@@ -178,14 +188,39 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
-def _table(title: str | None, columns: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
+def _cell(value: Any) -> str:
+    return _time(value) if isinstance(value, datetime) else _compact(value)
+
+
+def _table(title: str | None, columns: dict[str, str], records: list[Any]) -> Table:
+    """A table with a column per `header: attribute` of `columns`, a row per record."""
+    table = Table(title=title, title_justify="left")
     for name in columns:
         no_wrap = name in ("run", "id", "time", "requested", "deadline", "created", "decided")
         table.add_column(name, no_wrap=no_wrap, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # Text: user data is never markup
+    for record in records:
+        # Text, not str: user data (summaries, reasons) is never read as rich markup
+        table.add_row(*(Text(_cell(getattr(record, attr))) for attr in columns.values()))
     return table
+
+
+RUN_COLUMNS = {"id": "id", "workflow": "workflow", "status": "status",
+               "waiting for": "waiting_for", "requested by": "requested_by",
+               "created": "created_at", "updated": "updated_at"}  # fmt: skip
+APPROVAL_COLUMNS = {"key": "key", "round": "round", "status": "status", "summary": "summary",
+                    "proposed": "proposed", "value": "value", "by": "decided_by",
+                    "reason": "reason", "decided": "decided_at"}  # fmt: skip
+PENDING_COLUMNS = {"run": "run_id", "workflow": "workflow", "key": "key", "round": "round",
+                   "summary": "summary", "proposed": "proposed",
+                   "requested": "requested_at", "deadline": "deadline"}  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Line:
+    time: str
+    event: str
+    actor: str
+    details: str
 
 
 def _fields(pairs: list[tuple[str, str]]) -> Table:
@@ -226,7 +261,8 @@ def load_app(app: str) -> Engine:
         if exc.name and module_name.startswith(exc.name):
             raise errors.AppImportError(
                 f"cannot import {module_name!r} for APP {app!r}: {exc}; run from the folder "
-                "that holds it or add that folder to PYTHONPATH") from None
+                "that holds it or add that folder to PYTHONPATH"
+            ) from None
         raise errors.AppImportError(f"importing {module_name!r} failed: {exc!r}") from None
     except Exception as exc:
         raise errors.AppImportError(f"importing {module_name!r} failed: {exc!r}") from None
@@ -236,10 +272,10 @@ def load_app(app: str) -> Engine:
             found = getattr(found, part)
         except AttributeError:
             raise errors.AppImportError(
-                f"module {module_name!r} has no attribute {attr!r} (APP {app!r})") from None
+                f"module {module_name!r} has no attribute {attr!r} (APP {app!r})"
+            ) from None
     if not isinstance(found, Engine):
-        raise errors.AppImportError(
-            f"{app!r} is a {type(found).__name__}, not a signoff Engine")
+        raise errors.AppImportError(f"{app!r} is a {type(found).__name__}, not a signoff Engine")
     return found
 
 
@@ -248,17 +284,26 @@ def _app_engine(app: str) -> Engine:
     engine = load_app(app)
     settings = _settings()
     if settings.db_explicit and engine.url != settings.db:
-        engine.url, engine.store = settings.db, open_store(settings.db)
+        # the store is not opened before first use, so swapping it is safe here
+        engine.url, engine.store = settings.db, Engine(settings.db).store
     return engine
 
 
 # root ------------------------------------------------------------------------------------
 
 
-@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "SIGNOFF",
-                                           "help_option_names": ["-h", "--help"]})
-@option("--db", envvar="SIGNOFF_DATABASE_URL", default=DEFAULT_DB, show_default=True,
-        metavar="URL", help="Database URL: sqlite:///path.db or postgresql://...")
+@click.group(
+    cls=_Group,
+    context_settings={"auto_envvar_prefix": "SIGNOFF", "help_option_names": ["-h", "--help"]},
+)
+@option(
+    "--db",
+    envvar="SIGNOFF_DATABASE_URL",
+    default=DEFAULT_DB,
+    show_default=True,
+    metavar="URL",
+    help="Database URL: sqlite:///path.db or postgresql://...",
+)
 @click.version_option(package_name="signoff")
 @click.pass_context
 def cli(ctx: click.Context, db: str) -> None:
@@ -273,19 +318,42 @@ def cli(ctx: click.Context, db: str) -> None:
 @cli.command()
 @db_option()
 @click.argument("app", envvar="SIGNOFF_APP")
-@option("--concurrency", type=click.IntRange(min=1),
-        help="Runs executing at once (default: the Engine's, 256).")
-@option("--poll-interval", metavar="DURATION",
-        help='How often to look for work from other processes, e.g. "50ms" (default: the '
-             "Engine's).")
-@option("--lease", metavar="DURATION",
-        help="How long a claim on a run lasts without a heartbeat (default: the Engine's).")
-@option("--drain-timeout", metavar="DURATION", default="30s", show_default=True,
-        help="On SIGTERM/SIGINT, how long running steps may take to finish.")
-@option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-        default="info", show_default=True)
-def worker(app: str, concurrency: int | None, poll_interval: str | None, lease: str | None,
-           drain_timeout: str, log_level: str) -> None:
+@option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Runs executing at once (default: the Engine's, 256).",
+)
+@option(
+    "--poll-interval",
+    metavar="DURATION",
+    help='How often to look for work from other processes, e.g. "50ms" (default: the Engine\'s).',
+)
+@option(
+    "--lease",
+    metavar="DURATION",
+    help="How long a claim on a run lasts without a heartbeat (default: the Engine's).",
+)
+@option(
+    "--drain-timeout",
+    metavar="DURATION",
+    default="30s",
+    show_default=True,
+    help="On SIGTERM/SIGINT, how long running steps may take to finish.",
+)
+@option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def worker(
+    app: str,
+    concurrency: int | None,
+    poll_interval: str | None,
+    lease: str | None,
+    drain_timeout: str,
+    log_level: str,
+) -> None:
     """Execute runs of APP's workflows until SIGTERM or Ctrl-C.
 
     APP is an import string "module:engine" naming a signoff Engine (env SIGNOFF_APP); the
@@ -296,7 +364,8 @@ def worker(app: str, concurrency: int | None, poll_interval: str | None, lease: 
     if not engine.workflows:
         raise errors.AppImportError(
             f"{app!r} has no workflows; decorate them with @engine.workflow() in a module "
-            "that APP imports")
+            "that APP imports"
+        )
     # The Engine takes these in its constructor; the options override them when given.
     if concurrency is not None:
         engine._concurrency = concurrency
@@ -305,20 +374,22 @@ def worker(app: str, concurrency: int | None, poll_interval: str | None, lease: 
     if lease is not None:
         engine._lease = _seconds(lease, "--lease")
     drain = _seconds(drain_timeout, "--drain-timeout")
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err = _console(err=True)
-    asyncio.run(_serve(engine, drain, err, app))
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(_serve(engine, drain, app))
 
 
 def _seconds(text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return durations.to_seconds(text, what)
+    value: durations.Duration = text
+    with contextlib.suppress(ValueError):
+        value = float(text)  # plain seconds, e.g. "0.05"
+    return durations.to_seconds(value, what)
 
 
-async def _serve(engine: Engine, drain: float, err: Console, app: str) -> None:
+async def _serve(engine: Engine, drain: float, app: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal_.SIGTERM, signal_.SIGINT)
@@ -326,16 +397,18 @@ async def _serve(engine: Engine, drain: float, err: Console, app: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await engine.start_worker()
-        err.print(Text(f"signoff worker for {app} on {engine.url}: "
-                       f"{', '.join(engine.workflows)} (pid {os.getpid()})"))
+        names = ", ".join(engine.workflows)
+        click.echo(
+            f"signoff worker for {app} on {engine.url}: {names} (pid {os.getpid()})", err=True
+        )
         await stop.wait()
         for sig in signals:  # a second signal ends the process without draining
             loop.remove_signal_handler(sig)
-        err.print(Text("stopping: letting running steps finish"))
+        click.echo("stopping: letting running steps finish", err=True)
         await engine.stop_worker(drain)
     finally:
         await engine.close()
-    err.print(Text("worker stopped"))
+    click.echo("worker stopped", err=True)
 
 
 # runs ------------------------------------------------------------------------------------
@@ -361,10 +434,7 @@ def runs_list(status: str | None, workflow: str | None, limit: int, as_json: boo
     if not found:
         click.echo("no runs")
         return
-    rows = [[r.id, r.workflow, r.status.value, r.waiting_for or "", r.requested_by or "",
-             _time(r.created_at), _time(r.updated_at)] for r in found]
-    _console().print(_table(None, ["id", "workflow", "status", "waiting for", "requested by",
-                                   "created", "updated"], rows))
+    _console().print(_table(None, RUN_COLUMNS, found))
 
 
 @runs.command("show")
@@ -374,8 +444,9 @@ def runs_list(status: str | None, workflow: str | None, limit: int, as_json: boo
 def runs_show(run_id: str, as_json: bool) -> None:
     """A run's fields, its approvals and its timeline."""
 
-    async def fetch(e: Engine) -> tuple[models.Run, list[models.Approval],
-                                         list[models.HistoryEvent]]:
+    async def fetch(
+        e: Engine,
+    ) -> tuple[models.Run, list[models.Approval], list[models.HistoryEvent]]:
         return await e.get_run(run_id), await e.approvals(run_id), await e.history(run_id)
 
     run, approvals, history = _with_engine(fetch)
@@ -388,23 +459,22 @@ def runs_show(run_id: str, as_json: bool) -> None:
         pairs.append(("waiting for", run.waiting_for))
     if run.wake_at:
         pairs.append(("wakes at", _time(run.wake_at)))
-    pairs += [("requested by", run.requested_by or ""), ("created", _time(run.created_at)),
-              ("updated", _time(run.updated_at)), ("args", _compact(run.args)),
-              ("kwargs", _compact(run.kwargs))]
+    pairs += [
+        ("requested by", run.requested_by or ""),
+        ("created", _time(run.created_at)),
+        ("updated", _time(run.updated_at)),
+        ("args", _compact(run.args)),
+        ("kwargs", _compact(run.kwargs)),
+    ]
     if run.status is models.RunStatus.COMPLETED:
         pairs.append(("result", _compact(run.result) or "null"))
     if run.error:
         pairs.append(("error", f"{run.error.get('type')}: {run.error.get('message')}"))
     out.print(_fields(pairs))
     if approvals:
-        rows = [[a.key, str(a.round), a.status.value, a.summary, _compact(a.proposed),
-                 _compact(a.value), a.decided_by or "", a.reason or "", _time(a.decided_at)]
-                for a in approvals]
-        out.print(_table("approvals", ["key", "round", "status", "summary", "proposed", "value",
-                                       "by", "reason", "decided"], rows))
-    rows = [[_time(ev.at, precise=True), ev.type, ev.actor or "", _details(ev)]
-            for ev in history]
-    out.print(_table("timeline", ["time", "event", "actor", "details"], rows))
+        out.print(_table("approvals", APPROVAL_COLUMNS, approvals))
+    lines = [_Line(_time(e.at, precise=True), e.type, e.actor or "", _details(e)) for e in history]
+    out.print(_table("timeline", {f.name: f.name for f in dataclasses.fields(_Line)}, lines))
     traceback = (run.error or {}).get("traceback")
     if traceback:
         out.print(Text(str(traceback).rstrip()))
@@ -451,33 +521,43 @@ def approvals() -> None:
 @approvals.command("list")
 @db_option()
 @option("--workflow", help="Only approvals of this workflow.")
-@option("--run", "run_id", metavar="RUN", envvar="SIGNOFF_APPROVALS_LIST_RUN",
-        help="Only approvals of this run.")
+@option(
+    "--run",
+    "run_id",
+    metavar="RUN",
+    envvar="SIGNOFF_APPROVALS_LIST_RUN",
+    help="Only approvals of this run.",
+)
 @option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @json_option()
 def approvals_list(workflow: str | None, run_id: str | None, limit: int, as_json: bool) -> None:
     """Pending approvals, oldest first."""
     found = _with_engine(
-        lambda e: e.pending_approvals(workflow=workflow, run_id=run_id, limit=limit))
+        lambda e: e.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
+    )
     if as_json:
         _echo_json(found)
         return
     if not found:
         click.echo("no pending approvals")
         return
-    rows = [[a.run_id, a.workflow, a.key, str(a.round), a.summary, _compact(a.proposed),
-             _time(a.requested_at), _time(a.deadline)] for a in found]
-    _console().print(_table(None, ["run", "workflow", "key", "round", "summary", "proposed",
-                                   "requested", "deadline"], rows))
+    _console().print(_table(None, PENDING_COLUMNS, found))
 
 
 # decisions -------------------------------------------------------------------------------
 
 
-def _decision_command(name: str, status: models.DecisionStatus, doc: str,
-                      with_value: bool = False) -> None:
-    def command(run_id: str, key: str, by: str | None, reason: str | None, as_json: bool,
-                value: str | None = None) -> None:
+def _decision_command(
+    name: str, status: models.DecisionStatus, doc: str, with_value: bool = False
+) -> None:
+    def command(
+        run_id: str,
+        key: str,
+        by: str | None,
+        reason: str | None,
+        as_json: bool,
+        value: str | None = None,
+    ) -> None:
         edited = _parse_json(value, "--value")  # bad JSON fails before the database opens
 
         async def decide(e: Engine) -> models.Decision:
@@ -494,15 +574,22 @@ def _decision_command(name: str, status: models.DecisionStatus, doc: str,
             _echo_json(decision)
             return
         who = f" by {decision.by}" if decision.by else ""
-        click.echo(f"{decision.status.value}: approval {decision.key!r} (round "
-                   f"{decision.round}) of run {run_id}{who}")
+        click.echo(
+            f"{decision.status.value}: approval {decision.key!r} (round "
+            f"{decision.round}) of run {run_id}{who}"
+        )
 
     command.__doc__ = doc
-    params = [click.argument("run_id", metavar="RUN"), click.argument("key"), by_option(),
-              option("--reason", help="Why (shown to the workflow and in the history).")]
+    params = [
+        click.argument("run_id", metavar="RUN"),
+        click.argument("key"),
+        by_option(),
+        option("--reason", help="Why (shown to the workflow and in the history)."),
+    ]
     if with_value:
-        params.append(option("--value", required=True, metavar="JSON",
-                             help="The changed value, as JSON."))
+        params.append(
+            option("--value", required=True, metavar="JSON", help="The changed value, as JSON.")
+        )
     params += [json_option(), db_option()]
     decorated: Callable[..., None] = command
     for param in reversed(params):
@@ -510,14 +597,21 @@ def _decision_command(name: str, status: models.DecisionStatus, doc: str,
     cli.command(name)(decorated)
 
 
-_decision_command("approve", models.DecisionStatus.APPROVED,
-                  "Approve the proposed value of approval KEY of RUN.")
+_decision_command(
+    "approve", models.DecisionStatus.APPROVED, "Approve the proposed value of approval KEY of RUN."
+)
 _decision_command("reject", models.DecisionStatus.REJECTED, "Reject approval KEY of RUN.")
-_decision_command("edit", models.DecisionStatus.EDITED,
-                  "Approve approval KEY of RUN with a changed value (--value JSON).",
-                  with_value=True)
-_decision_command("request-changes", models.DecisionStatus.CHANGES_REQUESTED,
-                  "Send approval KEY of RUN back; the workflow may revise and ask again.")
+_decision_command(
+    "edit",
+    models.DecisionStatus.EDITED,
+    "Approve approval KEY of RUN with a changed value (--value JSON).",
+    with_value=True,
+)
+_decision_command(
+    "request-changes",
+    models.DecisionStatus.CHANGES_REQUESTED,
+    "Send approval KEY of RUN back; the workflow may revise and ask again.",
+)
 
 
 # signals and starts ----------------------------------------------------------------------
@@ -539,15 +633,30 @@ def signal_cmd(run_id: str, name: str, data: str | None, by: str | None) -> None
 @cli.command()
 @db_option()
 @click.argument("workflow")
-@option("--input", "input_", metavar="JSON", envvar="SIGNOFF_START_INPUT",
-        help="Arguments: a JSON object (keyword arguments) or array (positional ones).")
-@option("--app", envvar="SIGNOFF_APP", metavar="APP",
-        help='Check WORKFLOW against this app\'s registry ("module:engine").')
+@option(
+    "--input",
+    "input_",
+    metavar="JSON",
+    envvar="SIGNOFF_START_INPUT",
+    help="Arguments: a JSON object (keyword arguments) or array (positional ones).",
+)
+@option(
+    "--app",
+    envvar="SIGNOFF_APP",
+    metavar="APP",
+    help='Check WORKFLOW against this app\'s registry ("module:engine").',
+)
 @option("--run-id", help="Run id; starting again with the same id returns the same run.")
 @option("--requested-by", help="Who asked for the run (recorded in the history).")
 @json_option()
-def start(workflow: str, input_: str | None, app: str | None, run_id: str | None,
-          requested_by: str | None, as_json: bool) -> None:
+def start(
+    workflow: str,
+    input_: str | None,
+    app: str | None,
+    run_id: str | None,
+    requested_by: str | None,
+    as_json: bool,
+) -> None:
     """Start a run of WORKFLOW (known to a worker of this database, or to --app)."""
     args, kwargs = _split_input(_parse_json(input_, "--input"))
     engine = None
@@ -556,10 +665,12 @@ def start(workflow: str, input_: str | None, app: str | None, run_id: str | None
         if workflow not in engine.workflows:
             known = ", ".join(engine.workflows) or "none"
             raise errors.WorkflowNotFound(
-                f"{app!r} has no workflow named {workflow!r} (known: {known})",
-                workflow=workflow)
-    run = _with_engine(lambda e: e.start(workflow, *args, run_id=run_id,
-                                         requested_by=requested_by, **kwargs), engine)
+                f"{app!r} has no workflow named {workflow!r} (known: {known})", workflow=workflow
+            )
+    run = _with_engine(
+        lambda e: e.start(workflow, *args, run_id=run_id, requested_by=requested_by, **kwargs),
+        engine,
+    )
     if as_json:
         _echo_json(run)
     else:
@@ -575,7 +686,8 @@ def _split_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
         return [], value
     raise errors.InvalidArgument(
         "--input must be a JSON object (keyword arguments) or array (positional arguments), "
-        f"got {type(value).__name__}")
+        f"got {type(value).__name__}"
+    )
 
 
 # database --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 
 from signoff import Engine, cli
 
-APP_SOURCE = '''
+APP_SOURCE = """
 from pathlib import Path
 
 from signoff import Context, Engine, RetryPolicy
@@ -65,7 +65,7 @@ async def flaky(ctx: Context) -> str:
 
 
 not_an_engine = 42
-'''
+"""
 
 EMPTY_APP = "from signoff import Engine\nengine = Engine('sqlite:///unused.db')\n"
 
@@ -136,8 +136,17 @@ def start_waiting(app: App, worker: Engine, order: str = "ord-1") -> str:
 
 
 def test_start_runs_a_workflow_known_to_the_database(app: App, worker: Engine) -> None:
-    out = ok(app, "start", "expense", "--input", '{"amount": 12, "who": "bo"}',
-             "--requested-by", "carol", "--run-id", "exp-1").stdout
+    out = ok(
+        app,
+        "start",
+        "expense",
+        "--input",
+        '{"amount": 12, "who": "bo"}',
+        "--requested-by",
+        "carol",
+        "--run-id",
+        "exp-1",
+    ).stdout
     assert re.fullmatch(r"started run exp-1 \(expense\): \w+\n", out)
     assert worker.sync.result("exp-1", timeout=10) == {"amount": 12, "who": "bo"}
     assert worker.sync.get_run("exp-1").requested_by == "carol"
@@ -160,17 +169,23 @@ def test_start_with_app_checks_its_registry_without_any_worker(app: App) -> None
     runs = json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout)
     assert [(r["workflow"], r["status"]) for r in runs] == [("expense", "pending")]
     fails(run_cli("--db", fresh, "start", "expense"), "no workflow named 'expense'")
-    fails(run_cli("--db", fresh, "start", "nope", "--app", app.ref),
-          "has no workflow named 'nope' (known: expense, flaky, refund, waiter)")
+    fails(
+        run_cli("--db", fresh, "start", "nope", "--app", app.ref),
+        "has no workflow named 'nope' (known: expense, flaky, refund, waiter)",
+    )
 
 
 def test_start_refuses_unknown_workflows_and_bad_input(app: App, worker: Engine) -> None:
     fails(run_cli("--db", app.db, "start", "nope"), "no workflow named 'nope'")
-    fails(run_cli("--db", app.db, "start", "expense", "--input", "{amount: 1}"),
-          "--input is not valid JSON")
+    fails(
+        run_cli("--db", app.db, "start", "expense", "--input", "{amount: 1}"),
+        "--input is not valid JSON",
+    )
     fails(run_cli("--db", app.db, "start", "expense", "--input", "[NaN]"), "NaN")
-    fails(run_cli("--db", app.db, "start", "expense", "--input", '"text"'),
-          "--input must be a JSON object (keyword arguments) or array")
+    fails(
+        run_cli("--db", app.db, "start", "expense", "--input", '"text"'),
+        "--input must be a JSON object (keyword arguments) or array",
+    )
     assert worker.sync.list_runs() == []
 
 
@@ -189,24 +204,36 @@ def test_runs_list_filters_and_prints_a_table(app: App, worker: Engine) -> None:
     assert [r["id"] for r in by_wf] == ["done-1"]
     assert len(json.loads(ok(app, "runs", "list", "--limit", "1", "--json").stdout)) == 1
     assert ok(app, "runs", "list", "--status", "failed").stdout == "no runs\n"
-    fails(run_cli("--db", app.db, "runs", "list", "--status", "bogus"),
-          "unknown status 'bogus'; use one of: pending, running, waiting")
+    fails(
+        run_cli("--db", app.db, "runs", "list", "--status", "bogus"),
+        "unknown status 'bogus'; use one of: pending, running, waiting",
+    )
 
 
 def test_approvals_list_shows_pending_approvals(app: App, worker: Engine) -> None:
     first = start_waiting(app, worker, "ord-1")
     second = start_waiting(app, worker, "ord-22")
     table = ok(app, "approvals", "list").stdout
-    for column in ("run", "workflow", "key", "round", "summary", "proposed", "requested",
-                   "deadline"):
+    for column in (
+        "run",
+        "workflow",
+        "key",
+        "round",
+        "summary",
+        "proposed",
+        "requested",
+        "deadline",
+    ):
         assert column in table
     assert first in table and second in table
     assert "Refund [bold]45[/bold]" in table  # user text is shown as is, not as markup
     rows = json.loads(ok(app, "approvals", "list", "--run", second, "--json").stdout)
     assert [(a["run_id"], a["key"], a["proposed"]) for a in rows] == [
-        (second, "manager", {"amount": 46})]
+        (second, "manager", {"amount": 46})
+    ]
     assert ok(app, "approvals", "list", "--workflow", "expense").stdout == (
-        "no pending approvals\n")
+        "no pending approvals\n"
+    )
 
 
 def test_runs_show_prints_fields_approvals_and_timeline(app: App, worker: Engine) -> None:
@@ -215,8 +242,13 @@ def test_runs_show_prints_fields_approvals_and_timeline(app: App, worker: Engine
     assert worker.sync.result(run_id, timeout=10)["status"] == "approved"
     out = ok(app, "runs", "show", run_id).stdout
     assert "completed" in out and "approvals" in out and "timeline" in out
-    events = ["run_started", "step_completed", "approval_requested", "approval_decided",
-              "run_completed"]
+    events = [
+        "run_started",
+        "step_completed",
+        "approval_requested",
+        "approval_decided",
+        "run_completed",
+    ]
     positions = [out.index(event) for event in events]
     assert positions == sorted(positions)
     decided = next(line for line in out.splitlines() if "approval_decided" in line)
@@ -228,9 +260,13 @@ def test_runs_show_prints_fields_approvals_and_timeline(app: App, worker: Engine
 
 
 def test_unknown_runs_are_one_line_errors(app: App, worker: Engine) -> None:
-    for args in (["runs", "show", "nope"], ["runs", "cancel", "nope"],
-                 ["runs", "retry", "nope"], ["approve", "nope", "manager"],
-                 ["signal", "nope", "docs"]):
+    for args in (
+        ["runs", "show", "nope"],
+        ["runs", "cancel", "nope"],
+        ["runs", "retry", "nope"],
+        ["approve", "nope", "manager"],
+        ["signal", "nope", "docs"],
+    ):
         fails(run_cli("--db", app.db, *args), "nope")
 
 
@@ -242,11 +278,16 @@ def test_approve_then_conflicting_decision(app: App, worker: Engine) -> None:
     out = ok(app, "approve", run_id, "manager", "--by", "alice").stdout
     assert out == f"approved: approval 'manager' (round 1) of run {run_id} by alice\n"
     assert worker.sync.result(run_id, timeout=10) == {
-        "status": "approved", "value": {"amount": 45}, "by": "alice"}
+        "status": "approved",
+        "value": {"amount": 45},
+        "by": "alice",
+    }
     # the same decision again is acknowledged; a different one is refused
     ok(app, "approve", run_id, "manager", "--by", "alice")
-    fails(run_cli("--db", app.db, "reject", run_id, "manager", "--by", "bob"),
-          "was already approved by alice; the first decision stands")
+    fails(
+        run_cli("--db", app.db, "reject", run_id, "manager", "--by", "bob"),
+        "was already approved by alice; the first decision stands",
+    )
 
 
 def test_reject(app: App, worker: Engine) -> None:
@@ -258,15 +299,21 @@ def test_reject(app: App, worker: Engine) -> None:
 
 def test_edit_with_a_json_value(app: App, worker: Engine) -> None:
     run_id = start_waiting(app, worker)
-    fails(run_cli("--db", app.db, "edit", run_id, "manager", "--value", "{amount: 1}"),
-          "--value is not valid JSON")
-    fails(run_cli("--db", app.db, "edit", run_id, "manager", "--value", '{"a": Infinity}'),
-          "Infinity")
+    fails(
+        run_cli("--db", app.db, "edit", run_id, "manager", "--value", "{amount: 1}"),
+        "--value is not valid JSON",
+    )
+    fails(
+        run_cli("--db", app.db, "edit", run_id, "manager", "--value", '{"a": Infinity}'), "Infinity"
+    )
     missing = run_cli("--db", app.db, "edit", run_id, "manager")
     assert missing.exit_code == 2 and "Missing option '--value'" in missing.stderr
     ok(app, "edit", run_id, "manager", "--value", '{"amount": 10}', "--by", "bob")
     assert worker.sync.result(run_id, timeout=10) == {
-        "status": "edited", "value": {"amount": 10}, "by": "bob"}
+        "status": "edited",
+        "value": {"amount": 10},
+        "by": "bob",
+    }
 
 
 def test_request_changes(app: App, worker: Engine) -> None:
@@ -278,8 +325,10 @@ def test_request_changes(app: App, worker: Engine) -> None:
 
 def test_unknown_key_is_a_one_line_error(app: App, worker: Engine) -> None:
     run_id = start_waiting(app, worker)
-    fails(run_cli("--db", app.db, "approve", run_id, "cfo"),
-          f"run {run_id} has no approval 'cfo' (its approvals: 'manager')")
+    fails(
+        run_cli("--db", app.db, "approve", run_id, "cfo"),
+        f"run {run_id} has no approval 'cfo' (its approvals: 'manager')",
+    )
 
 
 def test_by_comes_from_the_environment(app: App, worker: Engine) -> None:
@@ -293,8 +342,10 @@ def test_by_comes_from_the_environment(app: App, worker: Engine) -> None:
 
 def test_signal_delivers_json_data(app: App, worker: Engine) -> None:
     run = json.loads(ok(app, "start", "waiter", "--json").stdout)
-    fails(run_cli("--db", app.db, "signal", run["id"], "docs", "--data", "[1,"),
-          "--data is not valid JSON")
+    fails(
+        run_cli("--db", app.db, "signal", run["id"], "docs", "--data", "[1,"),
+        "--data is not valid JSON",
+    )
     out = ok(app, "signal", run["id"], "docs", "--data", '{"pages": 3}', "--by", "dan").stdout
     assert out == f"sent signal 'docs' to run {run['id']}\n"
     assert worker.sync.result(run["id"], timeout=10) == {"pages": 3}
@@ -327,14 +378,17 @@ def test_retry_resumes_a_failed_run(app: App, worker: Engine) -> None:
 # worker and APP --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ref", "fragment"), [
-    ("nomodule", 'APP must look like "module:engine"'),
-    ("no_such_module_xyz:engine", "cannot import 'no_such_module_xyz'"),
-    ("{app}:missing", "has no attribute 'missing'"),
-    ("{app}:not_an_engine", "is a int, not a signoff Engine"),
-    ("{app}_broken:engine", "_broken' failed: ZeroDivisionError"),
-    ("{app}_empty:engine", "has no workflows"),
-])
+@pytest.mark.parametrize(
+    ("ref", "fragment"),
+    [
+        ("nomodule", 'APP must look like "module:engine"'),
+        ("no_such_module_xyz:engine", "cannot import 'no_such_module_xyz'"),
+        ("{app}:missing", "has no attribute 'missing'"),
+        ("{app}:not_an_engine", "is a int, not a signoff Engine"),
+        ("{app}_broken:engine", "_broken' failed: ZeroDivisionError"),
+        ("{app}_empty:engine", "has no workflows"),
+    ],
+)
 def test_worker_app_that_does_not_import(app: App, ref: str, fragment: str) -> None:
     (app.path / f"{app.name}_broken.py").write_text("x = 1 / 0\n")
     (app.path / f"{app.name}_empty.py").write_text(EMPTY_APP)
@@ -346,15 +400,19 @@ def test_worker_app_that_does_not_import(app: App, ref: str, fragment: str) -> N
 
 def test_worker_rejects_bad_durations(app: App) -> None:
     fails(run_cli("worker", app.ref, "--lease", "soon"), "--lease='soon' is not a duration")
-    fails(run_cli("worker", app.ref, env={"SIGNOFF_WORKER_POLL_INTERVAL": "x"}),
-          "--poll-interval='x' is not a duration")
+    fails(
+        run_cli("worker", app.ref, env={"SIGNOFF_WORKER_POLL_INTERVAL": "x"}),
+        "--poll-interval='x' is not a duration",
+    )
     bad = run_cli("worker", app.ref, "--concurrency", "0")
     assert bad.exit_code == 2 and "--concurrency" in bad.stderr
 
 
 def test_start_with_app_that_does_not_import(app: App) -> None:
-    fails(run_cli("--db", app.db, "start", "refund", "--app", "nope_mod:engine"),
-          "cannot import 'nope_mod'")
+    fails(
+        run_cli("--db", app.db, "start", "refund", "--app", "nope_mod:engine"),
+        "cannot import 'nope_mod'",
+    )
 
 
 # database and settings -------------------------------------------------------------------
@@ -370,8 +428,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
 def test_database_path_that_cannot_be_written(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
-    for args in (["db", "upgrade"], ["runs", "list"], ["approvals", "list"],
-                 ["approve", "r", "k"]):
+    for args in (["db", "upgrade"], ["runs", "list"], ["approvals", "list"], ["approve", "r", "k"]):
         fails(run_cli("--db", url, *args), "cannot open the SQLite database")
     fails(run_cli("--db", "mysql://x", "runs", "list"), "unsupported database URL")
 

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import json
 import math
+import typing
 from typing import Any
 
 import pydantic
@@ -130,10 +131,27 @@ def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(tp)
 
 
+@functools.lru_cache(maxsize=1024)
+def _has_models(tp: Any) -> bool:
+    """Whether `tp` mentions a dataclass or pydantic model (else JSON needs no rebuilding)."""
+    if isinstance(tp, type) and (
+        dataclasses.is_dataclass(tp) or issubclass(tp, pydantic.BaseModel)
+    ):
+        return True
+    return any(_has_models(arg) for arg in typing.get_args(tp))
+
+
 def revive(value: Any, tp: Any) -> Any:
-    """Rebuild a typed value (dataclass, pydantic model, ...) from plain JSON data."""
-    if tp is None or tp is Any or value is None:
+    """Rebuild a typed value (dataclass, pydantic model, `list[Item]`, ...) from plain JSON.
+
+    Annotations without models (`int`, `dict[str, Any]`) leave the value as it is."""
+    if tp is None or value is None:
         return value
+    try:
+        if not _has_models(tp):
+            return value
+    except TypeError:  # unhashable annotation: let pydantic decide
+        pass
     try:
         return _adapter(tp).validate_python(value)
     except (pydantic.ValidationError, TypeError) as exc:

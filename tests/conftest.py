@@ -16,15 +16,18 @@ import pytest
 
 from signoff import Engine
 from signoff.testing import FakeClock
+from tests.pg_fixtures import pg_template, pg_url  # noqa: F401 - fixtures
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'signoff.db'}"
-    else:  # pragma: no cover - extended by the PostgreSQL fixtures
+    elif request.param == "postgres":
+        yield request.getfixturevalue("pg_url")
+    else:  # pragma: no cover
         raise AssertionError(request.param)
 
 

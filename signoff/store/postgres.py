@@ -151,6 +151,7 @@ class PostgresStore(Store):
         self._listeners: list[tuple[Callable[[], None], asyncio.AbstractEventLoop | None]] = []
         self._listen_task: asyncio.Task[None] | None = None
         self._wake_scheduled = False
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # the private loop ------------------------------------------------------------------
 
@@ -167,7 +168,17 @@ class PostgresStore(Store):
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._thread_lock:
             loop = self._ensure_thread()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            self._tracked(coro), loop))
+
+    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            return await coro
+        finally:
+            self._tasks.discard(task)
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -250,10 +261,14 @@ class PostgresStore(Store):
         loop.close()
 
     async def _close(self) -> None:
-        task, self._listen_task = self._listen_task, None
-        if task is not None:
+        # operations still running here were abandoned by their callers (loop gone)
+        others = list(self._tasks)
+        if self._listen_task is not None:
+            others.append(self._listen_task)
+        self._listen_task = None
+        for task in others:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -265,7 +280,7 @@ class PostgresStore(Store):
             await self.open()
         return await self._call(self._run(op, _BEGIN_WRITE))
 
-    async def _read(self, op: Op[T]) -> T:
+    async def _read(self, op: Callable[[], Op[T]] | Op[T]) -> T:
         if self._pool is None:
             await self.open()
         return await self._call(self._run(op, _BEGIN_READ))

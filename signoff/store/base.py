@@ -54,6 +54,15 @@ class Store(abc.ABC):
     async def schema_version(self) -> int:
         return await self._read(_op(schema.current_version))
 
+    def add_wakeup_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (in the caller's event loop) when another process may have made
+        a run runnable. A no-op where the backend cannot tell (workers then poll)."""
+        return None
+
+    def remove_wakeup_listener(self, callback: Callable[[], None]) -> None:
+        """Stop calling `callback`."""
+        return None
+
     # runs ----------------------------------------------------------------------------
 
     async def create_run(self, **kw: Any) -> tuple[models.Run, Claim | None, bool]:

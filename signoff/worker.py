@@ -54,6 +54,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._giving_back: set[asyncio.Task[None]] = set()
 
     @property
     def lease_until(self) -> float:
@@ -68,6 +69,7 @@ class Worker:
             asyncio.create_task(self._loop(), name="signoff-worker"),
             asyncio.create_task(self._heartbeat(), name="signoff-heartbeat"),
         ]
+        self._store.add_wakeup_listener(self.wake)  # NOTIFY on PostgreSQL; else we poll
         log.info("worker started", extra={"action": "worker_started", "worker": self.id})
 
     def submit(self, claim: Claim) -> None:
@@ -92,23 +94,47 @@ class Worker:
             outcome = await runner.execute(claim, wf, self._store, self._clock, self._settings)
         except asyncio.CancelledError:
             raise
-        except Exception:  # store down while finishing: the lease will lapse, another retries
+        except Exception:  # store down mid-run: hand the run back to be claimed afresh
             log.exception(
                 "run execution crashed", extra={"action": "run_crashed", "run_id": run_id}
             )
+            task = asyncio.create_task(self._give_back(run_id))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
         finally:
             self._active.pop(run_id, None)
             self._on_settled(run_id, outcome)
             self._pump()
 
+    async def _give_back(self, run_id: str) -> None:
+        """Release a run whose execution crashed (our heartbeat would otherwise keep its
+        lease alive forever), retrying with backoff while the store is down."""
+        delay = 0.05
+        while not self._stopping and run_id not in self._active:
+            try:
+                await self._store.release(owner=self.id, run_ids=[run_id],
+                                          now=self._clock.time())
+                self.wake()
+                return
+            except Exception as exc:
+                log.warning("cannot give back run %s (%s); retrying in %.2fs", run_id, exc,
+                            delay, extra={"action": "release_retry", "run_id": run_id})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def _loop(self) -> None:
         names = sorted(self._registry)
+        failures = 0
         while not self._stopping:
             try:
                 await self._tick(names)
+                failures = 0
             except Exception:
-                log.exception("worker poll failed; retrying", extra={"action": "poll_failed"})
-                await asyncio.sleep(min(1.0, self._poll * 10))
+                failures += 1
+                pause = min(2.0, max(self._poll, 0.01) * 2**failures)
+                log.exception("worker poll failed; retrying in %.2fs", pause,
+                              extra={"action": "poll_failed", "failures": failures})
+                await asyncio.sleep(pause)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
@@ -153,10 +179,11 @@ class Worker:
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Stop claiming, let running executions reach a wait or the end, give back the rest."""
         self._stopping = True
+        self._store.remove_wakeup_listener(self.wake)
         self._wake.set()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._giving_back]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._giving_back, return_exceptions=True)
         queued = [c.run.id for c in self._queue]
         self._queue.clear()
         cut: list[str] = []

@@ -18,13 +18,13 @@ import uuid as _uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from signoff import durations, errors, models, serialization
+from signoff import clock, durations, errors, models, serialization
 from signoff.journal import EntryKind, EntryStatus, JournalEntry, ReplayCursor
 
 if TYPE_CHECKING:
-    from signoff.runner import Execution
+    from signoff.store.sql_waits import WaitOutcome
 
 T = TypeVar("T")
 
@@ -32,6 +32,40 @@ _current: ContextVar[Context] = ContextVar("signoff_context")
 _current_step: ContextVar[int] = ContextVar("signoff_step")
 
 _MAX_KEY = 200
+
+
+class Host(Protocol):
+    """What a Context writes through: the execution of one run (`runner.Execution`)."""
+
+    run_id: str
+    workflow: str
+    default_retry: models.RetryPolicy
+    clock: clock.Clock
+
+    def beyond_journal(self) -> None:
+        """Called when the workflow makes a call the journal has no record of."""
+
+    async def write_step(
+        self, entry: JournalEntry, attempts: int, extra: list[JournalEntry]
+    ) -> None: ...
+
+    async def attempt_failed(
+        self, seq: int, name: str, attempt: int, info: dict[str, Any], retry_in: float
+    ) -> None: ...
+
+    async def open_wait(
+        self,
+        *,
+        kind: EntryKind,
+        seq: int,
+        name: str,
+        deadline: float | None,
+        summary: str,
+        proposed_json: str | None,
+        extra: list[JournalEntry],
+    ) -> WaitOutcome: ...
+
+    async def repark(self, seq: int, extra: list[JournalEntry]) -> None: ...
 
 
 class Suspended(BaseException):
@@ -94,7 +128,7 @@ def _hinted_return(fn: Callable[..., Any]) -> Any:
 class Context:
     """Handed to every workflow function as its first argument."""
 
-    def __init__(self, execution: Execution, journal: list[JournalEntry]) -> None:
+    def __init__(self, execution: Host, journal: list[JournalEntry]) -> None:
         self._exec = execution
         self.run_id: str = execution.run_id
         self.workflow: str = execution.workflow
@@ -332,10 +366,13 @@ class Context:
                 f"this Context belongs to run {self.run_id}, which is not executing here"
             )
         try:
-            return self._cursor.advance(kind, name)
+            seq, entry = self._cursor.advance(kind, name)
         except errors.NonDeterminismError as exc:
             self.fatal = exc  # the run fails even if the workflow catches the error
             raise
+        if entry is None:
+            self._exec.beyond_journal()
+        return seq, entry
 
     def _take_pending(self) -> list[JournalEntry]:
         pending, self._pending = self._pending, []

@@ -191,6 +191,7 @@ class Engine:
         existing run. `requested_by` records who asked for it.
         """
         name = self._name_of(workflow)
+        _check_texts((run_id, "run_id"), (requested_by, "requested_by"))
         if name not in self._registry:
             known = await self.store.known_workflows()
             if name not in known:
@@ -225,6 +226,7 @@ class Engine:
         return run
 
     async def get_run(self, run_id: str) -> models.Run:
+        _check_texts((run_id, "run_id"))
         return await self.store.get_run(run_id)
 
     async def list_runs(
@@ -236,6 +238,7 @@ class Engine:
     ) -> list[models.Run]:
         """Runs, newest first, optionally filtered by status and workflow name."""
         status = None if status is None else _run_status(status)
+        _check_texts((workflow, "workflow"))
         return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
 
     async def count_runs(
@@ -247,7 +250,7 @@ class Engine:
 
     async def history(self, run_id: str) -> list[models.HistoryEvent]:
         """Everything that happened to the run, oldest first."""
-        await self.store.get_run(run_id)
+        await self.get_run(run_id)
         return await self.store.history(run_id)
 
     async def cancel(
@@ -255,12 +258,14 @@ class Engine:
     ) -> models.Run:
         """Cancel an unfinished run; its pending approvals close. A step executing right
         now finishes, but its result is not recorded and the run goes no further."""
+        _check_texts((run_id, "run_id"), (by, "by"), (reason, "reason"))
         return await self.store.cancel_run(
             run_id=run_id, by=by, reason=reason, now=self.clock.time()
         )
 
     async def retry(self, run_id: str, *, by: str | None = None) -> models.Run:
         """Resume a failed run from where it failed; recorded steps are not redone."""
+        _check_texts((run_id, "run_id"), (by, "by"))
         run = await self.store.get_run(run_id)
         owner, lease_until = self._claimer(run.workflow)
         claim = await self.store.retry_run(
@@ -356,9 +361,7 @@ class Engine:
         by: str | None,
         reason: str | None,
     ) -> models.Decision:
-        for text, what in ((by, "by"), (reason, "reason")):
-            if text is not None:
-                serialization.to_jsonable(text, what)
+        _check_texts((run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason"))
         outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
         if outcome.outcome == "approval_not_found":
             run = await self.store.get_run(run_id)
@@ -396,11 +399,12 @@ class Engine:
         self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[models.Approval]:
         """Approvals waiting for a decision, oldest first."""
+        _check_texts((workflow, "workflow"), (run_id, "run_id"))
         return await self.store.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
 
     async def approvals(self, run_id: str) -> list[models.Approval]:
         """Every approval round of one run, decided or not."""
-        await self.store.get_run(run_id)
+        await self.get_run(run_id)
         return await self.store.run_approvals(run_id)
 
     # signals -------------------------------------------------------------------------
@@ -411,6 +415,7 @@ class Engine:
         """Send `data` to the run under `name`; kept until the run waits for it."""
         if not isinstance(name, str) or not name:
             raise errors.InvalidArgument("signal name must be a non-empty string")
+        _check_texts((run_id, "run_id"), (name, "signal name"), (by, "by"))
         payload = serialization.dumps(data, where=f"the data of signal {name!r}")
         owner, lease_until = self._claimer()
         outcome, claim = await self.store.send_signal(
@@ -437,6 +442,16 @@ def _run_status(status: models.RunStatus | str) -> models.RunStatus:
     except ValueError:
         choices = ", ".join(s.value for s in models.RunStatus)
         raise errors.InvalidArgument(f"unknown status {status!r}; use one of: {choices}") from None
+
+
+def _check_texts(*texts: tuple[str | None, str]) -> None:
+    """Refuse text that some store cannot keep (NUL, lone surrogates), on every store."""
+    for text, what in texts:
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise errors.InvalidArgument(f"{what} must be a string, not {type(text).__name__}")
+        serialization.to_jsonable(text, what)
 
 
 def _decision_or_raise(outcome: DecideOutcome, run_id: str, key: str) -> models.Decision:

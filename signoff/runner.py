@@ -72,6 +72,9 @@ class Execution:
         self.clock = clock_
         self.default_retry = settings.default_retry
 
+    def beyond_journal(self) -> None:
+        pass  # first execution of this call: do it and record it
+
     async def _guard(self, write: Awaitable[Any]) -> Any:
         try:
             return await write

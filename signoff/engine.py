@@ -61,16 +61,35 @@ class Engine:
         self.url = url
         self.store: Store = open_store(url)
         self.clock = clock or SystemClock()
-        self._lease = durations.to_seconds(lease, "lease")
-        self._poll = durations.to_seconds(poll_interval, "poll_interval")
-        if concurrency < 1:
-            raise errors.InvalidArgument("concurrency must be at least 1")
-        self._concurrency = concurrency
-        self._default_retry = default_retry or models.RetryPolicy()
         self._registry: dict[str, runner.WorkflowDef] = {}
         self._worker: worker.Worker | None = None
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._sync: SyncEngine | None = None
+        self._default_retry = default_retry or models.RetryPolicy()
+        self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
+
+    def configure(
+        self,
+        *,
+        url: str | None = None,
+        lease: durations.Duration | None = None,
+        poll_interval: durations.Duration | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Change settings given to the constructor (for example from command-line
+        options). The database URL can change only before the engine first opens it."""
+        if url is not None and url != self.url:
+            if self._worker is not None or self.store.opened:
+                raise errors.InvalidRunState("the engine is in use; set its URL before using it")
+            self.store, self.url = open_store(url), url
+        if lease is not None:
+            self._lease = durations.to_seconds(lease, "lease")
+        if poll_interval is not None:
+            self._poll = durations.to_seconds(poll_interval, "poll_interval")
+        if concurrency is not None:
+            if not isinstance(concurrency, int) or concurrency < 1:
+                raise errors.InvalidArgument("concurrency must be a whole number of at least 1")
+            self._concurrency = concurrency
 
     # registry ------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,6 @@ BAD_VALUES = {
     "nul": "before\u0000after",
     "lone-surrogate": "half \ud800 a pair",
 }
-BAD_IDS = list(BAD_VALUES)
 
 
 def nested(bad: Any) -> dict[str, Any]:
@@ -93,21 +93,22 @@ async def test_step_result_not_json_is_refused_before_journaling(engine: Engine)
     assert approval.status is ApprovalStatus.APPROVED
 
 
-@pytest.mark.parametrize("value", [b"bytes", object(), {1, 2}, {1: "int key"}],
-                         ids=["bytes", "object", "set", "int-key"])
-async def test_step_result_types_name_the_step_and_the_type(engine: Engine, value: Any) -> None:
+async def test_step_result_types_name_the_step_and_the_type(engine: Engine) -> None:
+    values: dict[str, Any] = {"bytes": b"raw", "object": object(), "set": {1, 2},
+                              "int": {1: "int key"}}
+
     @engine.workflow()
-    async def wf(ctx: Context) -> None:
-        await ctx.step(lambda: value, name="produce")
+    async def wf(ctx: Context, kind: str) -> None:
+        await ctx.step(lambda: values[kind], name=f"produce {kind}")
 
     async with engine:
-        run = await engine.start(wf)
-        with pytest.raises(RunFailed) as info:
-            await engine.result(run.id, timeout=5)
-    message = info.value.error["message"]
-    assert "'produce'" in message
-    assert type(value).__name__ in message or "int" in message
-    assert await engine.store.get_journal(run.id) == []
+        runs = {kind: await engine.start(wf, kind) for kind in values}
+        for kind, run in runs.items():
+            with pytest.raises(RunFailed) as info:
+                await engine.result(run.id, timeout=5)
+            message = info.value.error["message"]
+            assert f"'produce {kind}'" in message and f"type {kind}" in message
+            assert await engine.store.get_journal(run.id) == []
 
 
 async def test_unknown_workflow_name(engine: Engine) -> None:
@@ -177,26 +178,28 @@ async def test_decision_on_a_run_not_waiting_for_it(engine: Engine) -> None:
     assert (await engine.get_run(run.id)).status is RunStatus.COMPLETED
 
 
-@pytest.mark.parametrize("bad", list(BAD_VALUES.values()), ids=BAD_IDS)
-async def test_bad_value_in_start_input(engine: Engine, bad: Any) -> None:
+async def test_bad_value_in_start_input(engine: Engine) -> None:
     register_waiter(engine)
-    with pytest.raises(NotSerializable, match="input"):
-        await engine.start("waiter", nested(bad))
-    with pytest.raises(NotSerializable):
-        await engine.start("waiter", key=bad)
+    for what, bad in BAD_VALUES.items():
+        with pytest.raises(NotSerializable, match="input") as info:
+            await engine.start("waiter", nested(bad))
+        assert "[0]['items'][0]['deep']" in str(info.value), what
+        with pytest.raises(NotSerializable):
+            await engine.start("waiter", key=bad)
     assert await engine.list_runs() == []
 
 
-@pytest.mark.parametrize("bad", list(BAD_VALUES.values()), ids=BAD_IDS)
-async def test_bad_value_in_a_proposed_value(engine: Engine, bad: Any) -> None:
+async def test_bad_value_in_a_proposed_value(engine: Engine) -> None:
     @engine.workflow()
-    async def wf(ctx: Context) -> str:
-        try:
-            await ctx.approval("manager", proposed=nested(bad))
-        except NotSerializable as exc:
-            refused = str(exc)
+    async def wf(ctx: Context) -> list[str]:
+        refused = []
+        for bad in BAD_VALUES.values():
+            try:
+                await ctx.approval("manager", proposed=nested(bad))
+            except NotSerializable as exc:
+                refused.append(str(exc))
         d = await ctx.approval("manager", proposed={"fixed": True})
-        return f"{refused} | {d.status}"
+        return [*refused, d.status.value]
 
     async with engine:
         run = await engine.start(wf)
@@ -205,8 +208,8 @@ async def test_bad_value_in_a_proposed_value(engine: Engine, bad: Any) -> None:
         assert approval.proposed == {"fixed": True} and approval.round == 1
         await engine.approve(run.id, "manager")
         result = await engine.result(run.id, timeout=5)
-    refused, status = result.split(" | ")
-    assert "'manager'" in refused and status == "approved"
+    assert len(result) == len(BAD_VALUES) + 1 and result[-1] == "approved"
+    assert all("proposed value of 'manager'" in message for message in result[:-1])
 
 
 async def test_uncaught_bad_proposed_value_fails_the_run_recording_no_approval(
@@ -226,17 +229,17 @@ async def test_uncaught_bad_proposed_value_fails_the_run_recording_no_approval(
     assert await engine.pending_approvals() == []
 
 
-@pytest.mark.parametrize("bad", list(BAD_VALUES.values()), ids=BAD_IDS)
-async def test_bad_value_in_an_edit(engine: Engine, bad: Any) -> None:
+async def test_bad_value_in_an_edit(engine: Engine) -> None:
     register_waiter(engine)
     async with engine:
         run = await engine.start("waiter")
         await engine.settle(run.id)
         before = await snapshot(engine, run.id)
-        with pytest.raises(NotSerializable, match="edited value"):
-            await engine.edit(run.id, "manager", nested(bad), by="carol")
-        with pytest.raises(NotSerializable):
-            await engine.approve(run.id, "manager", by="carol", reason=str(bad) + "\u0000")
+        for bad in BAD_VALUES.values():
+            with pytest.raises(NotSerializable, match="edited value"):
+                await engine.edit(run.id, "manager", nested(bad), by="carol")
+            with pytest.raises(NotSerializable):
+                await engine.edit(run.id, "manager", bad)
         assert await snapshot(engine, run.id) == before
         [approval] = await engine.pending_approvals()
         assert approval.status is ApprovalStatus.PENDING
@@ -245,8 +248,7 @@ async def test_bad_value_in_an_edit(engine: Engine, bad: Any) -> None:
         assert (await engine.result(run.id, timeout=5))["decision"] == {"amount": 5}
 
 
-@pytest.mark.parametrize("bad", list(BAD_VALUES.values()), ids=BAD_IDS)
-async def test_bad_value_in_signal_data(engine: Engine, bad: Any) -> None:
+async def test_bad_value_in_signal_data(engine: Engine) -> None:
     register_waiter(engine)
     async with engine:
         run = await engine.start("waiter")
@@ -254,27 +256,34 @@ async def test_bad_value_in_signal_data(engine: Engine, bad: Any) -> None:
         await engine.approve(run.id, "manager")
         assert (await engine.settle(run.id)).waiting_for == "signal:docs"
         before = await snapshot(engine, run.id)
-        with pytest.raises(NotSerializable, match="docs"):
-            await engine.signal(run.id, "docs", nested(bad))
+        for bad in BAD_VALUES.values():
+            with pytest.raises(NotSerializable, match="docs"):
+                await engine.signal(run.id, "docs", nested(bad))
+            with pytest.raises(NotSerializable):
+                await engine.signal(run.id, "docs", bad)
         assert await snapshot(engine, run.id) == before
         await engine.signal(run.id, "docs", {"clean": True})
         assert (await engine.result(run.id, timeout=5))["docs"] == {"clean": True}
 
 
-@pytest.mark.parametrize("timeout", ["7x", "soon", "", "-1h", "1h 30m", "h"])
-async def test_invalid_timeout_string(engine: Engine, timeout: str) -> None:
+async def test_invalid_timeout_string(engine: Engine) -> None:
+    bad_timeouts = ["7x", "soon", "", "-1h", "1h 30m", "h"]
+
     @engine.workflow()
-    async def wf(ctx: Context) -> str:
-        try:
-            await ctx.approval("manager", timeout=timeout)
-        except InvalidDuration as exc:
-            return str(exc)
-        return "accepted"
+    async def wf(ctx: Context) -> list[str]:
+        refused = []
+        for timeout in bad_timeouts:
+            try:
+                await ctx.approval("manager", timeout=timeout)
+            except InvalidDuration as exc:
+                refused.append(str(exc))
+        return refused
 
     async with engine:
         run = await engine.start(wf)
-        message = await engine.result(run.id, timeout=5)
-    assert "timeout=" in message and "'30s'" in message
+        messages = await engine.result(run.id, timeout=5)
+    assert len(messages) == len(bad_timeouts)
+    assert all("timeout=" in m and "'30s'" in m for m in messages)
     assert await engine.approvals(run.id) == []
 
 
@@ -335,19 +344,21 @@ async def test_duplicate_approval_key_can_be_caught(engine: Engine) -> None:
         assert await engine.result(run.id, timeout=5) == "caught"
 
 
-@pytest.mark.parametrize("key", ["", "x" * 201, "nul\u0000key"])
-async def test_invalid_approval_key(engine: Engine, key: str) -> None:
+async def test_invalid_approval_key(engine: Engine) -> None:
     @engine.workflow()
-    async def wf(ctx: Context) -> str:
-        try:
-            await ctx.approval(key)
-        except InvalidArgument as exc:
-            return type(exc).__name__
-        return "accepted"
+    async def wf(ctx: Context) -> list[str]:
+        refused = []
+        for key in ["", "x" * 201, "nul\u0000key", "half\ud800"]:
+            try:
+                await ctx.approval(key)
+            except InvalidArgument as exc:
+                refused.append(type(exc).__name__)
+        return refused
 
     async with engine:
         run = await engine.start(wf)
-        assert await engine.result(run.id, timeout=5) in ("InvalidArgument", "NotSerializable")
+        assert await engine.result(run.id, timeout=5) == [
+            "InvalidArgument", "InvalidArgument", "NotSerializable", "NotSerializable"]
     assert await engine.approvals(run.id) == []
 
 
@@ -397,3 +408,47 @@ def test_engine_with_an_unsupported_url(url: str, says: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         Engine(url)
     assert says in str(info.value)
+
+
+BAD_TEXTS = ["a\u0000b", "a\udcffb"]  # NUL; a lone surrogate (as from a non-UTF-8 argv)
+
+
+def bad_text_calls(engine: Engine, run_id: str, bad: str
+                   ) -> dict[str, Callable[[], Awaitable[Any]]]:
+    return {
+        "signal name": lambda: engine.signal(run_id, bad, 1),
+        "signal by": lambda: engine.signal(run_id, "docs", 1, by=bad),
+        "approve by": lambda: engine.approve(run_id, "manager", by=bad),
+        "reject reason": lambda: engine.reject(run_id, "manager", reason=bad),
+        "decision key": lambda: engine.approve(run_id, bad),
+        "decision run": lambda: engine.approve(bad, "manager"),
+        "cancel by": lambda: engine.cancel(run_id, by=bad),
+        "cancel reason": lambda: engine.cancel(run_id, reason=bad),
+        "retry by": lambda: engine.retry(run_id, by=bad),
+        "start requested_by": lambda: engine.start("waiter", requested_by=bad),
+        "start run_id": lambda: engine.start("waiter", run_id=bad),
+        "get_run": lambda: engine.get_run(bad),
+        "history": lambda: engine.history(bad),
+        "approvals": lambda: engine.approvals(bad),
+        "list_runs workflow": lambda: engine.list_runs(workflow=bad),
+        "pending_approvals run": lambda: engine.pending_approvals(run_id=bad),
+    }
+
+
+async def test_bad_text_arguments_are_refused_on_every_store(engine: Engine) -> None:
+    register_waiter(engine)
+    async with engine:
+        run = await engine.start("waiter")
+        await engine.settle(run.id)
+        before = await snapshot(engine, run.id)
+        for bad in BAD_TEXTS:
+            for what, call in bad_text_calls(engine, run.id, bad).items():
+                with pytest.raises(NotSerializable) as info:
+                    await call()
+                message = str(info.value)
+                assert "NUL" in message or "surrogate" in message, (what, message)
+        assert await snapshot(engine, run.id) == before
+        assert len(await engine.list_runs()) == 1
+        await engine.approve(run.id, "manager")
+        await engine.signal(run.id, "docs", 1)
+        await engine.result(run.id, timeout=5)

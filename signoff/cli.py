@@ -284,8 +284,7 @@ def _app_engine(app: str) -> Engine:
     engine = load_app(app)
     settings = _settings()
     if settings.db_explicit and engine.url != settings.db:
-        # the store is not opened before first use, so swapping it is safe here
-        engine.url, engine.store = settings.db, Engine(settings.db).store
+        engine.configure(url=settings.db)
     return engine
 
 
@@ -367,12 +366,11 @@ def worker(
             "that APP imports"
         )
     # The Engine takes these in its constructor; the options override them when given.
-    if concurrency is not None:
-        engine._concurrency = concurrency
-    if poll_interval is not None:
-        engine._poll = _seconds(poll_interval, "--poll-interval")
-    if lease is not None:
-        engine._lease = _seconds(lease, "--lease")
+    engine.configure(
+        concurrency=concurrency,
+        poll_interval=None if poll_interval is None else _seconds(poll_interval, "--poll-interval"),
+        lease=None if lease is None else _seconds(lease, "--lease"),
+    )
     drain = _seconds(drain_timeout, "--drain-timeout")
     logging.basicConfig(
         level=log_level.upper(),

@@ -38,6 +38,11 @@ class Store(abc.ABC):
     async def open(self) -> None:
         """Connect and bring the schema up to date (safe to call when already open)."""
 
+    @property
+    def opened(self) -> bool:
+        """Whether the store holds connections (it opens itself on first use)."""
+        return False
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish queued work and release connections."""

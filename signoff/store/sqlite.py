@@ -330,6 +330,10 @@ class SQLiteStore(Store):
         self._conns: list[sqlite3.Connection] = []
         self._lock = asyncio.Lock()
 
+    @property
+    def opened(self) -> bool:
+        return self._inline_writer is not None
+
     def _connect(self, busy_ms: int | None = None) -> sqlite3.Connection:
         busy_ms = self._busy_ms if busy_ms is None else busy_ms
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -359,3 +360,44 @@ async def test_engine_without_worker_records_and_another_engine_runs(
     finally:
         await client.close()
         await server.close()
+
+
+async def test_workflow_registration_errors(engine: Engine) -> None:
+    async def one(ctx: Context) -> None:
+        return None
+
+    async def two(ctx: Context) -> None:
+        return None
+
+    engine.workflow(name="flow")(one)
+    engine.workflow(name="flow")(one)  # the same function again is fine
+    with pytest.raises(signoff.InvalidArgument, match="already registered"):
+        engine.workflow(name="flow")(two)
+
+    def not_async(ctx: Context) -> None:
+        return None
+
+    with pytest.raises(signoff.InvalidArgument, match="async"):
+        engine.workflow()(not_async)  # type: ignore[type-var]
+    assert engine.workflows == ["flow"]
+
+
+async def test_cancel_a_run_no_worker_has_picked_up(store_url: str, clock: FakeClock) -> None:
+    ran: list[int] = []
+    eng = Engine(store_url, clock=clock, poll_interval=0.01)
+
+    @eng.workflow()
+    async def wf(ctx: Context) -> None:
+        ran.append(1)
+
+    try:
+        run = await eng.start(wf)
+        assert (await eng.get_run(run.id)).status is RunStatus.PENDING
+        assert (await eng.cancel(run.id)).status is RunStatus.CANCELLED
+        async with eng:
+            await asyncio.sleep(0.05)
+            with pytest.raises(signoff.RunCancelled):
+                await eng.result(run.id, timeout=1)
+    finally:
+        await eng.close()
+    assert ran == []

@@ -246,3 +246,37 @@ async def test_sleep_survives_an_engine_restart(store_url: str, clock: FakeClock
     finally:
         await second.close()
     assert calls == ["before", "after"]
+
+
+async def test_timers_overdue_while_no_engine_ran_fire_on_start(
+    store_url: str, clock: FakeClock
+) -> None:
+    async def waits(ctx: Context) -> list[str]:
+        d = await ctx.approval("manager", timeout="1h")
+        try:
+            await ctx.wait_for_signal("docs", timeout="1h")
+        except WaitTimeout:
+            return [d.status.value, "no docs"]
+        return [d.status.value, "docs"]
+
+    first = Engine(store_url, clock=clock, poll_interval=0.01)
+    first.workflow(name="waits")(waits)
+    async with first:
+        run = await first.start("waits")
+        await first.settle(run.id)
+    await first.close()
+    clock.advance("1d")  # the approval's deadline passes while nothing runs
+
+    second = Engine(store_url, clock=clock, poll_interval=0.01)
+    second.workflow(name="waits")(waits)
+    try:
+        async with second:
+            parked = await second.settle(run.id)
+            while parked.waiting_for != "signal:docs":
+                await asyncio.sleep(0.01)
+                parked = await second.settle(run.id)
+            assert parked.wake_at == T0 + timedelta(days=1, hours=1)
+            clock.advance("1h")
+            assert await second.result(run.id, timeout=5) == ["expired", "no docs"]
+    finally:
+        await second.close()

@@ -95,9 +95,13 @@ async def clients(k: int, fn: Callable[[Any], Awaitable[Any]], items: Iterable[A
     return out
 
 
-async def until_count(engine: Engine, status: str, n: int) -> None:
-    while await engine.count_runs(status=status) < n:
-        await asyncio.sleep(0.005)
+async def until_settled(engine: Engine, status: str, n: int) -> None:
+    """Wait until no run is pending or running (cheap: those sets are small), then check
+    that `n` runs have `status`."""
+    while await engine.count_runs(status="pending") or await engine.count_runs(status="running"):
+        await asyncio.sleep(0.002)
+    count = await engine.count_runs(status=status)
+    assert count >= n, f"{count} runs {status}, expected {n}"
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,13 +120,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         runs = await clients(args.clients, start, range(half))
-        await until_count(engine, "waiting", half)
+        await until_settled(engine, "waiting", half)
         t_first = time.perf_counter() - t0
         gc.collect()
         rss_half = rss_bytes()
         t1 = time.perf_counter()
         runs += await clients(args.clients, start, range(half, args.n))
-        await until_count(engine, "waiting", args.n)
+        await until_settled(engine, "waiting", args.n)
         t_wait = t_first + time.perf_counter() - t1
         cpu_wait = cpu_seconds() - cpu0
         gc.collect()
@@ -131,12 +135,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         cpu2 = cpu_seconds()
         t2 = time.perf_counter()
         await clients(args.clients, decide, runs)
-        await until_count(engine, "completed", args.n)
+        await until_settled(engine, "completed", args.n)
         t_done = time.perf_counter() - t2
         cpu_done = cpu_seconds() - cpu2
 
         sample = await clients(args.clients, start, range(args.n, args.n + args.sample))
-        await until_count(engine, "waiting", args.sample)
+        await until_settled(engine, "waiting", args.sample)
         await asyncio.sleep(0.2)  # let the worker go idle
         latencies = []
         for r in sample:

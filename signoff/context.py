@@ -95,13 +95,18 @@ def idempotency_key() -> str:
 
 def error_info(exc: BaseException) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "type": _storable(type(exc).__name__),
+        "message": _storable(str(exc)),
+        "traceback": _storable("".join(traceback.format_exception(exc))),
     }
     if isinstance(exc, errors.SignoffError):
         info["code"] = exc.code
     return info
+
+
+def _storable(text: str) -> str:
+    """Error text that every store keeps: NUL and lone surrogates written as escapes."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
@@ -172,6 +177,8 @@ class Context:
         recorded result. `fn` may be sync (run in a thread) or async. A failure is retried
         per `retry` (default: the engine's policy) and then raised as `StepError`."""
         step_name = name or _callable_name(fn)
+        if name is not None:
+            serialization.to_jsonable(name, "step name")
         seq, entry = self._advance(EntryKind.STEP, step_name)
         rtype = _return_type(fn)
         if entry is not None:

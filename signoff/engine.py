@@ -98,6 +98,7 @@ class Engine:
 
         def register(fn: F) -> F:
             wf_name = name or fn.__qualname__
+            serialization.to_jsonable(wf_name, "workflow name")
             existing = self._registry.get(wf_name)
             if existing is not None and existing.fn is not fn:
                 raise errors.InvalidArgument(f"a workflow named {wf_name!r} is already registered")

@@ -452,3 +452,30 @@ async def test_bad_text_arguments_are_refused_on_every_store(engine: Engine) -> 
         await engine.approve(run.id, "manager")
         await engine.signal(run.id, "docs", 1)
         await engine.result(run.id, timeout=5)
+
+
+async def test_bad_step_and_workflow_names(engine: Engine) -> None:
+    async def wf(ctx: Context) -> None:
+        return None
+
+    for bad in BAD_TEXTS:
+        with pytest.raises(NotSerializable, match="workflow name"):
+            engine.workflow(name=f"flow {bad}")(wf)
+    assert engine.workflows == []
+
+    @engine.workflow()
+    async def named(ctx: Context) -> list[str]:
+        refused = []
+        for bad in BAD_TEXTS:
+            try:
+                await ctx.step(lambda: 1, name=f"step {bad}")
+            except NotSerializable as exc:
+                refused.append(str(exc))
+        await ctx.step(lambda: 2, name="fine")
+        return refused
+
+    async with engine:
+        run = await engine.start(named)
+        refused = await engine.result(run.id, timeout=5)
+    assert len(refused) == 2 and all(m.startswith("step name") for m in refused)
+    assert [e.name for e in await engine.store.get_journal(run.id)] == ["fine"]

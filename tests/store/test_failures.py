@@ -430,3 +430,39 @@ async def test_cancel_during_a_step_records_nothing_more(engine: Engine) -> None
     assert (await engine.get_run(run.id)).status is RunStatus.CANCELLED
     assert await engine.store.get_journal(run.id) == []
     assert [e.type for e in await engine.history(run.id)] == ["run_started", "run_cancelled"]
+
+
+async def test_errors_with_nul_or_lone_surrogates_still_fail_the_run_clearly(
+    engine: Engine,
+) -> None:
+    # Exception text is not validated by anyone; it must still be storable on every
+    # store, or the run would crash-loop instead of failing.
+    def flaky_bad() -> None:
+        raise ValueError("bad\x00byte and half \ud800 pair")
+
+    @engine.workflow()
+    async def in_step(ctx: Context) -> None:
+        await ctx.step(flaky_bad, retry=RetryPolicy(attempts=2, initial_interval=0.01))
+
+    @engine.workflow()
+    async def in_body(ctx: Context) -> None:
+        raise PolicyViolation("nul\x00 \udcff")
+
+    escaped = "bad\\x00byte and half \\ud800 pair"
+    async with engine:
+        run = await engine.start(in_step)
+        with pytest.raises(RunFailed) as info:
+            await engine.result(run.id, timeout=5)
+        assert escaped in info.value.error["message"]
+        events = await engine.history(run.id)
+        assert [e.type for e in events] == ["run_started", "step_retrying", "step_failed",
+                                            "run_failed"]
+        assert events[1].data["error"]["message"] == escaped
+        assert events[2].data["error"]["type"] == "ValueError"
+        assert events[2].data["error"]["message"] == escaped
+
+        other = await engine.start(in_body)
+        with pytest.raises(RunFailed) as info:
+            await engine.result(other.id, timeout=5)
+        assert info.value.error["type"] == "PolicyViolation"
+        assert info.value.error["message"] == "nul\\x00 \\udcff"

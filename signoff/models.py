@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from signoff import errors
+
 
 class RunStatus(enum.StrEnum):
     PENDING = "pending"  # runnable, no worker holds it
@@ -62,9 +64,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
+            raise errors.InvalidArgument("RetryPolicy.attempts must be at least 1")
         if self.initial_interval < 0 or self.max_interval < 0 or self.backoff < 1:
-            raise ValueError("RetryPolicy intervals must be >= 0 and backoff >= 1")
+            raise errors.InvalidArgument("RetryPolicy intervals must be >= 0 and backoff >= 1")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed try number `attempt` (1-based)."""

@@ -479,3 +479,12 @@ async def test_bad_step_and_workflow_names(engine: Engine) -> None:
         refused = await engine.result(run.id, timeout=5)
     assert len(refused) == 2 and all(m.startswith("step name") for m in refused)
     assert [e.name for e in await engine.store.get_journal(run.id)] == ["fine"]
+
+
+def test_bad_engine_settings(store_url: str) -> None:
+    with pytest.raises(InvalidDuration, match="lease="):
+        Engine(store_url, lease="forever")
+    with pytest.raises(InvalidDuration, match="poll_interval="):
+        Engine(store_url, poll_interval=-1)
+    with pytest.raises(InvalidArgument, match="concurrency"):
+        Engine(store_url, concurrency=0)

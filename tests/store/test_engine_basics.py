@@ -401,3 +401,12 @@ async def test_cancel_a_run_no_worker_has_picked_up(store_url: str, clock: FakeC
     finally:
         await eng.close()
     assert ran == []
+
+
+def test_retry_policy_backoff_and_validation() -> None:
+    policy = RetryPolicy(attempts=5, initial_interval=1.0, backoff=2.0, max_interval=5.0)
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+    for bad in ({"attempts": 0}, {"initial_interval": -1}, {"backoff": 0.5},
+                {"max_interval": -1}):
+        with pytest.raises(signoff.InvalidArgument, match="RetryPolicy"):
+            RetryPolicy(**bad)

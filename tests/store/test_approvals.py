@@ -344,3 +344,27 @@ async def test_pending_approvals_lists_then_no_longer(engine: Engine, clock: Fak
         for run in (a, b, c):
             await engine.result(run.id, timeout=5)
         assert await engine.pending_approvals() == []
+
+
+async def test_decisions_a_millisecond_either_side_of_the_deadline(
+    engine: Engine, clock: FakeClock
+) -> None:
+    register_refund(engine, timeout="1h")
+    async with engine:
+        before = [await engine.start("refund", n) for n in range(5)]
+        after = [await engine.start("refund", n) for n in range(5)]
+        for run in before + after:
+            await engine.settle(run.id)
+        clock.advance(3600 - 0.001)
+        won = await asyncio.gather(*[engine.approve(r.id, "manager", by="early")
+                                     for r in before])
+        assert all(d.status is DecisionStatus.APPROVED for d in won)
+        clock.advance(0.002)
+        late = await asyncio.gather(*[engine.approve(r.id, "manager", by="late")
+                                      for r in after], return_exceptions=True)
+        assert all(isinstance(e, ApprovalExpired) for e in late), late
+        results = [await engine.result(r.id, timeout=5) for r in before + after]
+    assert [r["status"] for r in results] == ["approved"] * 5 + ["expired"] * 5
+    for run in before + after:
+        events = [e.type for e in await engine.history(run.id)]
+        assert events.count("approval_decided") + events.count("approval_expired") == 1

@@ -131,3 +131,15 @@ async def test_sync_call_inside_a_running_loop_names_the_async_twin(
         assert await engine.list_runs() == []  # nothing was started
     finally:
         await engine.close()
+
+
+def test_sync_engine_can_be_used_again_after_close(url: str, clock: FakeClock) -> None:
+    engine = make_engine(url, clock)
+    with engine.sync as sync:
+        run = sync.start("refund", 3)
+        sync.settle(run.id)
+    assert engine.sync.get_run(run.id).status is RunStatus.WAITING  # store reopens
+    with engine.sync as sync:
+        sync.reject(run.id, "manager")
+        assert sync.result(run.id, timeout=5)["status"] == "rejected"
+    engine.sync.close()  # closing twice is harmless

@@ -76,6 +76,10 @@ class Abandoned(BaseException):
     """This execution lost the run (lease expired, run cancelled); stop without writing."""
 
 
+class StoreFailure(BaseException):
+    """The store failed under this execution: hand the run back rather than fail it."""
+
+
 def current() -> Context:
     """The context of the workflow run executing in this task."""
     try:

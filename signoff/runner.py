@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signoff import clock, errors, models, serialization
-from signoff.context import Abandoned, Context, Suspended, _current, error_info
+from signoff.context import Abandoned, Context, StoreFailure, Suspended, _current, error_info
 from signoff.journal import EntryKind, JournalEntry, mismatch
 from signoff.store.base import Claim, LeaseLost, Store, WaitOutcome, WaitRequest
 
@@ -80,6 +80,8 @@ class Execution:
             return await write
         except LeaseLost:
             raise Abandoned from None
+        except errors.StoreError as exc:  # travels past user code that catches Exception
+            raise StoreFailure(str(exc)) from exc
 
     async def write_step(
         self, entry: JournalEntry, attempts: int, extra: list[JournalEntry]
@@ -188,7 +190,7 @@ async def execute(
                     ctx.run_id, left.seq, f"{left.kind} {left.name!r}", "the end of the workflow"
                 )
             text = serialization.dumps(result, where=f"the result of workflow {wf.name!r}")
-        except (Suspended, Abandoned):
+        except (Suspended, Abandoned, StoreFailure):
             raise
         except Exception as exc:
             failure = ctx.fatal or exc
@@ -205,5 +207,8 @@ async def execute(
             extra={"action": "run_abandoned", "run_id": claim.run.id},
         )
         return "abandoned"
+    except StoreFailure as failure:  # not the run's fault: the worker hands it back
+        assert isinstance(failure.__cause__, errors.StoreError)
+        raise failure.__cause__ from None
     finally:
         _current.reset(token)

@@ -16,7 +16,7 @@ import pytest
 
 from signoff import Engine
 from signoff.testing import FakeClock
-from tests.pg_fixtures import pg_template, pg_url  # noqa: F401 - fixtures
+from tests.pg_fixtures import _pg_databases, pg_template, pg_url  # noqa: F401 - fixtures
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -67,6 +67,10 @@ class _Retry(Exception):
         self.restart = restart
 
 
+class _NeedsSnapshot(Exception):
+    """A read run without a transaction has a second statement: run it in a snapshot."""
+
+
 _TRANSIENT = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
@@ -302,6 +306,9 @@ class PostgresStore(Store):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_for
         delay, attempt = 0.05, 0
+        # a read of one statement needs no transaction (one round trip instead of three);
+        # one that turns out to have more is run again in a snapshot
+        single = begin == _BEGIN_READ and factory is not None
         while True:
             attempt += 1
             pool = self._pool
@@ -309,7 +316,13 @@ class PostgresStore(Store):
                 op.close()
                 raise errors.StoreUnavailable("the PostgreSQL store is closed")
             try:
-                return await self._attempt(pool, op, first, begin, deadline - loop.time())
+                return await self._attempt(pool, op, first, None if single else begin,
+                                           deadline - loop.time())
+            except _NeedsSnapshot:
+                assert factory is not None
+                single, attempt = False, attempt - 1
+                op = factory()
+                first = next(op)
             except _Retry as retry:
                 cause = retry.__cause__ or retry
                 left = deadline - loop.time()
@@ -337,7 +350,7 @@ class PostgresStore(Store):
                 if pause:
                     await asyncio.sleep(pause)
 
-    async def _attempt(self, pool: _Pool, op: Op[T], first: Query, begin: str,
+    async def _attempt(self, pool: _Pool, op: Op[T], first: Query, begin: str | None,
                        left: float) -> T:
         try:
             conn = await pool.getconn(timeout=max(0.1, min(left, self._pool_timeout)))
@@ -347,22 +360,30 @@ class PostgresStore(Store):
         try:
             cur = conn.cursor()
             try:
-                await cur.execute(begin)
+                if begin is not None:
+                    await cur.execute(begin)
                 query = first
                 while True:
                     await cur.execute(_render(query.sql), query.params)
                     rows = await cur.fetchall() if cur.description is not None else []
                     answered = True
                     query = op.send(Result(rows, cur.rowcount))
+                    if begin is None:
+                        op.close()
+                        raise _NeedsSnapshot()
             except StopIteration as stop:
+                if begin is None:
+                    return stop.value  # type: ignore[no-any-return]
                 try:
                     await cur.execute("COMMIT")
                 except psycopg.Error as exc:
                     raise _wrap(exc, "at commit, so its outcome is unknown") from exc
                 return stop.value  # type: ignore[no-any-return]
             except BaseException as exc:
+                if isinstance(exc, _NeedsSnapshot):
+                    raise
                 lost = _connection_lost(exc, conn)
-                if not lost:
+                if not lost and begin is not None:
                     with contextlib.suppress(psycopg.Error):
                         await conn.execute("ROLLBACK")
                 if lost or isinstance(exc, _TRANSIENT):

@@ -34,6 +34,8 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _FINISHED = (models.RunStatus.COMPLETED, models.RunStatus.FAILED, models.RunStatus.CANCELLED)
 _SETTLED = (models.RunStatus.WAITING, *_FINISHED)
+# How long a decision waits for a run that has not reached its approval yet.
+_REACH_WAIT_TIMEOUT = 10.0
 
 
 class Engine:
@@ -387,7 +389,16 @@ class Engine:
             run = await self.store.get_run(run_id)
             if run.status in (models.RunStatus.PENDING, models.RunStatus.RUNNING):
                 # the run has not reached its wait yet: let it get there, then decide
-                await self._await_status(run_id, _SETTLED, 30.0)
+                try:
+                    await self._await_status(run_id, _SETTLED, _REACH_WAIT_TIMEOUT)
+                except TimeoutError:
+                    raise errors.ApprovalNotFound(
+                        f"run {run_id} has not asked for approval {key!r}: it is still "
+                        f"{run.status} after {_REACH_WAIT_TIMEOUT:.0f}s; is a worker running "
+                        f"for workflow {run.workflow!r}?",
+                        run_id=run_id,
+                        key=key,
+                    ) from None
                 outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
         return _decision_or_raise(outcome, run_id, key)
 

@@ -151,7 +151,7 @@ class Worker:
             ):
                 await self._route(claim)
             free = self._concurrency - len(self._active) - len(self._queue)
-        if free > 0 and await self._store.has_runnable(workflows=names, now=now):
+        if free > 0 and await self._store.has_runnable(workflows=names, now=now, owner=self.id):
             for claim in await self._store.claim_runnable(
                 owner=self.id,
                 workflows=names,

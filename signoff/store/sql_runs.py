@@ -97,9 +97,11 @@ def claim_runnable(
     ids = [r[0] for r in res.rows]
     if len(ids) < limit:
         res = yield Query(
+            # Never our own: a live worker's runs are not lost, whatever the clock says.
             f"SELECT id FROM runs WHERE status = 'running' AND lease_expires < ? "
+            f"AND lease_owner <> ? "
             f"AND workflow IN ({marks}) ORDER BY lease_expires LIMIT ?{{skip_locked}}",
-            (now, *workflows, limit - len(ids)),
+            (now, owner, *workflows, limit - len(ids)),
         )
         ids += [r[0] for r in res.rows]
     claims = []
@@ -110,7 +112,7 @@ def claim_runnable(
     return claims
 
 
-def has_runnable(*, workflows: list[str], now: float) -> Op[bool]:
+def has_runnable(*, workflows: list[str], now: float, owner: str | None = None) -> Op[bool]:
     if not workflows:
         return False
     marks = ", ".join("?" for _ in workflows)
@@ -122,8 +124,8 @@ def has_runnable(*, workflows: list[str], now: float) -> Op[bool]:
         return True
     res = yield Query(
         "SELECT 1 FROM runs WHERE status = 'running' AND lease_expires < ? "
-        f"AND workflow IN ({marks}) LIMIT 1",
-        (now, *workflows),
+        f"AND lease_owner <> ? AND workflow IN ({marks}) LIMIT 1",
+        (now, owner or "", *workflows),
     )
     return bool(res.rows)
 

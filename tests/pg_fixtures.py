@@ -72,7 +72,8 @@ _admin: str | Exception | None = None
 
 def _unreachable(exc: Exception) -> NoReturn:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    reason = f"PostgreSQL at 127.0.0.1:5432 is unreachable: {first}"
+    where = urlsplit(_candidates()[0])
+    reason = f"PostgreSQL at {where.hostname}:{where.port or 5432} is unreachable: {first}"
     if in_ci():
         pytest.fail(reason + " (CI=true: PostgreSQL tests must run)", pytrace=False)
     pytest.skip(reason)

@@ -1,0 +1,175 @@
+"""Store operations behind the HTTP API: tokens, idempotency records, link uses and the
+history tail that feeds the live stream. Written once for every SQL backend."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from signoff import models
+from signoff.store.sql import Op, Query, dump_json
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApiToken:
+    """An API token as stored: its secret is kept only as a SHA-256 hash."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+    created_at: datetime
+    created_by: str | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The answer given to the first request under an idempotency key."""
+
+    request_hash: str
+    status: int
+    body: Any
+
+
+_TOKEN_COLUMNS = "id, name, scopes, created_at, created_by, revoked_at"
+
+
+def _token(row: tuple[Any, ...]) -> ApiToken:
+    return ApiToken(
+        id=row[0],
+        name=row[1],
+        scopes=tuple(s for s in row[2].split(",") if s),
+        created_at=models.from_timestamp(row[3]),  # type: ignore[arg-type]
+        created_by=row[4],
+        revoked_at=models.from_timestamp(row[5]),
+    )
+
+
+# tokens --------------------------------------------------------------------------------
+
+
+def create_token(
+    *, id: str, name: str, hash: str, scopes: list[str], by: str | None, now: float
+) -> Op[ApiToken]:
+    yield Query(
+        "INSERT INTO api_tokens (id, name, hash, scopes, created_at, created_by) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (id, name, hash, ",".join(scopes), now, by),
+    )
+    return ApiToken(
+        id=id,
+        name=name,
+        scopes=tuple(scopes),
+        created_at=models.from_timestamp(now),  # type: ignore[arg-type]
+        created_by=by,
+    )
+
+
+def token_by_hash(hash: str) -> Op[ApiToken | None]:
+    res = yield Query(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE hash = ?", (hash,))
+    return _token(res.rows[0]) if res.rows else None
+
+
+def list_tokens() -> Op[list[ApiToken]]:
+    res = yield Query(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id")
+    return [_token(r) for r in res.rows]
+
+
+def revoke_token(*, id: str, now: float) -> Op[ApiToken | None]:
+    yield Query(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, id)
+    )
+    res = yield Query(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?", (id,))
+    return _token(res.rows[0]) if res.rows else None
+
+
+# idempotency records --------------------------------------------------------------------
+
+
+def get_response(*, subject: str, key: str) -> Op[StoredResponse | None]:
+    res = yield Query(
+        "SELECT request_hash, status, response FROM idempotency_keys "
+        "WHERE subject = ? AND key = ?",
+        (subject, key),
+    )
+    if not res.rows:
+        return None
+    row = res.rows[0]
+    return StoredResponse(row[0], int(row[1]), json.loads(row[2]))
+
+
+def save_response(
+    *, subject: str, key: str, request_hash: str, status: int, body: Any, now: float
+) -> Op[StoredResponse]:
+    """Keep the response unless one is kept already; return the one that is kept."""
+    yield Query(
+        "INSERT INTO idempotency_keys (subject, key, request_hash, status, response, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, key) DO NOTHING",
+        (subject, key, request_hash, status, dump_json(body), now),
+    )
+    stored = yield from get_response(subject=subject, key=key)
+    assert stored is not None
+    return stored
+
+
+# signed-link uses ------------------------------------------------------------------------
+
+
+def use_link(*, nonce: str, run_id: str, key: str, approver: str, now: float) -> Op[bool]:
+    """Record that a link was used; False if it was used before (conditional insert)."""
+    res = yield Query(
+        "INSERT INTO link_uses (nonce, run_id, key, approver, used_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (nonce) DO NOTHING",
+        (nonce, run_id, key, approver, now),
+    )
+    return res.rowcount == 1
+
+
+def link_used(nonce: str) -> Op[bool]:
+    res = yield Query("SELECT 1 FROM link_uses WHERE nonce = ?", (nonce,))
+    return bool(res.rows)
+
+
+def release_link(nonce: str) -> Op[None]:
+    yield Query("DELETE FROM link_uses WHERE nonce = ?", (nonce,))
+
+
+# history tail ----------------------------------------------------------------------------
+
+
+def events_after(*, after_id: int, run_id: str | None, limit: int) -> Op[list[models.HistoryEvent]]:
+    """History events with an id above `after_id`, oldest first (of one run, or all)."""
+    if run_id is None:
+        res = yield Query(
+            "SELECT id, run_id, at, type, actor, data FROM history WHERE id > ? "
+            "ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+    else:
+        res = yield Query(
+            "SELECT id, run_id, at, type, actor, data FROM history WHERE run_id = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (run_id, after_id, limit),
+        )
+    return [
+        models.HistoryEvent(
+            id=int(r[0]),
+            run_id=r[1],
+            at=models.from_timestamp(r[2]),  # type: ignore[arg-type]
+            type=r[3],
+            actor=r[4],
+            data=json.loads(r[5]) if r[5] else {},
+        )
+        for r in res.rows
+    ]
+
+
+def last_event_id() -> Op[int]:
+    res = yield Query("SELECT MAX(id) FROM history")
+    return int(res.rows[0][0] or 0)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from signoff import errors, models
 from signoff.journal import JournalEntry
-from signoff.store import schema, sql_runs, sql_waits
+from signoff.store import schema, sql_api, sql_events, sql_runs, sql_waits
 from signoff.store.sql import Claim, Dialect, LeaseLost, Op
 from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
 
@@ -194,6 +194,11 @@ class Store(abc.ABC):
         """Deliver a signal to the waiting run or keep it for later; one transaction."""
         return await self._write(_op(sql_waits.send_signal, **kw))
 
+    async def notify_event(self, **kw: Any) -> tuple[list[str], list[Claim]]:
+        """Keep an event and wake every run waiting on its key whose filter matches;
+        one transaction. Returns the woken run ids and claims made for `claim_for`."""
+        return await self._write(_op(sql_events.notify, **kw))
+
     async def fire_timers(self, **kw: Any) -> list[Claim]:
         """Resolve due waits (expire, time out, wake) and make their runs runnable."""
         return await self._write(_op(sql_waits.fire_timers, **kw))
@@ -210,3 +215,46 @@ class Store(abc.ABC):
 
     async def run_approvals(self, run_id: str) -> list[models.Approval]:
         return await self._read(_op(sql_waits.run_approvals, run_id))
+
+    # HTTP API: tokens, idempotency records, link uses, history tail ------------------
+
+    async def create_token(self, **kw: Any) -> sql_api.ApiToken:
+        """Insert a token (its hash only); one statement."""
+        return await self._write(_op(sql_api.create_token, **kw))
+
+    async def token_by_hash(self, hash: str) -> sql_api.ApiToken | None:
+        return await self._read(_op(sql_api.token_by_hash, hash))
+
+    async def list_tokens(self) -> list[sql_api.ApiToken]:
+        return await self._read(_op(sql_api.list_tokens))
+
+    async def revoke_token(self, *, id: str, now: float) -> sql_api.ApiToken | None:
+        """Mark the token revoked (idempotent); None if there is no such token."""
+        return await self._write(_op(sql_api.revoke_token, id=id, now=now))
+
+    async def get_response(self, *, subject: str, key: str) -> sql_api.StoredResponse | None:
+        return await self._read(_op(sql_api.get_response, subject=subject, key=key))
+
+    async def save_response(self, **kw: Any) -> sql_api.StoredResponse:
+        """Keep a response under (subject, key) unless one is kept; first writer wins."""
+        return await self._write(_op(sql_api.save_response, **kw))
+
+    async def use_link(self, **kw: Any) -> bool:
+        """Record a link's nonce as used; False if it was already (conditional insert)."""
+        return await self._write(_op(sql_api.use_link, **kw))
+
+    async def link_used(self, nonce: str) -> bool:
+        return await self._read(_op(sql_api.link_used, nonce))
+
+    async def release_link(self, nonce: str) -> None:
+        await self._write(_op(sql_api.release_link, nonce))
+
+    async def events_after(
+        self, *, after_id: int, run_id: str | None = None, limit: int = 500
+    ) -> list[models.HistoryEvent]:
+        return await self._read(
+            _op(sql_api.events_after, after_id=after_id, run_id=run_id, limit=limit)
+        )
+
+    async def last_event_id(self) -> int:
+        return await self._read(_op(sql_api.last_event_id))

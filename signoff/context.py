@@ -285,6 +285,35 @@ class Context:
             )
         return result.get("payload")
 
+    async def wait_for_event(
+        self,
+        key: str,
+        *,
+        timeout: durations.Duration | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> Any:
+        """Pause until an event is published on `key` (`engine.notify`) and return its
+        data. `where` ({field: value}) keeps only events whose data has those top-level
+        fields with those values. An event published earlier and still within the
+        engine's `event_retention` is returned at once (the latest matching one this run
+        has not seen). Raises `WaitTimeout` after `timeout`."""
+        self._check_key(key, "event key")
+        if where is not None and (
+            not isinstance(where, dict) or not all(isinstance(k, str) for k in where)
+        ):
+            raise errors.InvalidArgument(
+                f"where must be a dict of field name -> expected value, not {where!r:.60}"
+            )
+        seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
+        filter_json = serialization.dumps(where, where="the where filter") if where else None
+        text = await self._wait(EntryKind.EVENT, key, seconds, "", filter_json)
+        result = serialization.loads(text)
+        if result.get("timed_out"):
+            raise errors.WaitTimeout(
+                f"no event {key!r} arrived within {timeout}", run_id=self.run_id, key=key
+            )
+        return result.get("data")
+
     async def sleep(self, duration: durations.Duration) -> None:
         """Pause the run durably; the timer survives restarts."""
         seconds = durations.to_seconds(duration, "duration")

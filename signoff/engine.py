@@ -48,6 +48,8 @@ class Engine:
     worker's runs are taken over after it. `poll_interval`: how often an idle worker
     looks for work made runnable by other processes. `concurrency`: runs executing at
     once in this process. `default_retry`: retry policy of steps that name none.
+    `event_retention`: how long `notify` keeps an event for runs that wait on its key
+    later (0: only runs already waiting receive it).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Engine:
         poll_interval: durations.Duration = 0.05,
         concurrency: int = 256,
         default_retry: models.RetryPolicy | None = None,
+        event_retention: durations.Duration = "1d",
     ) -> None:
         from signoff.clock import SystemClock
 
@@ -70,6 +73,7 @@ class Engine:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._sync: SyncEngine | None = None
         self._default_retry = default_retry or models.RetryPolicy()
+        self._event_retention = durations.to_seconds(event_retention, "event_retention")
         self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
 
     def configure(
@@ -467,6 +471,36 @@ class Engine:
                 f"run {run_id} is {outcome}; it takes no more signals", run_id=run_id
             )
         await self._hand_off(claim, owner)
+
+    # events --------------------------------------------------------------------------
+
+    async def notify(self, key: str, data: Any = None, *, by: str | None = None) -> list[str]:
+        """Publish an event on `key`: every run waiting on it whose `where` filter matches
+        resumes with `data`; the event is also kept for `event_retention`, for runs that
+        wait on the key later. Returns the ids of the runs woken now."""
+        if not isinstance(key, str) or not key or len(key) > 200:
+            raise errors.InvalidArgument(
+                f"event key must be a non-empty string of at most 200 characters, not {key!r:.60}"
+            )
+        _check_texts((key, "event key"), (by, "by"))
+        payload = serialization.dumps(data, where=f"the data of event {key!r}")
+        owner, lease_until = self._claimer()
+        w = self._worker
+        local = tuple(n for n in self._registry if w is not None and w.handles(n))
+        now = self.clock.time()
+        woken, claims = await self.store.notify_event(
+            key=key,
+            data_json=payload,
+            by=by,
+            now=now,
+            expires_at=now + self._event_retention,
+            claim_for=owner,
+            claim_workflows=local,
+            lease_until=lease_until,
+        )
+        for claim in claims:
+            await self._hand_off(claim, owner)
+        return woken
 
 
     # HTTP API support: live-stream tail, tokens, idempotency records, link uses ---------

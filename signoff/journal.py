@@ -22,6 +22,7 @@ class EntryKind(enum.StrEnum):
     SIGNAL = "signal"
     SLEEP = "sleep"
     NOW = "now"
+    EVENT = "event"
 
 
 class EntryStatus(enum.StrEnum):

@@ -15,6 +15,7 @@ from typing import Any
 
 from signoff import models
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
+from signoff.store import sql_events
 from signoff.store.sql import (
     APPROVAL_COLUMNS,
     Claim,
@@ -57,6 +58,9 @@ class WaitOutcome:
 def open_wait(
     *, run_id: str, fence: int, wait: WaitRequest, extra: list[JournalEntry], now: float
 ) -> Op[WaitOutcome]:
+    if wait.kind is EntryKind.EVENT:  # events lock their key before the run: sql_events
+        op = sql_events.open_wait(run_id=run_id, fence=fence, wait=wait, extra=extra, now=now)
+        return (yield from op)
     res = yield Query(
         "SELECT status, fence, workflow FROM runs WHERE id = ?{for_update}", (run_id,)
     )
@@ -363,6 +367,8 @@ def fire_timers(
                 yield from _expire_approval(
                     run_id, name, appr.rows[0][0], seq, appr.rows[0][1], now
                 )
+        elif kind == "event":
+            yield from sql_events.time_out(run_id, name, seq, now)
         elif kind == "signal":
             yield _resolve_entry(run_id, seq, '{"timed_out":true}', now)
             yield history(run_id, now, "signal_timed_out", None, {"name": name})

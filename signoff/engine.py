@@ -263,11 +263,15 @@ class Engine:
         status: models.RunStatus | str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[models.Run]:
-        """Runs, newest first, optionally filtered by status and workflow name."""
+        """Runs, newest first, optionally filtered by status and workflow name. `before`
+        is the (created_at timestamp, id) of the last run of the previous page."""
         status = None if status is None else _run_status(status)
         _check_texts((workflow, "workflow"))
-        return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+        return await self.store.list_runs(
+            status=status, workflow=workflow, limit=limit, before=before
+        )
 
     async def count_runs(
         self, *, status: models.RunStatus | str | None = None, workflow: str | None = None

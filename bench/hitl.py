@@ -7,17 +7,25 @@ measure decision-to-completion latency. Prints one JSON line.
     .venv/bin/python bench/hitl.py                    # N=10000, SQLite, synchronous=NORMAL
     .venv/bin/python bench/hitl.py -n 2000 --db sqlite:///b.db?synchronous=full
     .venv/bin/python bench/hitl.py --db postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python bench/hitl.py --db postgresql://... --workers 4   # 4 worker processes
+
+With `--workers K` the runs execute in K separate worker processes (started and stopped
+by the benchmark) and this process only starts runs and decides, as an API process would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
 import resource
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,6 +65,52 @@ def build(url: str, concurrency: int) -> Engine:
         return {"status": "refunded", "receipt": receipt}
 
     return engine
+
+
+async def worker_main(url: str, ledger_file: str, concurrency: int) -> None:
+    """A worker process: execute runs until SIGTERM, then write the ledger it kept."""
+    engine = build(url, concurrency)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with engine:
+        print("ready", flush=True)
+        await stop.wait()
+    Path(ledger_file).write_text(json.dumps(LEDGER))
+
+
+def spawn_workers(args: argparse.Namespace, tmp: str) -> list[subprocess.Popen[str]]:
+    procs = []
+    for i in range(args.workers):
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker-of",
+                    args.db,
+                    "--ledger",
+                    f"{tmp}/ledger{i}.json",
+                    "--concurrency",
+                    str(args.concurrency),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen[str]], tmp: str) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for i, proc in enumerate(procs):
+        proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        for key, count in json.loads(Path(f"{tmp}/ledger{i}.json").read_text()).items():
+            LEDGER[key] = LEDGER.get(key, 0) + count
 
 
 def rss_bytes() -> int:
@@ -104,9 +158,14 @@ async def until_settled(engine: Engine, status: str, n: int) -> None:
     assert count >= n, f"{count} runs {status}, expected {n}"
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     engine = build(args.db, args.concurrency)
-    async with engine:
+    procs = spawn_workers(args, tmp) if args.workers else []
+    if procs:
+        await engine.open()
+    async with contextlib.AsyncExitStack() as stack:
+        if not procs:
+            await stack.enter_async_context(engine)
 
         async def start(i: int) -> str:
             return (await engine.start("bench_refund", f"o{i}")).id
@@ -146,8 +205,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for r in sample:
             s = time.perf_counter()
             await engine.approve(r, "manager", by="bench")
-            await engine.result(r, timeout=60)
+            if procs:  # completion happens in another process: look every millisecond
+                while (await engine.get_run(r)).status != "completed":
+                    await asyncio.sleep(0.001)
+            else:
+                await engine.result(r, timeout=60)
             latencies.append((time.perf_counter() - s) * 1000)
+    if procs:
+        stop_workers(procs, tmp)
+        await engine.close()
     effects = sum(LEDGER.values())
     total = args.n + args.sample
     disk = db_bytes(args.db)
@@ -155,6 +221,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "store": args.db.split(":", 1)[0],
         "url": args.db,
         "n": args.n,
+        "workers": args.workers or "in-process",
         "runs_per_s_to_waiting": round(args.n / t_wait, 1),
         "decisions_per_s_to_completed": round(args.n / t_done, 1),
         "cpu_us_per_run_to_waiting": round(cpu_wait / args.n * 1e6, 1),
@@ -177,11 +244,17 @@ def cli() -> None:
     parser.add_argument("--sample", type=int, default=200, help="runs decided one at a time")
     parser.add_argument("--concurrency", type=int, default=512, help="worker concurrency")
     parser.add_argument("--clients", type=int, default=512, help="starts/decisions in flight")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (0: in-process)")
+    parser.add_argument("--worker-of", help=argparse.SUPPRESS)
+    parser.add_argument("--ledger", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker_of:
+        asyncio.run(worker_main(args.worker_of, args.ledger, args.concurrency))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if args.db is None:
             args.db = f"sqlite:///{tmp}/bench.db?synchronous=normal"
-        print(json.dumps(asyncio.run(main(args))))
+        print(json.dumps(asyncio.run(main(args, tmp))))
 
 
 if __name__ == "__main__":

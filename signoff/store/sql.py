@@ -23,8 +23,13 @@ T = TypeVar("T")
 
 
 class Query(NamedTuple):
+    """One statement. `wait=False`: the operation does not look at its result, so a
+    backend may send it on without waiting for the answer (PostgreSQL pipelines it; an
+    error still fails the operation before it commits)."""
+
     sql: str
     params: Sequence[Any] = ()
+    wait: bool = True
 
 
 @dataclass(slots=True)
@@ -41,7 +46,7 @@ RUN_COLUMNS = (
 )
 APPROVAL_COLUMNS = (
     "run_id, workflow, key, round, status, summary, proposed, value, decided_by, reason, "
-    "requested_at, decided_at, deadline"
+    "requested_at, decided_at, deadline, policy, digest"
 )
 JOURNAL_COLUMNS = "seq, kind, name, status, result, error"
 
@@ -122,7 +127,23 @@ def row_to_approval(row: Sequence[Any]) -> models.Approval:
         requested_at=models.from_timestamp(row[10]),  # type: ignore[arg-type]
         decided_at=models.from_timestamp(row[11]),
         deadline=models.from_timestamp(row[12]),
+        **_policy_fields(row[13] if len(row) > 13 else None),
+        digest=row[14] if len(row) > 14 else None,
     )
+
+
+def _policy_fields(policy_json: str | None) -> dict[str, Any]:
+    """The Approval fields an approval's stored policy fills in (see `signoff.policy`)."""
+    if not policy_json:
+        return {}
+    policy = json.loads(policy_json)
+    stage = policy.get("stage") or {}
+    return {
+        "approvers": list(policy.get("approvers") or []),
+        "quorum": policy.get("quorum", 1),
+        "stage": stage.get("name"),
+        "stages": list(stage.get("stages") or []),
+    }
 
 
 def row_to_entry(row: Sequence[Any]) -> JournalEntry:
@@ -143,6 +164,7 @@ def history(run_id: str, at: float, type_: str, actor: str | None, data: dict[st
     return Query(
         "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",
         (run_id, at, type_, actor, dump_json(data)),
+        wait=False,
     )
 
 
@@ -166,6 +188,7 @@ def insert_entry(
             now,
             finished,
         ),
+        wait=False,
     )
 
 
@@ -208,5 +231,6 @@ def wake(run_id: str, now: float, claim_for: str | None, lease_until: float) -> 
         "wait_name = NULL, wait_seq = NULL, wake_at = NULL, lease_owner = NULL, "
         "lease_expires = NULL WHERE id = ?",
         (now, run_id),
+        wait=False,
     )
     return None

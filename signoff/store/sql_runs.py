@@ -252,11 +252,13 @@ def cancel_run(
         "lease_owner = NULL, lease_expires = NULL, wait_kind = NULL, wait_name = NULL, "
         "wait_seq = NULL, wake_at = NULL WHERE id = ?",
         (now, now, run_id),
+        wait=False,
     )
     yield Query(
         "UPDATE approvals SET status = 'cancelled', decided_at = ? "
         "WHERE run_id = ? AND status = 'pending'",
         (now, run_id),
+        wait=False,
     )
     yield history(run_id, now, "run_cancelled", by, {"reason": reason})
     return "ok", (yield from get_run(run_id))
@@ -271,8 +273,10 @@ def retry_run(
         return "not_found", None
     if res.rows[0][0] != "failed":
         return res.rows[0][0], None
-    yield Query("DELETE FROM journal WHERE run_id = ? AND status = 'failed'", (run_id,))
-    yield Query("UPDATE runs SET error = NULL, finished_at = NULL WHERE id = ?", (run_id,))
+    yield Query("DELETE FROM journal WHERE run_id = ? AND status = 'failed'", (run_id,), wait=False)
+    yield Query(
+        "UPDATE runs SET error = NULL, finished_at = NULL WHERE id = ?", (run_id,), wait=False
+    )
     yield history(run_id, now, "run_retried", by, {})
     return "ok", (yield from wake(run_id, now, claim_for, lease_until))
 
@@ -349,6 +353,7 @@ def register_workflows(*, names: list[str], now: float) -> Op[None]:
             "INSERT INTO workflows (name, seen_at) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at",
             (name, now),
+            wait=False,
         )
 
 

@@ -92,6 +92,7 @@ def open_wait(
                 now,
                 deadline,
             ),
+            wait=False,
         )
         yield history(
             run_id,
@@ -109,7 +110,9 @@ def open_wait(
         if res.rows:
             result = '{"payload":' + (res.rows[0][1] or "null") + "}"
             yield Query(
-                "UPDATE signals SET consumed_seq = ? WHERE id = ?", (wait.seq, res.rows[0][0])
+                "UPDATE signals SET consumed_seq = ? WHERE id = ?",
+                (wait.seq, res.rows[0][0]),
+                wait=False,
             )
             yield _done_entry(run_id, wait, result, now)
             return WaitOutcome(True, result)
@@ -131,6 +134,7 @@ def open_wait(
         "UPDATE runs SET status = 'waiting', wait_kind = ?, wait_name = ?, wait_seq = ?, "
         "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?",
         (wait.kind.value, wait.name, wait.seq, deadline, now, run_id),
+        wait=False,
     )
     return WaitOutcome(False)
 
@@ -164,6 +168,7 @@ def _resolve_entry(run_id: str, seq: int, result: str | None, now: float) -> Que
         "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
         "WHERE run_id = ? AND seq = ? AND status = 'open'",
         (result, now, run_id, seq),
+        wait=False,
     )
 
 
@@ -238,6 +243,7 @@ def decide(
         "UPDATE approvals SET status = ?, value = ?, decided_by = ?, reason = ?, decided_at = ? "
         "WHERE run_id = ? AND key = ? AND round = ? AND status = 'pending'",
         (status.value, new_value, by, reason, now, run_id, key, round_),
+        wait=False,
     )
     yield _resolve_entry(run_id, seq, _dump(decision.to_json()), now)
     data: dict[str, Any] = {"key": key, "round": round_, "status": status.value, "reason": reason}
@@ -281,6 +287,7 @@ def _expire_approval(
         "UPDATE approvals SET status = 'expired', decided_at = ? "
         "WHERE run_id = ? AND key = ? AND round = ? AND status = 'pending'",
         (now, run_id, key, round_),
+        wait=False,
     )
     decision = _decision(key, round_, "expired", proposed, None, None, None, now)
     yield _resolve_entry(run_id, seq, _dump(decision.to_json()), now)
@@ -328,12 +335,14 @@ def send_signal(
             "INSERT INTO signals (run_id, name, payload, sent_by, sent_at, consumed_seq) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, name, payload_json, by, now, wait_seq),
+            wait=False,
         )
         yield _resolve_entry(run_id, wait_seq, '{"payload":' + payload_json + "}", now)
         return "delivered", (yield from wake(run_id, now, claim_for, lease_until))
     yield Query(
         "INSERT INTO signals (run_id, name, payload, sent_by, sent_at) VALUES (?, ?, ?, ?, ?)",
         (run_id, name, payload_json, by, now),
+        wait=False,
     )
     return "buffered", None
 

@@ -29,6 +29,7 @@ from signoff.errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
+from signoff.gated import CallRejected, Gated, gated
 from signoff.models import (
     Approval,
     ApprovalStatus,
@@ -49,12 +50,14 @@ __all__ = [
     "ApprovalExpired",
     "ApprovalNotFound",
     "ApprovalStatus",
+    "CallRejected",
     "Context",
     "Decision",
     "DecisionConflict",
     "DecisionStatus",
     "DuplicateApprovalKey",
     "Engine",
+    "Gated",
     "HistoryEvent",
     "InvalidArgument",
     "InvalidDuration",
@@ -76,5 +79,6 @@ __all__ = [
     "SyncEngine",
     "WaitTimeout",
     "WorkflowNotFound",
+    "gated",
     "idempotency_key",
 ]

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
+EDIT_CHECKS: list[Callable[[str, Any], None]] = []
+"""Called with (key, edited value) before an edit is recorded; raise to refuse it."""
+
 _FINISHED = (models.RunStatus.COMPLETED, models.RunStatus.FAILED, models.RunStatus.CANCELLED)
 _SETTLED = (models.RunStatus.WAITING, *_FINISHED)
 # How long a decision waits for a run that has not reached its approval yet.
@@ -374,6 +377,8 @@ class Engine:
     ) -> models.Decision:
         """Approve with a changed value; the decision keeps the original as `original`."""
         value_json = serialization.dumps(value, where="the edited value")
+        for check in EDIT_CHECKS:  # e.g. a gated call's edit must fit its function
+            check(key, serialization.loads(value_json))
         return await self._decide(run_id, key, models.DecisionStatus.EDITED, value_json, by, reason)
 
     async def request_changes(
@@ -409,6 +414,7 @@ class Engine:
                         run_id=run_id,
                         key=key,
                     ) from None
+            if run.status not in _FINISHED:  # it may also have parked since the first try
                 outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
         return _decision_or_raise(outcome, run_id, key)
 

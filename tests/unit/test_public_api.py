@@ -11,12 +11,14 @@ LOCKED = [
     "ApprovalExpired",
     "ApprovalNotFound",
     "ApprovalStatus",
+    "CallRejected",
     "Context",
     "Decision",
     "DecisionConflict",
     "DecisionStatus",
     "DuplicateApprovalKey",
     "Engine",
+    "Gated",
     "HistoryEvent",
     "InvalidArgument",
     "InvalidDuration",
@@ -38,6 +40,7 @@ LOCKED = [
     "SyncEngine",
     "WaitTimeout",
     "WorkflowNotFound",
+    "gated",
     "idempotency_key",
 ]
 

@@ -1,0 +1,248 @@
+"""`create_app(engine)`: the FastAPI application in front of an `Engine`.
+
+Every route goes through the engine. Request bodies pass a guard before routing: size
+(`max_body`, checked against Content-Length and the bytes read), media type (JSON, or a
+form for signed links), and well-formed JSON (no duplicate keys, no NaN, bounded depth),
+so that handlers and the engine only ever see clean input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from signoff import errors
+from signoff.engine import Engine
+from signoff.server import (
+    problems,
+    routes_approvals,
+    routes_links,
+    routes_runs,
+    routes_signals,
+    routes_stream,
+    routes_tokens,
+    schemas,
+    stream,
+)
+
+MAX_BODY = 1_000_000
+MAX_DEPTH = 64
+_ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422")
+
+
+def create_app(
+    engine: Engine,
+    *,
+    auth: bool = True,
+    link_secret: str | bytes | None = None,
+    public_url: str | None = None,
+    max_body: int = MAX_BODY,
+    stream_poll_interval: float = 0.05,
+    heartbeat: float = 15.0,
+    run_worker: bool = False,
+) -> FastAPI:
+    """The HTTP API over `engine`.
+
+    `auth=False` turns authentication off (every caller is `local` with every scope): for
+    local use only. `link_secret` (default: `SIGNOFF_LINK_SECRET`) signs approval links;
+    without one the link routes are absent. `public_url` is the base of the links handed
+    out (default: the request's own). `max_body` caps request bodies in bytes.
+    `run_worker` runs the engine's worker alongside the server (as `signoff serve` does).
+    """
+    if not isinstance(auth, bool):
+        raise errors.InvalidArgument("auth must be True or False")
+    if not isinstance(max_body, int) or max_body < 1024:
+        raise errors.InvalidArgument("max_body must be a whole number of bytes, at least 1024")
+    secret = link_secret if link_secret is not None else os.environ.get("SIGNOFF_LINK_SECRET")
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if secret is not None and len(secret) < 16:
+        raise errors.InvalidArgument("the link secret must be at least 16 bytes long")
+    hub = stream.Hub(engine, poll_interval=stream_poll_interval)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.open()
+        if run_worker:
+            await engine.start_worker()
+        try:
+            yield
+        finally:
+            await hub.close()
+            if run_worker:
+                await engine.stop_worker()
+
+    app = FastAPI(
+        title="signoff",
+        version="0.1.0",
+        description="Durable human-in-the-loop workflows over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.auth = auth
+    app.state.link_secret = secret
+    app.state.public_url = public_url.rstrip("/") if public_url else None
+    app.state.hub = hub
+    app.state.heartbeat = heartbeat
+    problems.install(app)
+
+    @app.get("/healthz", response_model=schemas.Health, tags=["meta"])
+    async def healthz() -> schemas.Health:
+        """Liveness; the only route that answers without credentials."""
+        return schemas.Health()
+
+    for module in (routes_runs, routes_approvals, routes_signals, routes_stream, routes_tokens):
+        app.include_router(module.router)
+    if secret is not None:
+        app.include_router(routes_links.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodyGuard, max_body=max_body)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with every error documented as problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, routes=app.routes, description=app.description
+    )
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = schemas.ProblemOut.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    problem = {
+        "content": {problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    }
+    for path, item in doc.get("paths", {}).items():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            for status in _ERROR_STATUSES:
+                if path == "/healthz" and status != "404":
+                    continue
+                responses[status] = {"description": "problem", **problem}
+            if path.startswith("/links/"):
+                responses["410"] = {"description": "link expired or used", **problem}
+    app.openapi_schema = doc
+    return doc
+
+
+class BodyGuard:
+    """Refuses oversize, mistyped and malformed bodies before any route sees them."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._refuse(scope, receive, send, *self._length_problem(length))
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._refuse(scope, receive, send, *self._length_problem(str(len(body))))
+                return
+        problem = self._check(scope["path"], headers.get("content-type"), bytes(body))
+        if problem is not None:
+            await self._refuse(scope, receive, send, *problem)
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _length_problem(self, length: str) -> tuple[int, str, str]:
+        if not length.isdigit():
+            return 400, "bad_content_length", "Content-Length is not a number"
+        return 413, "payload_too_large", f"the body is over the limit of {self.max_body} bytes"
+
+    def _check(
+        self, path: str, content_type: str | None, body: bytes
+    ) -> tuple[int, str, str] | None:
+        if not body:
+            return None
+        media = (content_type or "").split(";")[0].strip().lower()
+        if path.startswith("/links/"):
+            if media != "application/x-www-form-urlencoded":
+                return 415, "unsupported_media_type", "send the link form as form data"
+            return None
+        if media != "application/json" and not (
+            media.startswith("application/") and media.endswith("+json")
+        ):
+            return 415, "unsupported_media_type", "send JSON with Content-Type: application/json"
+        try:
+            parsed = json.loads(
+                body.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+            )
+        except _NotJson as exc:
+            return 422, "not_serializable", str(exc)
+        except (ValueError, RecursionError) as exc:
+            return 400, "malformed_json", f"the body is not valid JSON: {str(exc)[:200]}"
+        if _depth(parsed) > MAX_DEPTH:
+            return 400, "malformed_json", f"the JSON is nested more than {MAX_DEPTH} levels deep"
+        return None
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str
+    ) -> None:
+        await problems.response(status, code, detail)(scope, receive, send)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number; send finite numbers")
+
+
+def _depth(value: Any) -> int:
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                todo.extend(
+                    (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+                )
+    return deepest
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,149 @@
+"""Signed approval links: one named person, one decision, one approval, until expiry.
+
+GET only shows the approval and a confirm form (mail scanners open every link); only
+POST decides. The nonce is recorded (a conditional insert) before deciding, so a link
+works once; if the decision cannot be recorded for a reason other than a conflict, the
+nonce is released again. Every tampered link gets the same 403; expired or used: 410.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.responses import HTMLResponse
+
+from signoff import errors, models
+from signoff.server import auth, deps, problems, routes_approvals, schemas
+
+router = APIRouter(tags=["links"])
+Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
+Token = Annotated[str, Path(max_length=4096)]
+HTML: dict[str, Any] = {"content": {"text/html": {"schema": {"type": "string"}}}}
+PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+LABELS = {"approve": "Approve", "reject": "Reject", "request_changes": "Request changes"}
+
+
+@router.post(
+    "/runs/{run_id}/approvals/{key}/links", status_code=201, response_model=schemas.LinkOut
+)
+async def create_link(
+    run_id: str, key: str, body: schemas.CreateLink, request: Request, who: Admin
+) -> schemas.LinkOut:
+    """A signed link for `approver` to take one decision (`action`, or any) on this approval."""
+    await routes_approvals.latest_approval(request, run_id, key)
+    expires_at = int(time.time()) + body.expires_in
+    token, _ = auth.sign_link(
+        request.app.state.link_secret,
+        run_id=run_id,
+        key=key,
+        approver=body.approver,
+        action=body.action,
+        expires_at=expires_at,
+    )
+    base = request.app.state.public_url or str(request.base_url).rstrip("/")
+    return schemas.LinkOut(
+        url=f"{base}/links/{token}", token=token, expires_at=datetime.fromtimestamp(expires_at, UTC)
+    )
+
+
+def _page(status: int, title: str, body: str) -> HTMLResponse:
+    text = (
+        "<!doctype html><html><head><meta charset='utf-8'><meta name='robots' "
+        f"content='noindex'><title>{html.escape(title)}</title></head><body "
+        "style='font-family:sans-serif;max-width:40em;margin:2em auto'>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(text, status_code=status, headers=PAGE_HEADERS)
+
+
+def _message(status: int, title: str, detail: str) -> HTMLResponse:
+    return _page(status, title, f"<p>{html.escape(detail)}</p>")
+
+
+async def _check(request: Request, token: str) -> auth.Link | HTMLResponse:
+    try:
+        link = auth.verify_link(request.app.state.link_secret, token)
+    except auth.LinkInvalid:
+        return _message(403, "Invalid link", "This link is not valid.")
+    if time.time() >= link.expires_at:
+        return _message(410, "Link expired", "This link has expired; open the inbox instead.")
+    if await deps.engine(request).link_used(link.nonce):
+        return _message(410, "Link used", "This link has already been used.")
+    return link
+
+
+@router.get("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
+async def show_link(token: Token, request: Request) -> HTMLResponse:
+    """The approval and a confirm form; changes nothing."""
+    link = await _check(request, token)
+    if isinstance(link, HTMLResponse):
+        return link
+    try:
+        approval = await routes_approvals.latest_approval(request, link.run_id, link.key)
+    except errors.SignoffError:
+        return _message(404, "Not found", "This approval no longer exists.")
+    if approval.status is not models.ApprovalStatus.PENDING:
+        return _message(409, "Already decided", f"This approval is {approval.status.value}.")
+    actions = list(LABELS) if link.action == "any" else [link.action]
+    buttons = "".join(
+        f"<button type='submit' name='action' value='{a}'>{LABELS[a]}</button> " for a in actions
+    )
+    proposed = json.dumps(approval.proposed, indent=2, ensure_ascii=False)
+    body = (
+        f"<p>{html.escape(approval.summary)}</p><pre>{html.escape(proposed)}</pre>"
+        f"<p>Deciding as <b>{html.escape(link.approver)}</b>.</p>"
+        "<form method='post'><p><label>Reason<br><textarea name='reason' rows='3' cols='50'>"
+        f"</textarea></label></p>{buttons}</form>"
+    )
+    return _page(200, f"Approval: {approval.key}", body)
+
+
+def _cross_site(request: Request) -> bool:
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    own = urlsplit(str(request.base_url))
+    theirs = urlsplit(origin)
+    return (theirs.scheme, theirs.netloc) != (own.scheme, own.netloc)
+
+
+@router.post("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
+async def use_link(token: Token, request: Request) -> HTMLResponse:
+    """Take the link's decision (form field `action`, optional `reason`), once."""
+    if _cross_site(request):
+        raise problems.Problem(403, "cross_site", "cross-site form posts are refused")
+    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    action = (form.get("action") or [""])[0]
+    reason = (form.get("reason") or [""])[0].strip()[:10_000] or None
+    link = await _check(request, token)
+    if isinstance(link, HTMLResponse):
+        return link
+    if action not in LABELS or link.action not in ("any", action):
+        return _message(422, "Not allowed", "This link does not allow that decision.")
+    engine = deps.engine(request)
+    if not await engine.use_link(link.nonce, link.run_id, link.key, link.approver):
+        return _message(410, "Link used", "This link has already been used.")
+    try:
+        decision = await routes_approvals.decide(
+            request, link.run_id, link.key, action, None, reason, link.approver
+        )
+    except errors.DecisionConflict as exc:
+        return _message(409, "Already decided", str(exc))
+    except BaseException:
+        await engine.release_link(link.nonce)
+        raise
+    return _message(200, "Thank you", f"Recorded: {decision.status.value} by {decision.by}.")

@@ -4,6 +4,7 @@ A workflow is an `async def` function. It pauses for a person's decision, waits 
 days as rows in a database, survives restarts, and resumes exactly where it stopped.
 """
 
+from signoff.client import ApiError, AsyncClient, Client
 from signoff.context import Context, idempotency_key
 from signoff.engine import Engine
 from signoff.errors import (
@@ -45,12 +46,15 @@ from signoff.sync import SyncEngine
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiError",
     "Approval",
     "ApprovalClosed",
     "ApprovalExpired",
     "ApprovalNotFound",
     "ApprovalStatus",
+    "AsyncClient",
     "CallRejected",
+    "Client",
     "Context",
     "Decision",
     "DecisionConflict",

@@ -6,12 +6,15 @@ import signoff
 from signoff import errors
 
 LOCKED = [
+    "ApiError",
     "Approval",
     "ApprovalClosed",
     "ApprovalExpired",
     "ApprovalNotFound",
     "ApprovalStatus",
+    "AsyncClient",
     "CallRejected",
+    "Client",
     "Context",
     "Decision",
     "DecisionConflict",

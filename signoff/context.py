@@ -15,12 +15,12 @@ import random as _random
 import traceback
 import typing
 import uuid as _uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from signoff import clock, durations, errors, models, serialization
+from signoff import clock, durations, errors, models, policy, serialization
 from signoff.journal import EntryKind, EntryStatus, JournalEntry, ReplayCursor
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class Host(Protocol):
         summary: str,
         proposed_json: str | None,
         extra: list[JournalEntry],
+        policy_json: str | None = None,
     ) -> WaitOutcome: ...
 
     async def repark(self, seq: int, extra: list[JournalEntry]) -> None: ...
@@ -261,16 +262,78 @@ class Context:
         summary: str = "",
         proposed: Any = None,
         timeout: durations.Duration | None = None,
+        approvers: Sequence[str] | None = None,
+        quorum: int = 1,
+        reject_quorum: int = 1,
+        allow_self_approval: bool = False,
+        on_timeout: str = "expire",
+        escalate_after: durations.Duration | None = None,
+        escalate_to: Sequence[str] | None = None,
+        remind_every: durations.Duration | None = None,
+        schema: Any = None,
     ) -> models.Decision:
-        """Ask a person to decide; pause until they do (or `timeout` passes: the decision
-        then has status `expired`). `key` names the request, unique within the run."""
+        """Ask people to decide; pause until they do. `key` names the request, unique
+        within the run. The policy (who may decide, quorum, timeouts, escalation, schema
+        of edits) is described in the guide's "Approval policies" section."""
+        return await self._approval(
+            key,
+            summary=summary,
+            proposed=proposed,
+            timeout=timeout,
+            rules=dict(
+                approvers=approvers,
+                quorum=quorum,
+                reject_quorum=reject_quorum,
+                allow_self_approval=allow_self_approval,
+                on_timeout=on_timeout,
+                escalate_after=escalate_after,
+                escalate_to=escalate_to,
+                remind_every=remind_every,
+                schema=schema,
+            ),
+        )
+
+    async def approval_chain(
+        self,
+        key: str,
+        stages: Sequence[policy.Stage],
+        *,
+        summary: str = "",
+        proposed: Any = None,
+    ) -> models.Decision:
+        """Ask each stage in turn (e.g. manager, then finance, then CEO); stop at the
+        first that does not approve. Each stage is an approval under `key/stage name`;
+        a stage's `when(value)` says whether it applies. Returns the last decision."""
+        from signoff import chain  # the chain is plain workflow code over `_approval`
+
+        return await chain.run(self, key, stages, summary=summary, proposed=proposed)
+
+    async def _approval(
+        self,
+        key: str,
+        *,
+        summary: str,
+        proposed: Any,
+        timeout: durations.Duration | None,
+        rules: dict[str, Any],
+        stage: dict[str, Any] | None = None,
+    ) -> models.Decision:
         self._check_key(key, "approval key")
         seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
         proposed_json = serialization.dumps(proposed, where=f"the proposed value of {key!r}")
         if not isinstance(summary, str):
             raise errors.InvalidArgument("summary must be a string")
         serialization.to_jsonable(summary, "summary")
-        result = await self._wait(EntryKind.APPROVAL, key, seconds, summary, proposed_json)
+        for name in ("escalate_after", "remind_every"):
+            if rules[name] is not None:
+                rules[name] = durations.to_seconds(rules[name], name)
+        directory = getattr(self._exec, "directory", None)
+
+        def build() -> str:  # only when the request is first made, never on replay
+            built = policy.build(**rules, stage=stage, directory=directory)
+            return serialization.dumps(built, where=f"the policy of approval {key!r}")
+
+        result = await self._wait(EntryKind.APPROVAL, key, seconds, summary, proposed_json, build)
         return models.Decision.from_json(serialization.loads(result))
 
     async def wait_for_signal(self, name: str, *, timeout: durations.Duration | None = None) -> Any:
@@ -326,6 +389,7 @@ class Context:
         seconds: float | None,
         summary: str = "",
         proposed_json: str | None = None,
+        build_policy: Callable[[], str] | None = None,
     ) -> str:
         seq, entry = self._advance(kind, name)
         if entry is not None and entry.status is EntryStatus.DONE:
@@ -334,6 +398,7 @@ class Context:
             await self._exec.repark(seq, self._take_pending())
             raise Suspended
         deadline = None if seconds is None else self._exec.clock.time() + seconds
+        policy_json = None if build_policy is None else build_policy()
         outcome = await self._exec.open_wait(
             kind=kind,
             seq=seq,
@@ -342,7 +407,12 @@ class Context:
             summary=summary,
             proposed_json=proposed_json,
             extra=self._take_pending(),
+            **({} if policy_json is None else {"policy_json": policy_json}),
         )
+        if outcome.problem == "policy":
+            raise errors.InvalidArgument(
+                f"approval {name!r}: {outcome.detail}", run_id=self.run_id, key=name
+            )
         if outcome.problem == "duplicate_key":
             raise errors.DuplicateApprovalKey(
                 f"run {self.run_id} already has an approval {name!r} ({outcome.detail}); "

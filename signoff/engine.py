@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from signoff import clock, durations, errors, models, runner, serialization, worker
+from signoff import clock, durations, errors, models, policy, runner, serialization, worker
 from signoff.store import open_store, sql_api
 from signoff.store.base import Claim, DecideOutcome, Store
 
@@ -52,7 +53,8 @@ class Engine:
     looks for work made runnable by other processes. `concurrency`: runs executing at
     once in this process. `default_retry`: retry policy of steps that name none.
     `event_retention`: how long `notify` keeps an event for runs that wait on its key
-    later (0: only runs already waiting receive it).
+    later (0: only runs already waiting receive it). `directory`: resolves the roles in
+    approvers (`role:finance`); default `signoff.Directory()`, which knows no roles.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Engine:
         concurrency: int = 256,
         default_retry: models.RetryPolicy | None = None,
         event_retention: durations.Duration = "1d",
+        directory: policy.DirectoryLike | None = None,
     ) -> None:
         from signoff.clock import SystemClock
 
@@ -77,6 +80,7 @@ class Engine:
         self._sync: SyncEngine | None = None
         self._default_retry = default_retry or models.RetryPolicy()
         self._event_retention = durations.to_seconds(event_retention, "event_retention")
+        self.directory: policy.DirectoryLike = directory or policy.Directory()
         self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
 
     def configure(
@@ -151,7 +155,10 @@ class Engine:
             return
         await self.open()
         settings = runner.Settings(
-            owner=worker.new_worker_id(), lease=self._lease, default_retry=self._default_retry
+            owner=worker.new_worker_id(),
+            lease=self._lease,
+            default_retry=self._default_retry,
+            directory=self.directory,
         )
         self._worker = worker.Worker(
             store=self.store,
@@ -362,31 +369,67 @@ class Engine:
     # decisions -----------------------------------------------------------------------
 
     async def approve(
-        self, run_id: str, key: str, *, by: str | None = None, reason: str | None = None
+        self,
+        run_id: str,
+        key: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        digest: str | None = None,
     ) -> models.Decision:
-        """Approve the proposed value. Repeating the same decision returns it again."""
-        return await self._decide(run_id, key, models.DecisionStatus.APPROVED, None, by, reason)
+        """Approve the proposed value. Repeating the same decision returns it again.
+        `digest` (the `Approval.digest` you were shown) refuses a decision on a stale view
+        with `StaleDigest`. Under a quorum a vote that is not yet enough returns a
+        decision with status `pending` and the votes so far."""
+        return await self._decide(
+            run_id, key, models.DecisionStatus.APPROVED, None, by, reason, digest
+        )
 
     async def reject(
-        self, run_id: str, key: str, *, by: str | None = None, reason: str | None = None
+        self,
+        run_id: str,
+        key: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        digest: str | None = None,
     ) -> models.Decision:
-        return await self._decide(run_id, key, models.DecisionStatus.REJECTED, None, by, reason)
+        return await self._decide(
+            run_id, key, models.DecisionStatus.REJECTED, None, by, reason, digest
+        )
 
     async def edit(
-        self, run_id: str, key: str, value: Any, *, by: str | None = None, reason: str | None = None
+        self,
+        run_id: str,
+        key: str,
+        value: Any,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        digest: str | None = None,
     ) -> models.Decision:
-        """Approve with a changed value; the decision keeps the original as `original`."""
+        """Approve with a changed value; the decision keeps the original as `original`.
+        An approval with a `schema` refuses a value that does not fit it (`InvalidEdit`
+        with `.errors`); it stays pending."""
         value_json = serialization.dumps(value, where="the edited value")
         for check in EDIT_CHECKS:  # e.g. a gated call's edit must fit its function
             check(key, serialization.loads(value_json))
-        return await self._decide(run_id, key, models.DecisionStatus.EDITED, value_json, by, reason)
+        return await self._decide(
+            run_id, key, models.DecisionStatus.EDITED, value_json, by, reason, digest
+        )
 
     async def request_changes(
-        self, run_id: str, key: str, *, by: str | None = None, reason: str | None = None
+        self,
+        run_id: str,
+        key: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        digest: str | None = None,
     ) -> models.Decision:
         """Send the request back; the workflow may revise and ask again under the same key."""
         return await self._decide(
-            run_id, key, models.DecisionStatus.CHANGES_REQUESTED, None, by, reason
+            run_id, key, models.DecisionStatus.CHANGES_REQUESTED, None, by, reason, digest
         )
 
     async def _decide(
@@ -397,9 +440,13 @@ class Engine:
         value_json: str | None,
         by: str | None,
         reason: str | None,
+        digest: str | None = None,
     ) -> models.Decision:
         _check_texts((run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason"))
-        outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
+        _check_texts((digest, "digest"))
+        if by == policy.TIMEOUT_ACTOR:
+            raise errors.InvalidArgument(f"{by!r} is reserved for outcomes of on_timeout")
+        outcome = await self._decide_once(run_id, key, status, value_json, by, reason, digest)
         if outcome.outcome == "approval_not_found":
             run = await self.store.get_run(run_id)
             if run.status in (models.RunStatus.PENDING, models.RunStatus.RUNNING):
@@ -415,7 +462,12 @@ class Engine:
                         key=key,
                     ) from None
             if run.status not in _FINISHED:  # it may also have parked since the first try
-                outcome = await self._decide_once(run_id, key, status, value_json, by, reason)
+                outcome = await self._decide_once(
+                    run_id, key, status, value_json, by, reason, digest
+                )
+        refused = policy.refusal(outcome.outcome, outcome.detail, run_id=run_id, key=key, by=by)
+        if refused is not None:
+            raise refused
         return _decision_or_raise(outcome, run_id, key)
 
     async def _decide_once(
@@ -426,6 +478,7 @@ class Engine:
         value_json: str | None,
         by: str | None,
         reason: str | None,
+        digest: str | None = None,
     ) -> DecideOutcome:
         owner, lease_until = self._claimer()
         outcome = await self.store.decide(
@@ -435,6 +488,7 @@ class Engine:
             value_json=value_json,
             by=by,
             reason=reason,
+            digest=digest,
             now=self.clock.time(),
             claim_for=owner,
             lease_until=lease_until,
@@ -443,11 +497,51 @@ class Engine:
         return outcome
 
     async def pending_approvals(
-        self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
-    ) -> list[models.Approval]:
-        """Approvals waiting for a decision, oldest first."""
-        _check_texts((workflow, "workflow"), (run_id, "run_id"))
-        return await self.store.pending_approvals(workflow=workflow, run_id=run_id, limit=limit)
+        self,
+        *,
+        approver: str | None = None,
+        role: str | None = None,
+        workflow: str | None = None,
+        key_prefix: str | None = None,
+        run_id: str | None = None,
+        older_than: durations.Duration | datetime.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> models.ApprovalPage:
+        """The inbox: approvals waiting for a decision, oldest first, one page at a time.
+
+        `approver`: those this person may decide (named, through a role, or after an
+        escalation); `role`: those named for `role:ROLE`; `older_than`: requested more
+        than this long ago (or before this datetime). The page is a list of `Approval`
+        with `.next_cursor` (pass as `cursor=`; None on the last page) and `.total`.
+        """
+        _check_texts(
+            (approver, "approver"),
+            (role, "role"),
+            (workflow, "workflow"),
+            (key_prefix, "key_prefix"),
+            (run_id, "run_id"),
+            (cursor, "cursor"),
+        )
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+            raise errors.InvalidArgument("limit must be a whole number from 1 to 10000")
+        if role is not None and role.startswith(policy.ROLE):
+            role = role[len(policy.ROLE) :]
+        before = None
+        if isinstance(older_than, datetime.datetime):
+            before = older_than.timestamp()
+        elif older_than is not None:
+            before = self.clock.time() - durations.to_seconds(older_than, "older_than")
+        return await self.store.pending_approvals(
+            approver=approver,
+            role=role,
+            workflow=workflow,
+            key_prefix=key_prefix,
+            run_id=run_id,
+            requested_before=before,
+            after=None if cursor is None else policy.decode_cursor(cursor),
+            limit=limit,
+        )
 
     async def approvals(self, run_id: str) -> list[models.Approval]:
         """Every approval round of one run, decided or not."""

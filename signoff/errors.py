@@ -4,15 +4,20 @@
 SignoffError
 ├── InvalidArgument              bad value passed to the API (HTTP 422)
 │   ├── InvalidDuration          "7x" is not a duration
-│   └── NotSerializable          a value is not JSON (NaN, NUL, set, ...)
+│   ├── NotSerializable          a value is not JSON (NaN, NUL, set, ...)
+│   └── InvalidEdit              an edit does not validate against the approval's schema
 ├── WorkflowNotFound             no workflow registered under that name (404)
 ├── RunNotFound                  no run with that id (404)
 ├── ApprovalNotFound             the run never asked for that key (404)
 ├── DuplicateApprovalKey         the workflow reused a decided key
 ├── InvalidRunState              cancel a finished run, retry one that did not fail (409)
+├── NotAllowedToDecide           this person may not decide this approval (403)
+│   └── SelfApproval             the run's requester may not approve their own request
 ├── DecisionConflict             the approval was already decided differently (409)
 │   ├── ApprovalExpired          its deadline passed first
-│   └── ApprovalClosed           the run ended or was cancelled
+│   ├── ApprovalClosed           the run ended or was cancelled
+│   ├── DuplicateVote            this person already voted in this round
+│   └── StaleDigest              the decision was taken on a view that changed
 ├── RunFailed                    engine.result() on a failed run
 ├── RunCancelled                 engine.result() on a cancelled run
 ├── StepError                    a step failed after its retries (raised in the workflow)
@@ -72,6 +77,16 @@ class NotSerializable(InvalidArgument):
     code = "not_serializable"
 
 
+class InvalidEdit(InvalidArgument):
+    """The edited value does not validate against the approval's schema."""
+
+    code = "invalid_edit"
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.errors: list[str] = attrs.pop("errors", None) or []
+        super().__init__(message, **attrs)
+
+
 class WorkflowNotFound(SignoffError, LookupError):
     """No workflow is registered under that name."""
 
@@ -107,6 +122,23 @@ class InvalidRunState(SignoffError):
     status = 409
 
 
+class NotAllowedToDecide(SignoffError, PermissionError):
+    """This person may not decide this approval."""
+
+    code = "not_allowed_to_decide"
+    status = 403
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.allowed: list[str] = attrs.pop("allowed", None) or []
+        super().__init__(message, **attrs)
+
+
+class SelfApproval(NotAllowedToDecide):
+    """Who requested the run may not approve it (separation of duties)."""
+
+    code = "self_approval"
+
+
 class DecisionConflict(SignoffError):
     """The approval was already decided differently; the first decision wins."""
 
@@ -128,6 +160,18 @@ class ApprovalClosed(DecisionConflict):
     """The run ended before the approval was decided."""
 
     code = "approval_closed"
+
+
+class DuplicateVote(DecisionConflict):
+    """This person already voted on this approval round; a quorum needs distinct people."""
+
+    code = "duplicate_vote"
+
+
+class StaleDigest(DecisionConflict):
+    """The decision carries the digest of a view that is no longer current."""
+
+    code = "stale_digest"
 
 
 class RunFailed(SignoffError):

@@ -28,6 +28,7 @@ class RunStatus(enum.StrEnum):
 
 
 class DecisionStatus(enum.StrEnum):
+    PENDING = "pending"  # a vote was recorded; the approval waits for more (quorum)
     APPROVED = "approved"
     REJECTED = "rejected"
     EDITED = "edited"
@@ -74,11 +75,43 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Vote:
+    """One person's vote on an approval round (several are needed under a quorum)."""
+
+    by: str
+    status: DecisionStatus
+    reason: str | None = None
+    at: datetime | None = None
+    value: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "status": self.status.value,
+            "reason": self.reason,
+            "at": self.at.timestamp() if self.at else None,
+            "value": self.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Vote:
+        return cls(
+            by=data["by"],
+            status=DecisionStatus(data["status"]),
+            reason=data.get("reason"),
+            at=from_timestamp(data.get("at")),
+            value=data.get("value"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Decision:
     """A person's answer to an approval request, as the workflow receives it.
 
     `value` is what to act on: the proposed value when approved, the changed value when
     edited (`original` keeps the proposal). `approved` is true for approved and edited.
+    `votes` lists every vote of the round; `timed_out` marks an outcome the approval's
+    `on_timeout` policy chose (then `by` is "timeout policy", never a person).
     """
 
     key: str
@@ -89,6 +122,8 @@ class Decision:
     reason: str | None = None
     at: datetime | None = None
     round: int = 1
+    votes: tuple[Vote, ...] = ()
+    timed_out: bool = False
 
     @property
     def approved(self) -> bool:
@@ -104,6 +139,8 @@ class Decision:
             "reason": self.reason,
             "at": self.at.timestamp() if self.at else None,
             "round": self.round,
+            "votes": [v.to_json() for v in self.votes],
+            "timed_out": self.timed_out,
         }
 
     @classmethod
@@ -117,6 +154,8 @@ class Decision:
             reason=data.get("reason"),
             at=from_timestamp(data.get("at")),
             round=data.get("round", 1),
+            votes=tuple(Vote.from_json(v) for v in data.get("votes") or ()),
+            timed_out=bool(data.get("timed_out", False)),
         )
 
 
@@ -140,7 +179,13 @@ class Run:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Approval:
-    """An approval request: what a person is asked, and its state."""
+    """An approval request: what a person is asked, and its state.
+
+    `approvers` are who was named (people and `role:NAME`, escalation targets added once
+    it escalated; empty: anyone may decide), `quorum` how many approvals it needs, `votes`
+    the votes so far, `digest` the sha256 of what is shown (pass it back when deciding),
+    `stage` the stage of a chain and `stages` every stage with its status.
+    """
 
     run_id: str
     workflow: str
@@ -155,6 +200,31 @@ class Approval:
     requested_at: datetime
     decided_at: datetime | None = None
     deadline: datetime | None = None
+    approvers: list[str] = field(default_factory=list)
+    quorum: int = 1
+    votes: list[Vote] = field(default_factory=list)
+    digest: str | None = None
+    stage: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ApprovalPage(list[Approval]):
+    """One page of the inbox: a list of approvals, plus `next_cursor` (pass it as
+    `cursor=` for the next page; None on the last page) and `total` (how many match)."""
+
+    def __init__(
+        self, items: list[Approval], *, next_cursor: str | None = None, total: int = 0
+    ) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+        self.total = total
+
+    @property
+    def items(self) -> list[Approval]:
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"ApprovalPage({list(self)!r}, next_cursor={self.next_cursor!r}, total={self.total})"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

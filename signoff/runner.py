@@ -59,6 +59,7 @@ class Settings:
     owner: str
     lease: float
     default_retry: models.RetryPolicy
+    directory: Any = None  # resolves approvers' roles (`signoff.policy.DirectoryLike`)
 
 
 class Execution:
@@ -71,6 +72,7 @@ class Execution:
         self.store = store
         self.clock = clock_
         self.default_retry = settings.default_retry
+        self.directory = settings.directory
 
     def beyond_journal(self) -> None:
         pass  # first execution of this call: do it and record it
@@ -123,6 +125,7 @@ class Execution:
         summary: str,
         proposed_json: str | None,
         extra: list[JournalEntry],
+        policy_json: str | None = None,
     ) -> WaitOutcome:
         wait = WaitRequest(
             kind=kind,
@@ -131,6 +134,7 @@ class Execution:
             deadline=deadline,
             summary=summary,
             proposed_json=proposed_json,
+            policy_json=policy_json,
         )
         outcome: WaitOutcome = await self._guard(
             self.store.open_wait(

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from signoff import errors, models
 from signoff.journal import JournalEntry
-from signoff.store import schema, sql_api, sql_events, sql_runs, sql_waits
+from signoff.store import schema, sql_api, sql_events, sql_inbox, sql_runs, sql_waits
 from signoff.store.sql import Claim, Dialect, LeaseLost, Op
 from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
 
@@ -206,15 +206,13 @@ class Store(abc.ABC):
     async def next_wake_at(self) -> float | None:
         return await self._read(_op(sql_waits.next_wake_at))
 
-    async def pending_approvals(
-        self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
-    ) -> list[models.Approval]:
-        return await self._read(
-            _op(sql_waits.pending_approvals, workflow=workflow, run_id=run_id, limit=limit)
-        )
+    async def pending_approvals(self, **kw: Any) -> models.ApprovalPage:
+        """One page of pending approvals and the total count, from one snapshot
+        (filters: see `sql_inbox.InboxQuery`)."""
+        return await self._read(_op(sql_inbox.page, sql_inbox.InboxQuery(**kw)))
 
     async def run_approvals(self, run_id: str) -> list[models.Approval]:
-        return await self._read(_op(sql_waits.run_approvals, run_id))
+        return await self._read(_op(sql_inbox.run_approvals, run_id))
 
     # HTTP API: tokens, idempotency records, link uses, history tail ------------------
 

@@ -255,6 +255,7 @@ def cancel_run(
         wait=False,
     )
     yield Query(
+    yield Query("DELETE FROM approval_inbox WHERE run_id = ?", (run_id,), wait=False)
         "UPDATE approvals SET status = 'cancelled', decided_at = ? "
         "WHERE run_id = ? AND status = 'pending'",
         (now, run_id),

@@ -2,31 +2,30 @@
 
 Parking a run and delivering its answer both lock and update the run's row, so whichever
 commits second sees the other: a signal sent before the wait is found by the wait, a
-decision sent while the run parks wakes it. Deciding is a conditional update of a pending
-approval (first writer wins); a timeout is one more writer that loses the same way, and it
-is recorded as `expired`, never as an approval.
+decision sent while the run parks wakes it. Approvals (open, decide, their timers) live in
+`sql_approvals`: deciding is a conditional update of a pending approval (first writer
+wins); a timeout is one more writer that loses the same way, and it is never recorded as
+a person's approval.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
-from signoff import models
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
-from signoff.store import sql_events
+from signoff.store import sql_approvals, sql_events
 from signoff.store.sql import (
-    APPROVAL_COLUMNS,
     Claim,
     LeaseLost,
     Op,
     Query,
     history,
     insert_entry,
-    row_to_approval,
     wake,
 )
+from signoff.store.sql_approvals import DecideOutcome as DecideOutcome
+from signoff.store.sql_approvals import decide as decide
 from signoff.store.sql_runs import FINISHED, insert_entries
 
 _dump = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -40,6 +39,7 @@ class WaitRequest:
     deadline: float | None = None
     summary: str = ""
     proposed_json: str | None = None
+    policy_json: str | None = None  # approvals: the request's policy (`signoff.policy`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,37 +70,20 @@ def open_wait(
     yield from insert_entries(run_id, extra, now)
     deadline = wait.deadline
     if wait.kind is EntryKind.APPROVAL:
-        res = yield Query(
-            "SELECT round, status FROM approvals WHERE run_id = ? AND key = ? "
-            "ORDER BY round DESC LIMIT 1",
-            (run_id, wait.name),
+        opened = yield from sql_approvals.open_approval(
+            run_id=run_id,
+            workflow=workflow,
+            seq=wait.seq,
+            key=wait.name,
+            summary=wait.summary,
+            proposed_json=wait.proposed_json,
+            policy_json=wait.policy_json,
+            deadline=deadline,
+            now=now,
         )
-        if res.rows and res.rows[0][1] != "changes_requested":
-            return WaitOutcome(False, problem="duplicate_key", detail=res.rows[0][1])
-        round_ = res.rows[0][0] + 1 if res.rows else 1
-        yield Query(
-            "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, "
-            "proposed, requested_at, deadline) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-            (
-                run_id,
-                wait.name,
-                round_,
-                wait.seq,
-                workflow,
-                wait.summary,
-                wait.proposed_json,
-                now,
-                deadline,
-            ),
-            wait=False,
-        )
-        yield history(
-            run_id,
-            now,
-            "approval_requested",
-            None,
-            {"key": wait.name, "round": round_, "summary": wait.summary, "deadline": deadline},
-        )
+        if opened.problem is not None:
+            return WaitOutcome(False, problem=opened.problem, detail=opened.detail)
+        deadline = opened.wake_at  # the earliest of deadline, escalation, reminder
     elif wait.kind is EntryKind.SIGNAL:
         res = yield Query(
             "SELECT id, payload FROM signals WHERE run_id = ? AND name = ? "
@@ -172,143 +155,6 @@ def _resolve_entry(run_id: str, seq: int, result: str | None, now: float) -> Que
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DecideOutcome:
-    """`outcome` is one of: decided, duplicate, conflict, expired, closed, run_not_found,
-    approval_not_found. `decision` is the decision now on record (if any)."""
-
-    outcome: str
-    decision: models.Decision | None = None
-    claim: Claim | None = None
-    pending_keys: tuple[str, ...] = ()
-
-
-def decide(
-    *,
-    run_id: str,
-    key: str,
-    status: models.DecisionStatus,
-    value_json: str | None,
-    by: str | None,
-    reason: str | None,
-    now: float,
-    claim_for: str | None,
-    lease_until: float,
-) -> Op[DecideOutcome]:
-    res = yield Query(
-        "SELECT status, wait_kind, wait_seq FROM runs WHERE id = ?{for_update}", (run_id,)
-    )
-    if not res.rows:
-        return DecideOutcome("run_not_found")
-    run_status, wait_kind, wait_seq = res.rows[0]
-    res = yield Query(
-        "SELECT round, seq, status, proposed, value, decided_by, reason, decided_at, deadline "
-        "FROM approvals WHERE run_id = ? AND key = ? ORDER BY round DESC LIMIT 1",
-        (run_id, key),
-    )
-    if not res.rows:
-        keys = yield Query(
-            "SELECT DISTINCT key FROM approvals WHERE run_id = ? ORDER BY key", (run_id,)
-        )
-        return DecideOutcome("approval_not_found", pending_keys=tuple(r[0] for r in keys.rows))
-    round_, seq, current, proposed, value, decided_by, old_reason, decided_at, deadline = res.rows[
-        0
-    ]
-    if current != "pending":
-        existing = _decision(
-            key, round_, current, proposed, value, decided_by, old_reason, decided_at
-        )
-        if current in ("expired", "cancelled"):
-            return DecideOutcome("expired" if current == "expired" else "closed", existing)
-        same = current == status.value and (
-            status is not models.DecisionStatus.EDITED
-            or (
-                value_json is not None
-                and value is not None
-                and json.loads(value) == json.loads(value_json)
-            )
-        )
-        return DecideOutcome("duplicate" if same else "conflict", existing)
-    if run_status in FINISHED:
-        return DecideOutcome("closed")
-    if deadline is not None and now >= deadline:
-        expired = yield from _expire_approval(run_id, key, round_, seq, proposed, now)
-        claim = yield from _wake_if_parked(
-            run_id, seq, wait_kind, wait_seq, now, claim_for, lease_until
-        )
-        return DecideOutcome("expired", expired, claim)
-    new_value = value_json if status is models.DecisionStatus.EDITED else proposed
-    decision = _decision(key, round_, status.value, proposed, new_value, by, reason, now)
-    yield Query(
-        "UPDATE approvals SET status = ?, value = ?, decided_by = ?, reason = ?, decided_at = ? "
-        "WHERE run_id = ? AND key = ? AND round = ? AND status = 'pending'",
-        (status.value, new_value, by, reason, now, run_id, key, round_),
-        wait=False,
-    )
-    yield _resolve_entry(run_id, seq, _dump(decision.to_json()), now)
-    data: dict[str, Any] = {"key": key, "round": round_, "status": status.value, "reason": reason}
-    if status is models.DecisionStatus.EDITED:
-        data["value"] = json.loads(new_value) if new_value else None
-        data["original"] = json.loads(proposed) if proposed else None
-    yield history(run_id, now, "approval_decided", by, data)
-    claim = yield from _wake_if_parked(
-        run_id, seq, wait_kind, wait_seq, now, claim_for, lease_until
-    )
-    return DecideOutcome("decided", decision, claim)
-
-
-def _decision(
-    key: str,
-    round_: int,
-    status: str,
-    proposed: str | None,
-    value: str | None,
-    by: str | None,
-    reason: str | None,
-    at: float | None,
-) -> models.Decision:
-    decision_status = models.DecisionStatus(status) if status != "cancelled" else None
-    return models.Decision(
-        key=key,
-        status=decision_status or models.DecisionStatus.EXPIRED,
-        value=None if value is None else json.loads(value),
-        original=None if proposed is None else json.loads(proposed),
-        by=by,
-        reason=reason,
-        at=models.from_timestamp(at),
-        round=round_,
-    )
-
-
-def _expire_approval(
-    run_id: str, key: str, round_: int, seq: int, proposed: str | None, now: float
-) -> Op[models.Decision]:
-    yield Query(
-        "UPDATE approvals SET status = 'expired', decided_at = ? "
-        "WHERE run_id = ? AND key = ? AND round = ? AND status = 'pending'",
-        (now, run_id, key, round_),
-        wait=False,
-    )
-    decision = _decision(key, round_, "expired", proposed, None, None, None, now)
-    yield _resolve_entry(run_id, seq, _dump(decision.to_json()), now)
-    yield history(run_id, now, "approval_expired", None, {"key": key, "round": round_})
-    return decision
-
-
-def _wake_if_parked(
-    run_id: str,
-    seq: int,
-    wait_kind: str | None,
-    wait_seq: int | None,
-    now: float,
-    claim_for: str | None,
-    lease_until: float,
-) -> Op[Claim | None]:
-    if wait_kind is None or wait_seq != seq:
-        return None
-    return (yield from wake(run_id, now, claim_for, lease_until))
-
-
 def send_signal(
     *,
     run_id: str,
@@ -367,15 +213,9 @@ def fire_timers(
     claims = []
     for run_id, kind, name, seq in res.rows:
         if kind == "approval":
-            appr = yield Query(
-                "SELECT round, proposed FROM approvals WHERE run_id = ? AND key = ? "
-                "AND seq = ? AND status = 'pending'",
-                (run_id, name, seq),
-            )
-            if appr.rows:
-                yield from _expire_approval(
-                    run_id, name, appr.rows[0][0], seq, appr.rows[0][1], now
-                )
+            closed = yield from sql_approvals.fire_timer(run_id, name, seq, now)
+            if not closed:  # escalated or reminded: the run keeps waiting
+                continue
         elif kind == "event":
             yield from sql_events.time_out(run_id, name, seq, now)
         elif kind == "signal":
@@ -388,29 +228,3 @@ def fire_timers(
         if claim is not None:
             claims.append(claim)
     return claims
-
-
-def pending_approvals(
-    *, workflow: str | None, run_id: str | None, limit: int
-) -> Op[list[models.Approval]]:
-    where, params = ["status = 'pending'"], []
-    if workflow is not None:
-        where.append("workflow = ?")
-        params.append(workflow)
-    if run_id is not None:
-        where.append("run_id = ?")
-        params.append(run_id)
-    res = yield Query(
-        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE {' AND '.join(where)} "
-        "ORDER BY requested_at, run_id, key LIMIT ?",
-        (*params, limit),
-    )
-    return [row_to_approval(r) for r in res.rows]
-
-
-def run_approvals(run_id: str) -> Op[list[models.Approval]]:
-    res = yield Query(
-        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? ORDER BY requested_at, round",
-        (run_id,),
-    )
-    return [row_to_approval(r) for r in res.rows]

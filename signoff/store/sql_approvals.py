@@ -1,0 +1,504 @@
+"""Store operations on approvals: open a request, decide (vote), fire its timers.
+
+Deciding is the one arbitration point: it locks the run's row, then changes the latest
+round only while it is still `pending` (first writer wins). A vote that does not yet
+reach the quorum is recorded and leaves the round pending. A deadline is one more
+writer, through `time_out`, recorded as `expired` or as the outcome the request's
+`on_timeout` names, always with `by` = "timeout policy" and `timed_out`, never as a
+person's approval. Escalations and reminders fire on the same timer (`runs.wake_at` is
+the earliest of deadline, escalation and next reminder) and leave the run parked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from signoff import models, policy
+from signoff.store.sql import Claim, Op, Query, dump_json, history, wake
+from signoff.store.sql_runs import FINISHED
+
+_ROW = (
+    "round, seq, status, summary, proposed, value, decided_by, reason, decided_at, deadline, "
+    "policy, digest, timed_out"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What opening an approval did: a refusal (`problem`, `detail`) or its `wake_at`."""
+
+    problem: str | None = None
+    detail: str | None = None
+    wake_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecideOutcome:
+    """`outcome` is one of: decided, voted, duplicate, conflict, expired, closed,
+    run_not_found, approval_not_found, stale_digest, not_allowed, self_approval,
+    anonymous_vote, edit_under_quorum, invalid_edit, duplicate_vote. `decision` is the
+    decision now on record (if any); `detail` what the refusal needs to explain itself."""
+
+    outcome: str
+    decision: models.Decision | None = None
+    claim: Claim | None = None
+    pending_keys: tuple[str, ...] = ()
+    detail: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    round: int
+    seq: int
+    status: str
+    summary: str
+    proposed: str | None
+    value: str | None
+    decided_by: str | None
+    reason: str | None
+    decided_at: float | None
+    deadline: float | None
+    policy: str | None
+    digest: str | None
+    timed_out: int
+
+    @property
+    def rules(self) -> dict[str, Any] | None:
+        return None if self.policy is None else json.loads(self.policy)
+
+
+def open_approval(
+    *,
+    run_id: str,
+    workflow: str,
+    seq: int,
+    key: str,
+    summary: str,
+    proposed_json: str | None,
+    policy_json: str | None,
+    deadline: float | None,
+    now: float,
+) -> Op[Opened]:
+    """Insert the next round of approval `key` with its policy, digest and inbox rows."""
+    res = yield Query(
+        "SELECT round, status FROM approvals WHERE run_id = ? AND key = ? "
+        "ORDER BY round DESC LIMIT 1",
+        (run_id, key),
+    )
+    if res.rows and res.rows[0][1] != "changes_requested":
+        return Opened("duplicate_key", res.rows[0][1])
+    round_ = res.rows[0][0] + 1 if res.rows else 1
+    rules = None if policy_json is None else json.loads(policy_json)
+    principals: list[str] = []
+    escalate_at = remind_at = None
+    if rules is not None:
+        res = yield Query("SELECT requested_by FROM runs WHERE id = ?", (run_id,))
+        requested_by = res.rows[0][0]
+        principals = policy.inbox_principals(rules, requested_by)
+        problem = _nobody_left(rules, principals, requested_by)
+        if problem:
+            return Opened("policy", problem)
+        if rules.get("escalate_after") is not None:
+            escalate_at = now + rules["escalate_after"]
+        if rules.get("remind_every"):
+            remind_at = now + rules["remind_every"]
+    digest = policy.digest(summary, proposed_json, round_)
+    yield Query(
+        "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, proposed, "
+        "requested_at, deadline, policy, digest, escalate_at, remind_at) "
+        "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            key,
+            round_,
+            seq,
+            workflow,
+            summary,
+            proposed_json,
+            now,
+            deadline,
+            policy_json,
+            digest,
+            escalate_at,
+            remind_at,
+        ),
+    )
+    yield from _add_to_inbox(principals, now, run_id, key, round_, workflow)
+    data: dict[str, Any] = {"key": key, "round": round_, "summary": summary, "deadline": deadline}
+    if rules is not None:
+        data.update(digest=digest, approvers=rules["approvers"], quorum=rules["quorum"])
+        if rules.get("stage"):
+            data["stage"] = rules["stage"].get("name")
+    yield history(run_id, now, "approval_requested", None, data)
+    return Opened(wake_at=_earliest(deadline, escalate_at, remind_at))
+
+
+def _nobody_left(
+    rules: dict[str, Any], principals: list[str], requested_by: str | None
+) -> str | None:
+    eligible = rules.get("eligible")
+    if eligible is None:
+        return None
+    people = [p for p in principals if not p.startswith(policy.ROLE)]
+    if len(people) >= rules["quorum"]:
+        return None
+    return (
+        f"only {', '.join(eligible)} may decide and {requested_by} requested this run; "
+        f"separation of duties leaves {len(people)} of the {rules['quorum']} approvers "
+        "needed: name more approvers, or pass allow_self_approval=True"
+    )
+
+
+def _add_to_inbox(
+    principals: Sequence[str], requested_at: float, run_id: str, key: str, round_: int, wf: str
+) -> Op[None]:
+    for principal in principals:
+        yield Query(
+            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (principal, requested_at, run_id, key, round_, wf),
+        )
+
+
+def _earliest(*times: float | None) -> float | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def _latest_round(run_id: str, key: str) -> Op[_Round | None]:
+    res = yield Query(
+        f"SELECT {_ROW} FROM approvals WHERE run_id = ? AND key = ? ORDER BY round DESC LIMIT 1",
+        (run_id, key),
+    )
+    return _Round(*res.rows[0]) if res.rows else None
+
+
+def votes_of(run_id: str, key: str, round_: int) -> Op[list[models.Vote]]:
+    res = yield Query(
+        "SELECT voter, vote, reason, at, value FROM approval_votes "
+        "WHERE run_id = ? AND key = ? AND round = ? ORDER BY at, voter",
+        (run_id, key, round_),
+    )
+    return [_vote(r) for r in res.rows]
+
+
+def _vote(row: Sequence[Any]) -> models.Vote:
+    return models.Vote(
+        by=row[0],
+        status=models.DecisionStatus(row[1]),
+        reason=row[2],
+        at=models.from_timestamp(row[3]),
+        value=None if row[4] is None else json.loads(row[4]),
+    )
+
+
+def _decision(
+    key: str, r: _Round, votes: Sequence[models.Vote], status: str | None = None
+) -> models.Decision:
+    current = status or r.status
+    return models.Decision(
+        key=key,
+        status=models.DecisionStatus(current if current != "cancelled" else "expired"),
+        value=None if r.value is None else json.loads(r.value),
+        original=None if r.proposed is None else json.loads(r.proposed),
+        by=r.decided_by,
+        reason=r.reason,
+        at=models.from_timestamp(r.decided_at),
+        round=r.round,
+        votes=tuple(votes),
+        timed_out=bool(r.timed_out),
+    )
+
+
+def decide(
+    *,
+    run_id: str,
+    key: str,
+    status: models.DecisionStatus,
+    value_json: str | None,
+    by: str | None,
+    reason: str | None,
+    now: float,
+    claim_for: str | None,
+    lease_until: float,
+    digest: str | None = None,
+) -> Op[DecideOutcome]:
+    """Record one person's decision on the latest round of `key`, and wake the run once
+    the round is decided. Refusals change nothing and come back as the outcome."""
+    res = yield Query(
+        "SELECT status, wait_kind, wait_seq, requested_by FROM runs WHERE id = ?{for_update}",
+        (run_id,),
+    )
+    if not res.rows:
+        return DecideOutcome("run_not_found")
+    run_status, wait_kind, wait_seq, requested_by = res.rows[0]
+    r = yield from _latest_round(run_id, key)
+    if r is None:
+        keys = yield Query(
+            "SELECT DISTINCT key FROM approvals WHERE run_id = ? ORDER BY key", (run_id,)
+        )
+        return DecideOutcome("approval_not_found", pending_keys=tuple(x[0] for x in keys.rows))
+    if r.status != "pending":
+        existing = _decision(key, r, (yield from votes_of(run_id, key, r.round)))
+        return DecideOutcome(_settled(r, status, value_json), existing)
+    if run_status in FINISHED:
+        return DecideOutcome("closed")
+    if r.deadline is not None and now >= r.deadline:
+        timed_out = yield from time_out(run_id, key, r, now)
+        claim = yield from _wake_if_parked(
+            run_id, r.seq, wait_kind, wait_seq, now, claim_for, lease_until
+        )
+        return DecideOutcome("expired", timed_out, claim)
+    if digest is not None and digest != r.digest:
+        return DecideOutcome("stale_digest", detail=r.digest)
+    edited = None if value_json is None else json.loads(value_json)
+    refused = policy.check_vote(
+        r.rules, status=status.value, by=by, requested_by=requested_by, value=edited
+    )
+    if refused is not None:
+        return DecideOutcome(refused[0], detail=refused[1])
+    votes = yield from votes_of(run_id, key, r.round)
+    earlier = [v for v in votes if v.by == by]
+    if by is not None and earlier:
+        return DecideOutcome("duplicate_vote", detail=earlier[0])
+    vote = models.Vote(
+        by=by or "", status=status, reason=reason, at=models.from_timestamp(now), value=edited
+    )
+    if by is not None:
+        votes.append(vote)
+        yield Query(
+            "INSERT INTO approval_votes (run_id, key, round, voter, vote, value, reason, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, key, r.round, by, status.value, value_json, reason, now),
+        )
+    outcome = policy.tally(r.rules, [(v.by, v.status.value) for v in votes] or [("", status)])
+    if outcome is None:
+        return (yield from _record_vote(run_id, key, r, votes, vote, now))
+    final = dict(status=outcome, by=by, reason=reason, at=now)
+    decision = yield from _close_round(run_id, key, r, votes, value_json, final)
+    claim = yield from _wake_if_parked(
+        run_id, r.seq, wait_kind, wait_seq, now, claim_for, lease_until
+    )
+    return DecideOutcome("decided", decision, claim)
+
+
+def _settled(r: _Round, status: models.DecisionStatus, value_json: str | None) -> str:
+    """How a decision on a round that is no longer pending is answered."""
+    if r.status == "expired" or r.timed_out:
+        return "expired"
+    if r.status == "cancelled":
+        return "closed"
+    same = r.status == status.value and (
+        status is not models.DecisionStatus.EDITED
+        or (
+            value_json is not None
+            and r.value is not None
+            and json.loads(r.value) == json.loads(value_json)
+        )
+    )
+    return "duplicate" if same else "conflict"
+
+
+def _record_vote(
+    run_id: str, key: str, r: _Round, votes: list[models.Vote], vote: models.Vote, now: float
+) -> Op[DecideOutcome]:
+    rules = r.rules or {}
+    approvals = sum(1 for v in votes if v.status.value in ("approved", "edited"))
+    yield history(
+        run_id,
+        now,
+        "approval_voted",
+        vote.by,
+        {
+            "key": key,
+            "round": r.round,
+            "status": vote.status.value,
+            "reason": vote.reason,
+            "approvals": approvals,
+            "quorum": rules.get("quorum", 1),
+        },
+    )
+    yield Query(
+        "DELETE FROM approval_inbox WHERE run_id = ? AND key = ? AND principal = ?",
+        (run_id, key, vote.by),
+    )
+    decision = models.Decision(
+        key=key,
+        status=models.DecisionStatus.PENDING,
+        value=None if r.proposed is None else json.loads(r.proposed),
+        original=None if r.proposed is None else json.loads(r.proposed),
+        by=vote.by,
+        reason=vote.reason,
+        at=models.from_timestamp(now),
+        round=r.round,
+        votes=tuple(votes),
+    )
+    return DecideOutcome("voted", decision)
+
+
+def _close_round(
+    run_id: str,
+    key: str,
+    r: _Round,
+    votes: Sequence[models.Vote],
+    value_json: str | None,
+    final: dict[str, Any],
+) -> Op[models.Decision]:
+    status, now = final["status"], final["at"]
+    timed_out = bool(final.get("timed_out"))
+    new_value = value_json if status == "edited" else r.proposed
+    if status == "expired":
+        new_value = None
+    yield Query(
+        "UPDATE approvals SET status = ?, value = ?, decided_by = ?, reason = ?, "
+        "decided_at = ?, timed_out = ?, escalate_at = NULL, remind_at = NULL "
+        "WHERE run_id = ? AND key = ? AND round = ? AND status = 'pending'",
+        (
+            status,
+            new_value,
+            final["by"],
+            final["reason"],
+            now,
+            int(timed_out),
+            run_id,
+            key,
+            r.round,
+        ),
+    )
+    yield Query("DELETE FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key))
+    closed = _Round(
+        r.round, r.seq, status, r.summary, r.proposed, new_value, final["by"], final["reason"],
+        now, r.deadline, r.policy, r.digest, int(timed_out),
+    )  # fmt: skip
+    decision = _decision(key, closed, votes)
+    yield Query(
+        "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
+        "WHERE run_id = ? AND seq = ? AND status = 'open'",
+        (dump_json(decision.to_json()), now, run_id, r.seq),
+    )
+    if status == "expired":
+        yield history(run_id, now, "approval_expired", None, {"key": key, "round": r.round})
+    elif timed_out:
+        data = {"key": key, "round": r.round, "outcome": status, "by": policy.TIMEOUT_ACTOR}
+        yield history(run_id, now, "approval_timed_out", None, data)
+    else:
+        data = {"key": key, "round": r.round, "status": status, "reason": final["reason"]}
+        if status == "edited":
+            data["value"] = json.loads(new_value) if new_value else None
+            data["original"] = json.loads(r.proposed) if r.proposed else None
+        if len(votes) > 1:
+            data["votes"] = [v.to_json() for v in votes]
+        yield history(run_id, now, "approval_decided", final["by"], data)
+    return decision
+
+
+def time_out(run_id: str, key: str, r: _Round, now: float) -> Op[models.Decision]:
+    """The deadline passed: close the round as its `on_timeout` says (default expire)."""
+    on_timeout = (r.rules or {}).get("on_timeout", "expire")
+    votes = yield from votes_of(run_id, key, r.round)
+    if on_timeout == "expire":
+        final: dict[str, Any] = dict(status="expired", by=None, reason=None, at=now)
+    else:
+        status = "approved" if on_timeout == "approve" else "rejected"
+        final = dict(
+            status=status,
+            by=policy.TIMEOUT_ACTOR,
+            reason="no decision before the deadline",
+            at=now,
+            timed_out=True,
+        )
+    return (yield from _close_round(run_id, key, r, votes, None, final))
+
+
+def _wake_if_parked(
+    run_id: str,
+    seq: int,
+    wait_kind: str | None,
+    wait_seq: int | None,
+    now: float,
+    claim_for: str | None,
+    lease_until: float,
+) -> Op[Claim | None]:
+    if wait_kind is None or wait_seq != seq:
+        return None
+    return (yield from wake(run_id, now, claim_for, lease_until))
+
+
+def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
+    """Handle a due timer of the pending approval the run waits on. True: the round was
+    closed (deadline), wake the run; False: it escalated or reminded and keeps waiting."""
+    res = yield Query(
+        f"SELECT {_ROW}, escalate_at, remind_at, requested_at, workflow FROM approvals "
+        "WHERE run_id = ? AND key = ? AND seq = ? AND status = 'pending'",
+        (run_id, key, seq),
+    )
+    if not res.rows:
+        return True
+    row = res.rows[0]
+    r = _Round(*row[:13])
+    escalate_at, remind_at, requested_at, workflow = row[13:]
+    if r.deadline is not None and r.deadline <= now:
+        yield from time_out(run_id, key, r, now)
+        return True
+    rules = r.rules or {}
+    if escalate_at is not None and escalate_at <= now:
+        rules = yield from _escalate(run_id, key, r, rules, requested_at, workflow, now)
+        escalate_at = None
+    if remind_at is not None and remind_at <= now:
+        yield from _remind(run_id, key, r, rules, now)
+        every = rules["remind_every"]
+        remind_at += every * (int((now - remind_at) // every) + 1)
+    yield Query(
+        "UPDATE approvals SET policy = ?, escalate_at = ?, remind_at = ? "
+        "WHERE run_id = ? AND key = ? AND round = ?",
+        (dump_json(rules), escalate_at, remind_at, run_id, key, r.round),
+    )
+    wake_at = _earliest(r.deadline, escalate_at, remind_at)
+    yield Query("UPDATE runs SET wake_at = ? WHERE id = ?", (wake_at, run_id))
+    yield Query(
+        "UPDATE journal SET wake_at = ? WHERE run_id = ? AND seq = ?", (wake_at, run_id, seq)
+    )
+    return False
+
+
+def _escalate(
+    run_id: str,
+    key: str,
+    r: _Round,
+    rules: dict[str, Any],
+    requested_at: float,
+    workflow: str,
+    now: float,
+) -> Op[dict[str, Any]]:
+    """Add the escalation targets to who may decide, keeping everyone named before."""
+    added = [a for a in rules.get("escalate_to", []) if a not in rules.get("approvers", [])]
+    rules = dict(rules, approvers=[*rules.get("approvers", []), *added], escalated=True)
+    if rules.get("eligible") is not None:
+        rules["eligible"] = sorted({*rules["eligible"], *rules.get("escalate_people", [])})
+    res = yield Query("SELECT requested_by FROM runs WHERE id = ?", (run_id,))
+    principals = policy.inbox_principals(
+        {**rules, "eligible": rules.get("eligible") or rules.get("escalate_people", [])},
+        res.rows[0][0],
+    )
+    yield from _add_to_inbox(principals, requested_at, run_id, key, r.round, workflow)
+    yield history(
+        run_id,
+        now,
+        "approval_escalated",
+        None,
+        {"key": key, "round": r.round, "added": added, "people": rules.get("escalate_people")},
+    )
+    return rules
+
+
+def _remind(run_id: str, key: str, r: _Round, rules: dict[str, Any], now: float) -> Op[None]:
+    voted = {v.by for v in (yield from votes_of(run_id, key, r.round))}
+    res = yield Query(
+        "SELECT principal FROM approval_inbox WHERE run_id = ? AND key = ? ORDER BY principal",
+        (run_id, key),
+    )
+    to = [p for (p,) in res.rows if p not in voted]
+    yield history(run_id, now, "approval_reminder", None, {"key": key, "round": r.round, "to": to})

@@ -688,6 +688,124 @@ def _split_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
     )
 
 
+# HTTP API ------------------------------------------------------------------------------
+
+
+@cli.command()
+@db_option()
+@click.argument("app", envvar="SIGNOFF_APP")
+@option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@option(
+    "--no-auth",
+    is_flag=True,
+    help="Answer without API tokens (every caller may do everything): local use only.",
+)
+@option(
+    "--link-secret",
+    envvar="SIGNOFF_LINK_SECRET",
+    help="Key that signs approval links (at least 16 bytes); without one, links are off.",
+)
+@option("--public-url", help="Base URL of the links handed out (default: the request's).")
+@option(
+    "--max-body",
+    type=click.IntRange(min=1024),
+    default=1_000_000,
+    show_default=True,
+    help="Largest request body in bytes (413 above).",
+)
+@option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve(
+    app: str,
+    host: str,
+    port: int,
+    no_auth: bool,
+    link_secret: str | None,
+    public_url: str | None,
+    max_body: int,
+    log_level: str,
+) -> None:
+    """Serve APP's HTTP API (see docs/http.md) and run a worker in the same process.
+
+    APP is an import string "module:engine" naming a signoff Engine (env SIGNOFF_APP).
+    Callers need an API token (`signoff tokens create`) unless --no-auth is given.
+    """
+    import uvicorn
+
+    from signoff.server import create_app
+
+    engine = _app_engine(app)
+    api = create_app(
+        engine,
+        auth=not no_auth,
+        link_secret=link_secret,
+        public_url=public_url,
+        max_body=max_body,
+        run_worker=bool(engine.workflows),
+    )
+    click.echo(f"signoff API for {app} on http://{host}:{port} ({engine.url})", err=True)
+    uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on")
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens for the HTTP API (stored hashed; scopes read, start, decide, admin)."""
+
+
+@tokens.command("create")
+@db_option()
+@click.argument("name")
+@option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["read", "start", "decide", "admin"]),
+    help="A scope to grant (repeat for several). The token's NAME is the approver it decides as.",
+)
+@by_option()
+@json_option()
+def tokens_create(name: str, scopes: tuple[str, ...], by: str | None, as_json: bool) -> None:
+    """Create a token for NAME and print its secret (shown only now)."""
+    token, secret = _with_engine(lambda e: e.create_token(name, list(scopes), by=by))
+    if as_json:
+        _echo_json({"token": token, "secret": secret})
+        return
+    click.echo(f"token {token.id} for {token.name} ({', '.join(token.scopes)}):")
+    click.echo(secret)
+
+
+@tokens.command("list")
+@db_option()
+@json_option()
+def tokens_list(as_json: bool) -> None:
+    """Every token, with its scopes and whether it is revoked (never the secret)."""
+    found = _with_engine(lambda e: e.list_tokens())
+    if as_json:
+        _echo_json(found)
+        return
+    if not found:
+        click.echo("no tokens")
+        return
+    columns = {"id": "id", "name": "name", "scopes": "scopes", "created": "created_at",
+               "revoked": "revoked_at"}  # fmt: skip
+    _console().print(_table(None, columns, found))
+
+
+@tokens.command("revoke")
+@db_option()
+@click.argument("token_id", metavar="ID")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token at once."""
+    token = _with_engine(lambda e: e.revoke_token(token_id))
+    click.echo(f"revoked token {token.id} ({token.name})")
+
+
 # database --------------------------------------------------------------------------------
 
 

@@ -255,12 +255,12 @@ def cancel_run(
         wait=False,
     )
     yield Query(
-    yield Query("DELETE FROM approval_inbox WHERE run_id = ?", (run_id,), wait=False)
         "UPDATE approvals SET status = 'cancelled', decided_at = ? "
         "WHERE run_id = ? AND status = 'pending'",
         (now, run_id),
         wait=False,
     )
+    yield Query("DELETE FROM approval_inbox WHERE run_id = ?", (run_id,), wait=False)
     yield history(run_id, now, "run_cancelled", by, {"reason": reason})
     return "ok", (yield from get_run(run_id))
 

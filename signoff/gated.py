@@ -145,8 +145,7 @@ class Gated(Generic[R]):
         text = self.describe(*args, **kwargs)
         if not isinstance(text, str):
             raise errors.InvalidArgument(
-                f"describe() of gated {self.name} must return a string, not "
-                f"{type(text).__name__}"
+                f"describe() of gated {self.name} must return a string, not {type(text).__name__}"
             )
         return text
 
@@ -162,9 +161,7 @@ class Gated(Generic[R]):
         positional: list[Any] = []
         named: dict[str, Any] = {}
         params = self.signature.parameters.values()
-        var_used = any(
-            p.kind is p.VAR_POSITIONAL and bound.arguments.get(p.name) for p in params
-        )
+        var_used = any(p.kind is p.VAR_POSITIONAL and bound.arguments.get(p.name) for p in params)
         for p in params:
             if p.name not in bound.arguments:
                 continue
@@ -192,13 +189,22 @@ class Gated(Generic[R]):
             or not isinstance(value["kwargs"], dict)
         ):
             raise errors.InvalidArgument(
-                f"the edited call to {self.name} must be {{\"args\": [...], \"kwargs\": "
+                f'the edited call to {self.name} must be {{"args": [...], "kwargs": '
                 f"{{...}}}}, not {value!r:.80}"
             )
+        params = self.signature.parameters.values()
+        expected = ", ".join(str(p) for p in params)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            names = {p.name for p in params if p.kind is not p.POSITIONAL_ONLY}
+            unknown = sorted(set(value["kwargs"]) - names)
+            if unknown:
+                raise errors.InvalidArgument(
+                    f"the edited call to {self.name}({expected}) has unknown argument "
+                    f"names: {', '.join(map(repr, unknown))}; keep the function's names"
+                )
         try:
             self.signature.bind(*value["args"], **value["kwargs"])
         except TypeError as exc:
-            expected = ", ".join(self.signature.parameters)
             raise errors.InvalidArgument(
                 f"the edited call does not fit {self.name}({expected}): {exc}; keep the "
                 "argument names and every required argument"

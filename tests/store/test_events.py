@@ -256,9 +256,7 @@ async def test_cancelled_waiting_run_is_not_woken(engine: Engine) -> None:
     assert (await engine.get_run(a.id)).status is RunStatus.CANCELLED
 
 
-async def test_notify_from_a_process_without_a_worker(
-    store_url: str, clock: FakeClock
-) -> None:
+async def test_notify_from_a_process_without_a_worker(store_url: str, clock: FakeClock) -> None:
     publisher = _engine(store_url, clock)  # knows no workflows, runs no worker
     eng = _engine(store_url, clock)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +17,7 @@ router = APIRouter(tags=["runs"])
 Reader = Annotated[auth.Principal, Depends(auth.require("read"))]
 Starter = Annotated[auth.Principal, Depends(auth.require("start"))]
 RunId = Annotated[str, "run id"]
+_SLACK = 8
 
 
 def _run(run: models.Run) -> schemas.RunOut:
@@ -59,9 +61,17 @@ async def list_runs(
 ) -> schemas.RunPage:
     """Runs, newest first; pass `next_cursor` back as `cursor` for the next page."""
     before = decode_cursor(cursor) if cursor else None
+    # Timestamps travel with microsecond precision: ask from just past the cursor and
+    # drop what is not strictly older than it.
     runs = await deps.engine(request).list_runs(
-        status=status, workflow=workflow, limit=limit + 1, before=before
+        status=status,
+        workflow=workflow,
+        limit=limit + 1 + (_SLACK if before else 0),
+        before=None if before is None else (before[0] + 1e-6, "\U0010ffff"),
     )
+    if before is not None:
+        at = datetime.fromtimestamp(before[0], UTC)
+        runs = [r for r in runs if (r.created_at, r.id) < (at, before[1])]
     page = runs[:limit]
     more = len(runs) > limit
     return schemas.RunPage(

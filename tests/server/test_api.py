@@ -38,7 +38,7 @@ async def test_start_decide_and_read_back(any_api: Api) -> None:
     run = (await c.get(f"/runs/{run_id}", headers=api.auth("reader"))).json()
     assert run["status"] == "completed" and run["requested_by"] == "starter"
     history = (await c.get(f"/runs/{run_id}/history", headers=api.auth("reader"))).json()
-    assert [e["type"] for e in history][0] == "run_started"
+    assert history[0]["type"] == "run_started"
     assert "run_completed" in [e["type"] for e in history]
 
 
@@ -282,8 +282,8 @@ async def test_oversize_body_is_413_by_header_and_by_bytes(api: Api) -> None:
         for _ in range(30):
             yield b"x" * 50_000
 
-    res = await api.client.post(decision_url(run_id), content=chunks(),  # type: ignore[arg-type]
-                                headers={**api.auth("alice"), "Content-Type": "application/json"})  # fmt: skip
+    headers = {**api.auth("alice"), "Content-Type": "application/json"}
+    res = await api.client.post(decision_url(run_id), content=chunks(), headers=headers)
     assert res.status_code == 413
 
 

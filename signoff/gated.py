@@ -21,10 +21,11 @@ the decision, and `fn` does not run.
 
 An edit must still fit `fn`'s signature: the same shape, no unknown argument names, every
 required argument present. One that does not is refused when the decision is recorded
-(`engine.edit` raises `InvalidArgument` naming the problem) and the approval stays
+(`engine.edit` raises `InvalidEdit` naming the problem) and the approval stays
 pending. The check runs in the deciding process when it has defined the gated function
 (the usual case: the app that runs the workflows also takes the decisions); the approval
-also carries a JSON Schema of the arguments (`Gated.schema`) for other deciders.
+also carries a JSON Schema of the arguments (`Gated.schema`, passed as `schema=`), which
+every decider checks, also one without the code (the CLI, the HTTP API).
 """
 
 from __future__ import annotations
@@ -181,31 +182,31 @@ class Gated(Generic[R]):
         return jsonable
 
     def check(self, value: Any) -> tuple[list[Any], dict[str, Any]]:
-        """Check edited arguments against `fn`'s signature; raise `InvalidArgument`."""
+        """Check edited arguments against `fn`'s signature; raise `InvalidEdit`."""
         if (
             not isinstance(value, dict)
             or set(value) != {"args", "kwargs"}
             or not isinstance(value["args"], list)
             or not isinstance(value["kwargs"], dict)
         ):
-            raise errors.InvalidArgument(
+            raise _invalid_edit(
                 f'the edited call to {self.name} must be {{"args": [...], "kwargs": '
                 f"{{...}}}}, not {value!r:.80}"
             )
         params = self.signature.parameters.values()
-        expected = ", ".join(str(p) for p in params)
+        expected = ", ".join(self.signature.parameters)
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             names = {p.name for p in params if p.kind is not p.POSITIONAL_ONLY}
             unknown = sorted(set(value["kwargs"]) - names)
             if unknown:
-                raise errors.InvalidArgument(
+                raise _invalid_edit(
                     f"the edited call to {self.name}({expected}) has unknown argument "
                     f"names: {', '.join(map(repr, unknown))}; keep the function's names"
                 )
         try:
             self.signature.bind(*value["args"], **value["kwargs"])
         except TypeError as exc:
-            raise errors.InvalidArgument(
+            raise _invalid_edit(
                 f"the edited call does not fit {self.name}({expected}): {exc}; keep the "
                 "argument names and every required argument"
             ) from None
@@ -289,6 +290,10 @@ def arguments_schema(signature: inspect.Signature) -> dict[str, Any]:
         "required": ["args", "kwargs"],
         "additionalProperties": False,
     }
+
+
+def _invalid_edit(message: str) -> errors.InvalidEdit:
+    return errors.InvalidEdit(message, errors=[message])
 
 
 def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:

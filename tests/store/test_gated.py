@@ -16,10 +16,12 @@ from signoff import (
     Context,
     Engine,
     InvalidArgument,
+    InvalidEdit,
     OutsideWorkflowError,
     RunFailed,
     RunStatus,
 )
+from signoff import engine as engine_module
 from signoff.gated import arguments_schema
 from signoff.testing import FakeClock
 
@@ -217,7 +219,7 @@ async def test_an_edit_that_does_not_fit_the_function_is_refused_and_stays_pendi
     async with engine:
         run = await engine.start(wf)
         await engine.settle(run.id)
-        with pytest.raises(InvalidArgument) as info:
+        with pytest.raises(InvalidEdit) as info:
             await engine.edit(run.id, "gated:transfer:1", edit, by="eve")
         assert words in str(info.value)
         [pending] = await engine.pending_approvals(run_id=run.id)
@@ -227,6 +229,37 @@ async def test_an_edit_that_does_not_fit_the_function_is_refused_and_stays_pendi
         await engine.edit(run.id, "gated:transfer:1", ok, by="eve")
         assert (await engine.result(run.id, timeout=5))["amount"] == 200
     assert CALLS == [("transfer", ("ann", 200, ""))]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"args": [], "kwargs": {"recipient": "x", "amount": 1}},
+        {"args": [], "kwargs": {"to": "x"}},
+        {"args": ["x"], "kwargs": {"to": "x", "amount": 1}},
+        {"kwargs": {"to": "x", "amount": 1}},
+    ],
+)
+async def test_a_decider_without_the_code_refuses_the_same_edits(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, edit: Any
+) -> None:
+    @engine.workflow()
+    async def wf(ctx: Context) -> Any:
+        return await send("ann", 500)
+
+    async with engine:
+        run = await engine.start(wf)
+        await engine.settle(run.id)
+        with monkeypatch.context() as m:  # as if deciding from a process without `send`
+            m.setattr(engine_module, "EDIT_CHECKS", [])
+            with pytest.raises(InvalidEdit) as info:
+                await engine.edit(run.id, "gated:transfer:1", edit, by="eve")
+            assert info.value.errors
+            [pending] = await engine.pending_approvals(run_id=run.id)
+            assert pending.status is ApprovalStatus.PENDING
+            ok = {"args": [], "kwargs": {"to": "ann", "amount": 7}}
+            await engine.edit(run.id, "gated:transfer:1", ok, by="eve")
+        assert (await engine.result(run.id, timeout=5))["amount"] == 7
 
 
 async def test_each_call_needing_approval_gets_its_own_key(engine: Engine) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import threading
 import zlib
@@ -49,6 +50,7 @@ CHANNEL = "signoff_wakeup"
 MIGRATION_LOCK = zlib.crc32(b"signoff.schema.migrate")
 
 _BEGIN_WRITE = "BEGIN"
+_MAX_BATCH = 64  # operations in one transaction: more would hold row locks for longer
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _OWN_OPTIONS = ("pool_size", "retry_for", "connect_timeout")
 
@@ -65,6 +67,10 @@ class _Retry(Exception):
         super().__init__()
         self.lost = lost
         self.restart = restart
+
+
+class _BatchFailed(Exception):
+    """A batch could not commit as a whole; nothing of it was committed."""
 
 
 class _NeedsSnapshot(Exception):
@@ -156,6 +162,9 @@ class PostgresStore(Store):
         self._listen_task: asyncio.Task[None] | None = None
         self._wake_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending: dict[
+            asyncio.AbstractEventLoop, list[tuple[Callable[[], Op[Any]], asyncio.Future[Any]]]
+        ] = {}
 
     # the private loop ------------------------------------------------------------------
 
@@ -163,8 +172,7 @@ class PostgresStore(Store):
         """The store's loop, started on first use (call with `_thread_lock` held)."""
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="signoff-postgres",
-                                      daemon=True)
+            thread = threading.Thread(target=loop.run_forever, name="signoff-postgres", daemon=True)
             thread.start()
             self._loop, self._thread = loop, thread
         return self._loop
@@ -172,8 +180,9 @@ class PostgresStore(Store):
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._thread_lock:
             loop = self._ensure_thread()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            self._tracked(coro), loop))
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._tracked(coro), loop)
+        )
 
     async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
         task = asyncio.current_task()
@@ -207,8 +216,13 @@ class PostgresStore(Store):
             return
         await self._migrate()
         pool = psycopg_pool.AsyncConnectionPool(
-            self._conninfo, min_size=1, max_size=self._pool_size, open=False,
-            kwargs={"autocommit": True}, timeout=self._pool_timeout, name="signoff",
+            self._conninfo,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs={"autocommit": True},
+            timeout=self._pool_timeout,
+            name="signoff",
         )
         try:
             await pool.open(wait=True, timeout=self._pool_timeout)
@@ -242,8 +256,12 @@ class PostgresStore(Store):
                     raise
                 await cur.execute("COMMIT")
             if before != after:
-                log.info("migrated the database schema from version %s to %s", before, after,
-                         extra={"action": "schema_migrated", "from": before, "to": after})
+                log.info(
+                    "migrated the database schema from version %s to %s",
+                    before,
+                    after,
+                    extra={"action": "schema_migrated", "from": before, "to": after},
+                )
         except psycopg.Error as exc:
             raise _wrap(exc, "migrating the schema") from exc
         finally:
@@ -282,7 +300,78 @@ class PostgresStore(Store):
     async def _write(self, op: Callable[[], Op[T]] | Op[T]) -> T:
         if self._pool is None:
             await self.open()
-        return await self._call(self._run(op, _BEGIN_WRITE))
+        if not callable(op):  # a bare generator cannot be run again: on its own
+            return await self._call(self._run(op, _BEGIN_WRITE))
+        caller = asyncio.get_running_loop()
+        future: asyncio.Future[T] = caller.create_future()
+        pending = self._pending.get(caller)
+        if pending is None:
+            pending = self._pending[caller] = []
+            caller.call_soon(self._flush, caller)
+        pending.append((op, future))
+        return await future
+
+    # group commit ----------------------------------------------------------------------
+    #
+    # Writes gathered during one iteration of the caller's loop travel to the store's loop
+    # together and share one transaction, sent as a pipeline: statements whose result no
+    # operation reads go out without waiting, so a batch costs a few round trips and one
+    # commit instead of several of each per operation. If any operation of the batch
+    # fails, the batch is rolled back and each operation runs again on its own (with the
+    # retries of `_run`), so one failing operation fails alone.
+
+    def _flush(self, caller: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(caller, [])
+        with self._thread_lock:
+            loop = self._ensure_thread()
+        for start in range(0, len(batch), _MAX_BATCH):
+            part = batch[start : start + _MAX_BATCH]
+            done = asyncio.run_coroutine_threadsafe(self._tracked(self._write_batch(part)), loop)
+            done.add_done_callback(functools.partial(_deliver_batch, caller, part))
+
+    async def _write_batch(
+        self, batch: list[tuple[Callable[[], Op[Any]], asyncio.Future[Any]]]
+    ) -> list[tuple[bool, Any]]:
+        factories = [factory for factory, _ in batch]
+        try:
+            return [(True, value) for value in await self._pipelined(factories)]
+        except _BatchFailed:
+            pass  # each on its own below
+        except BaseException as exc:  # unknown outcome (failed at commit): all fail
+            return [(False, exc)] * len(factories)
+        outcomes = await asyncio.gather(
+            *(self._run(factory, _BEGIN_WRITE) for factory in factories), return_exceptions=True
+        )
+        return [(not isinstance(o, BaseException), o) for o in outcomes]
+
+    async def _pipelined(self, factories: list[Callable[[], Op[Any]]]) -> list[Any]:
+        pool = self._pool
+        if pool is None:
+            raise _BatchFailed
+        try:
+            conn = await pool.getconn(timeout=self._pool_timeout)
+        except psycopg_pool.PoolTimeout as exc:
+            raise _BatchFailed from exc
+        committing = False
+        try:
+            cur = conn.cursor()
+            async with conn.pipeline() as pipe:
+                await cur.execute(_BEGIN_WRITE)
+                values = [await _drive_piped(cur, pipe, factory()) for factory in factories]
+                await pipe.sync()  # every statement answered before we commit
+                committing = True
+                await cur.execute("COMMIT")
+                await pipe.sync()
+            return values
+        except BaseException as exc:
+            if committing:
+                raise _wrap(exc, "at commit, so its outcome is unknown") from exc
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("ROLLBACK")
+            raise _BatchFailed from exc
+        finally:
+            await pool.putconn(conn)
 
     async def _read(self, op: Callable[[], Op[T]] | Op[T]) -> T:
         if self._pool is None:
@@ -316,8 +405,9 @@ class PostgresStore(Store):
                 op.close()
                 raise errors.StoreUnavailable("the PostgreSQL store is closed")
             try:
-                return await self._attempt(pool, op, first, None if single else begin,
-                                           deadline - loop.time())
+                return await self._attempt(
+                    pool, op, first, None if single else begin, deadline - loop.time()
+                )
             except _NeedsSnapshot:
                 assert factory is not None
                 single, attempt = False, attempt - 1
@@ -343,15 +433,19 @@ class PostgresStore(Store):
                 pause = 0.0 if attempt == 1 else min(delay, left)
                 if attempt > 1:
                     delay = min(delay * 2, 2.0)
-                log.warning("database %s (%s); retrying in %.2fs",
-                            "connection failed" if retry.lost else "transaction aborted",
-                            _first_line(cause), pause,
-                            extra={"action": "store_retry", "attempt": attempt})
+                log.warning(
+                    "database %s (%s); retrying in %.2fs",
+                    "connection failed" if retry.lost else "transaction aborted",
+                    _first_line(cause),
+                    pause,
+                    extra={"action": "store_retry", "attempt": attempt},
+                )
                 if pause:
                     await asyncio.sleep(pause)
 
-    async def _attempt(self, pool: _Pool, op: Op[T], first: Query, begin: str | None,
-                       left: float) -> T:
+    async def _attempt(
+        self, pool: _Pool, op: Op[T], first: Query, begin: str | None, left: float
+    ) -> T:
         try:
             conn = await pool.getconn(timeout=max(0.1, min(left, self._pool_timeout)))
         except psycopg_pool.PoolTimeout as exc:
@@ -442,8 +536,9 @@ class PostgresStore(Store):
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     if lost:
-                        log.info("wake-up listener reconnected",
-                                 extra={"action": "listen_reconnected"})
+                        log.info(
+                            "wake-up listener reconnected", extra={"action": "listen_reconnected"}
+                        )
                         self._schedule_wake()  # anything missed while away
                     delay, lost = 0.05, False
                     while True:
@@ -454,8 +549,12 @@ class PostgresStore(Store):
                 raise
             except Exception as exc:
                 lost = True
-                log.warning("wake-up listener lost the database (%s); reconnecting in %.2fs",
-                            _first_line(exc), delay, extra={"action": "listen_reconnect"})
+                log.warning(
+                    "wake-up listener lost the database (%s); reconnecting in %.2fs",
+                    _first_line(exc),
+                    delay,
+                    extra={"action": "listen_reconnect"},
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -463,6 +562,49 @@ class PostgresStore(Store):
 async def _check(pool: _Pool) -> None:
     with contextlib.suppress(Exception):
         await pool.check()
+
+
+_UNREAD = Result([], -1)
+
+
+async def _drive_piped(cur: psycopg.AsyncCursor[Any], pipe: psycopg.AsyncPipeline, op: Op[T]) -> T:
+    """Run `op` inside a pipeline: wait only for the answers it reads."""
+    try:
+        query = next(op)
+        while True:
+            await cur.execute(_render(query.sql), query.params)
+            if query.wait:
+                await pipe.sync()
+                rows = await cur.fetchall() if cur.description is not None else []
+                query = op.send(Result(rows, cur.rowcount))
+            else:
+                query = op.send(_UNREAD)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def _deliver_batch(
+    caller: asyncio.AbstractEventLoop,
+    batch: list[tuple[Callable[[], Op[Any]], asyncio.Future[Any]]],
+    done: concurrent.futures.Future[list[tuple[bool, Any]]],
+) -> None:
+    """Hand a batch's outcomes back to the loop its callers wait on."""
+    try:
+        outcomes = done.result()
+    except BaseException as exc:  # the store's loop went away under the batch
+        outcomes = [(False, exc)] * len(batch)
+
+    def resolve() -> None:
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+        caller.call_soon_threadsafe(resolve)
 
 
 def _render(sql: str) -> str:

@@ -21,7 +21,7 @@ from signoff.store.sql import (
     Query,
     history,
     insert_entry,
-    load_claim,
+    load_claims,
     row_to_entry,
     row_to_run,
     wake,
@@ -104,12 +104,7 @@ def claim_runnable(
             (now, owner, *workflows, limit - len(ids)),
         )
         ids += [r[0] for r in res.rows]
-    claims = []
-    for run_id in ids:
-        claim = yield from load_claim(run_id, owner, lease_until, now)
-        if claim is not None:
-            claims.append(claim)
-    return claims
+    return (yield from load_claims(ids, owner, lease_until, now))
 
 
 def has_runnable(*, workflows: list[str], now: float, owner: str | None = None) -> Op[bool]:

@@ -1,0 +1,145 @@
+"""The live stream: the SSE generator directly, Last-Event-ID resume, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from signoff import HistoryEvent
+from signoff.server import stream
+from tests.server.conftest import Api, start_waiting
+
+
+def parse(frames: list[str]) -> list[tuple[int, str, dict[str, object]]]:
+    out = []
+    for frame in frames:
+        if frame.startswith(":"):
+            continue
+        lines = dict(line.split(": ", 1) for line in frame.strip().splitlines())
+        out.append((int(lines["id"]), lines["event"], json.loads(lines["data"])))
+    return out
+
+
+async def collect(frames: AsyncIterator[str], until: int) -> list[str]:
+    got: list[str] = []
+    async for frame in frames:
+        got.append(frame)
+        if len([f for f in got if not f.startswith(":")]) >= until:
+            break
+    return got
+
+
+async def test_a_run_stream_carries_the_named_events_and_ends_with_the_run(api: Api) -> None:
+    run_id = await start_waiting(api)
+    hub = api.app.state.hub
+    gen = stream.events(hub, run_id=run_id, heartbeat=0.2)
+    first = parse(await collect(gen, 2))
+    assert [e[1] for e in first] == ["step_completed", "waiting_for_input"]
+    await api.engine.approve(run_id, "manager", by="alice")
+    rest = parse([f async for f in gen])  # ends by itself after run_completed
+    assert [e[1] for e in rest] == ["input_resolved", "run_completed"]
+    ids = [e[0] for e in first + rest]
+    assert ids == sorted(ids) and rest[0][2]["actor"] == "alice"
+
+
+async def test_last_event_id_resumes_without_missing_anything(api: Api) -> None:
+    run_id = await start_waiting(api)
+    hub = api.app.state.hub
+    first = parse(await collect(stream.events(hub, run_id=run_id), 1))
+    cursor = first[0][0]
+    # meanwhile, while "disconnected": the decision and the end of the run
+    await api.engine.approve(run_id, "manager", by="alice")
+    await api.engine.result(run_id, timeout=10)
+    resumed = parse([f async for f in stream.events(hub, run_id=run_id, after=cursor)])
+    assert [e[1] for e in resumed] == ["waiting_for_input", "input_resolved", "run_completed"]
+    assert all(e[0] > cursor for e in resumed)
+
+
+async def test_the_inbox_stream_sees_every_run_live(api: Api) -> None:
+    hub = api.app.state.hub
+    gen = stream.events(hub, heartbeat=0.2)
+    reader = asyncio.create_task(collect(gen, 4))
+    await asyncio.sleep(0.05)
+    a = await start_waiting(api, "a")
+    b = await start_waiting(api, "b")
+    events = parse(await asyncio.wait_for(reader, 10))
+    await gen.aclose()
+    kinds = {(e[2]["run_id"], e[1]) for e in events}
+    assert kinds == {(a, "step_completed"), (a, "waiting_for_input"),
+                     (b, "step_completed"), (b, "waiting_for_input")}  # fmt: skip
+    assert not hub.subscribers
+
+
+async def test_over_http_a_finished_runs_stream_replays_and_ends(api: Api) -> None:
+    run_id = await start_waiting(api)
+    await api.engine.approve(run_id, "manager", by="alice")
+    await api.engine.result(run_id, timeout=10)
+    res = await api.client.get(f"/runs/{run_id}/stream", headers=api.auth("reader"))
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/event-stream")
+    frames = [f + "\n\n" for f in res.text.split("\n\n") if f.strip()]
+    events = parse(frames)
+    assert events[-1][1] == "run_completed"
+    headers = {**api.auth("reader"), "Last-Event-ID": str(events[1][0])}
+    res = await api.client.get(f"/runs/{run_id}/stream", headers=headers)
+    assert [e[0] for e in parse([f + "\n\n" for f in res.text.split("\n\n") if f.strip()])] == [
+        e[0] for e in events[2:]
+    ]
+
+
+async def test_garbage_last_event_id_is_400_and_unknown_run_404(api: Api) -> None:
+    run_id = await start_waiting(api)
+    for bad in ["abc", "-1", "1e5", "9" * 40]:
+        headers = {**api.auth("reader"), "Last-Event-ID": bad}
+        res = await api.client.get(f"/runs/{run_id}/stream", headers=headers)
+        assert res.status_code == 400, bad
+        assert res.json()["code"] == "bad_last_event_id"
+    res = await api.client.get("/runs/nope/stream", headers=api.auth("reader"))
+    assert res.status_code == 404
+
+
+async def test_a_client_disconnect_ends_the_stream_and_unsubscribes(api: Api) -> None:
+    """Drive the ASGI app by hand: the inbox stream never ends by itself."""
+    hub = api.app.state.hub
+    sent: list[dict[str, object]] = []
+    disconnect = asyncio.Event()
+    requested = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/approvals/stream", "raw_path": b"/approvals/stream",
+        "query_string": b"", "root_path": "", "server": ("test", 80), "client": ("c", 1),
+        "headers": [(b"authorization", f"Bearer {api.tokens['reader']}".encode())],
+    }  # fmt: skip
+    task = asyncio.create_task(api.app(scope, receive, send))  # type: ignore[arg-type]
+    for _ in range(200):
+        if hub.subscribers:
+            break
+        await asyncio.sleep(0.01)
+    assert len(hub.subscribers) == 1
+    assert sent[0]["status"] == 200
+    disconnect.set()
+    await asyncio.wait_for(task, 5)
+    assert not hub.subscribers
+
+
+async def test_a_stalled_subscriber_is_dropped_not_buffered_forever(api: Api) -> None:
+    hub = api.app.state.hub
+    sub = await hub.subscribe(None)
+    sub.queue = asyncio.Queue(2)
+    for i in range(3):
+        at = datetime.now(UTC)
+        hub._dispatch(HistoryEvent(id=10_000 + i, run_id="r", at=at, type="run_completed"))
+    assert sub.overflowed and sub not in hub.subscribers

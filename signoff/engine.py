@@ -725,7 +725,7 @@ def _check_texts(*texts: tuple[str | None, str]) -> None:
 
 def _decision_or_raise(outcome: DecideOutcome, run_id: str, key: str) -> models.Decision:
     kind, decision = outcome.outcome, outcome.decision
-    if kind in ("decided", "duplicate") and decision is not None:
+    if kind in ("decided", "voted", "duplicate") and decision is not None:
         return decision
     if kind == "run_not_found":
         raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)

@@ -130,8 +130,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 if path == "/healthz" and status != "404":
                     continue
                 responses[status] = {"description": "problem", **problem}
-            if path.startswith("/links/"):
-                responses["410"] = {"description": "link expired or used", **problem}
+            if path.startswith("/links/"):  # pages for people, problems for the rest
+                html = {"text/html": {"schema": {"type": "string"}}}
+                for status in (*_ERROR_STATUSES, "410"):
+                    content = {**problem["content"], **html}
+                    responses[status] = {"description": "problem or page", "content": content}
     app.openapi_schema = doc
     return doc
 

@@ -45,6 +45,7 @@ def _tokens(db: str) -> dict[str, str]:
                 ("alice", ["read", "decide"]),
                 ("starter", ["read", "start"]),
                 ("reader", ["read"]),
+                ("admin", ["admin"]),
             ]:
                 out[name] = (await engine.create_token(name, scopes))[1]
             return out

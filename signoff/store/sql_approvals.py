@@ -6,7 +6,7 @@ reach the quorum is recorded and leaves the round pending. A deadline is one mor
 writer, through `time_out`, recorded as `expired` or as the outcome the request's
 `on_timeout` names, always with `by` = "timeout policy" and `timed_out`, never as a
 person's approval. Escalations and reminders fire on the same timer (`runs.wake_at` is
-the earliest of deadline, escalation and next reminder) and leave the run parked.
+the earliest of deadline, escalation and next reminder; see `sql_approval_timers`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from signoff import models, policy
 from signoff.store.sql import Claim, Op, Query, dump_json, history, wake
 from signoff.store.sql_runs import FINISHED
 
-_ROW = (
+ROUND_COLUMNS = (
     "round, seq, status, summary, proposed, value, decided_by, reason, decided_at, deadline, "
     "policy, digest, timed_out"
 )
@@ -50,7 +50,7 @@ class DecideOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Round:
+class Round:
     round: int
     seq: int
     status: str
@@ -126,14 +126,14 @@ def open_approval(
             remind_at,
         ),
     )
-    yield from _add_to_inbox(principals, now, run_id, key, round_, workflow)
+    yield from add_to_inbox(principals, now, run_id, key, round_, workflow)
     data: dict[str, Any] = {"key": key, "round": round_, "summary": summary, "deadline": deadline}
     if rules is not None:
         data.update(digest=digest, approvers=rules["approvers"], quorum=rules["quorum"])
         if rules.get("stage"):
             data["stage"] = rules["stage"].get("name")
     yield history(run_id, now, "approval_requested", None, data)
-    return Opened(wake_at=_earliest(deadline, escalate_at, remind_at))
+    return Opened(wake_at=earliest(deadline, escalate_at, remind_at))
 
 
 def _nobody_left(
@@ -152,7 +152,7 @@ def _nobody_left(
     )
 
 
-def _add_to_inbox(
+def add_to_inbox(
     principals: Sequence[str], requested_at: float, run_id: str, key: str, round_: int, wf: str
 ) -> Op[None]:
     for principal in principals:
@@ -163,17 +163,18 @@ def _add_to_inbox(
         )
 
 
-def _earliest(*times: float | None) -> float | None:
+def earliest(*times: float | None) -> float | None:
     present = [t for t in times if t is not None]
     return min(present) if present else None
 
 
-def _latest_round(run_id: str, key: str) -> Op[_Round | None]:
+def _latest_round(run_id: str, key: str) -> Op[Round | None]:
     res = yield Query(
-        f"SELECT {_ROW} FROM approvals WHERE run_id = ? AND key = ? ORDER BY round DESC LIMIT 1",
+        f"SELECT {ROUND_COLUMNS} FROM approvals WHERE run_id = ? AND key = ? "
+        "ORDER BY round DESC LIMIT 1",
         (run_id, key),
     )
-    return _Round(*res.rows[0]) if res.rows else None
+    return Round(*res.rows[0]) if res.rows else None
 
 
 def votes_of(run_id: str, key: str, round_: int) -> Op[list[models.Vote]]:
@@ -196,7 +197,7 @@ def _vote(row: Sequence[Any]) -> models.Vote:
 
 
 def _decision(
-    key: str, r: _Round, votes: Sequence[models.Vote], status: str | None = None
+    key: str, r: Round, votes: Sequence[models.Vote], status: str | None = None
 ) -> models.Decision:
     current = status or r.status
     return models.Decision(
@@ -285,7 +286,7 @@ def decide(
     return DecideOutcome("decided", decision, claim)
 
 
-def _settled(r: _Round, status: models.DecisionStatus, value_json: str | None) -> str:
+def _settled(r: Round, status: models.DecisionStatus, value_json: str | None) -> str:
     """How a decision on a round that is no longer pending is answered."""
     if r.status == "expired" or r.timed_out:
         return "expired"
@@ -303,7 +304,7 @@ def _settled(r: _Round, status: models.DecisionStatus, value_json: str | None) -
 
 
 def _record_vote(
-    run_id: str, key: str, r: _Round, votes: list[models.Vote], vote: models.Vote, now: float
+    run_id: str, key: str, r: Round, votes: list[models.Vote], vote: models.Vote, now: float
 ) -> Op[DecideOutcome]:
     rules = r.rules or {}
     approvals = sum(1 for v in votes if v.status.value in ("approved", "edited"))
@@ -342,7 +343,7 @@ def _record_vote(
 def _close_round(
     run_id: str,
     key: str,
-    r: _Round,
+    r: Round,
     votes: Sequence[models.Vote],
     value_json: str | None,
     final: dict[str, Any],
@@ -369,7 +370,7 @@ def _close_round(
         ),
     )
     yield Query("DELETE FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key))
-    closed = _Round(
+    closed = Round(
         r.round, r.seq, status, r.summary, r.proposed, new_value, final["by"], final["reason"],
         now, r.deadline, r.policy, r.digest, int(timed_out),
     )  # fmt: skip
@@ -395,7 +396,7 @@ def _close_round(
     return decision
 
 
-def time_out(run_id: str, key: str, r: _Round, now: float) -> Op[models.Decision]:
+def time_out(run_id: str, key: str, r: Round, now: float) -> Op[models.Decision]:
     """The deadline passed: close the round as its `on_timeout` says (default expire)."""
     on_timeout = (r.rules or {}).get("on_timeout", "expire")
     votes = yield from votes_of(run_id, key, r.round)
@@ -425,80 +426,3 @@ def _wake_if_parked(
     if wait_kind is None or wait_seq != seq:
         return None
     return (yield from wake(run_id, now, claim_for, lease_until))
-
-
-def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
-    """Handle a due timer of the pending approval the run waits on. True: the round was
-    closed (deadline), wake the run; False: it escalated or reminded and keeps waiting."""
-    res = yield Query(
-        f"SELECT {_ROW}, escalate_at, remind_at, requested_at, workflow FROM approvals "
-        "WHERE run_id = ? AND key = ? AND seq = ? AND status = 'pending'",
-        (run_id, key, seq),
-    )
-    if not res.rows:
-        return True
-    row = res.rows[0]
-    r = _Round(*row[:13])
-    escalate_at, remind_at, requested_at, workflow = row[13:]
-    if r.deadline is not None and r.deadline <= now:
-        yield from time_out(run_id, key, r, now)
-        return True
-    rules = r.rules or {}
-    if escalate_at is not None and escalate_at <= now:
-        rules = yield from _escalate(run_id, key, r, rules, requested_at, workflow, now)
-        escalate_at = None
-    if remind_at is not None and remind_at <= now:
-        yield from _remind(run_id, key, r, rules, now)
-        every = rules["remind_every"]
-        remind_at += every * (int((now - remind_at) // every) + 1)
-    yield Query(
-        "UPDATE approvals SET policy = ?, escalate_at = ?, remind_at = ? "
-        "WHERE run_id = ? AND key = ? AND round = ?",
-        (dump_json(rules), escalate_at, remind_at, run_id, key, r.round),
-    )
-    wake_at = _earliest(r.deadline, escalate_at, remind_at)
-    yield Query("UPDATE runs SET wake_at = ? WHERE id = ?", (wake_at, run_id))
-    yield Query(
-        "UPDATE journal SET wake_at = ? WHERE run_id = ? AND seq = ?", (wake_at, run_id, seq)
-    )
-    return False
-
-
-def _escalate(
-    run_id: str,
-    key: str,
-    r: _Round,
-    rules: dict[str, Any],
-    requested_at: float,
-    workflow: str,
-    now: float,
-) -> Op[dict[str, Any]]:
-    """Add the escalation targets to who may decide, keeping everyone named before."""
-    added = [a for a in rules.get("escalate_to", []) if a not in rules.get("approvers", [])]
-    rules = dict(rules, approvers=[*rules.get("approvers", []), *added], escalated=True)
-    if rules.get("eligible") is not None:
-        rules["eligible"] = sorted({*rules["eligible"], *rules.get("escalate_people", [])})
-    res = yield Query("SELECT requested_by FROM runs WHERE id = ?", (run_id,))
-    principals = policy.inbox_principals(
-        {**rules, "eligible": rules.get("eligible") or rules.get("escalate_people", [])},
-        res.rows[0][0],
-    )
-    yield from _add_to_inbox(principals, requested_at, run_id, key, r.round, workflow)
-    yield history(
-        run_id,
-        now,
-        "approval_escalated",
-        None,
-        {"key": key, "round": r.round, "added": added, "people": rules.get("escalate_people")},
-    )
-    return rules
-
-
-def _remind(run_id: str, key: str, r: _Round, rules: dict[str, Any], now: float) -> Op[None]:
-    voted = {v.by for v in (yield from votes_of(run_id, key, r.round))}
-    res = yield Query(
-        "SELECT principal FROM approval_inbox WHERE run_id = ? AND key = ? ORDER BY principal",
-        (run_id, key),
-    )
-    to = [p for (p,) in res.rows if p not in voted]
-    yield history(run_id, now, "approval_reminder", None, {"key": key, "round": r.round, "to": to})

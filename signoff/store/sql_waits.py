@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
-from signoff.store import sql_approvals, sql_events
+from signoff.store import sql_approval_timers, sql_approvals, sql_events
 from signoff.store.sql import (
     Claim,
     LeaseLost,
@@ -213,7 +213,7 @@ def fire_timers(
     claims = []
     for run_id, kind, name, seq in res.rows:
         if kind == "approval":
-            closed = yield from sql_approvals.fire_timer(run_id, name, seq, now)
+            closed = yield from sql_approval_timers.fire_timer(run_id, name, seq, now)
             if not closed:  # escalated or reminded: the run keeps waiting
                 continue
         elif kind == "event":

@@ -1,0 +1,100 @@
+"""Store operations on an approval's timers other than the deadline's outcome itself:
+escalation (more people may decide) and reminders, on the run's one timer.
+
+`runs.wake_at` (and the open journal entry's `wake_at`, which a re-park restores) holds
+the earliest of deadline, escalation and next reminder. When it fires, `fire_timer`
+closes the round if the deadline passed (`sql_approvals.time_out`); otherwise it does
+what is due, moves the timer to the next time, and leaves the run parked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signoff import policy
+from signoff.store.sql import Op, Query, dump_json, history
+from signoff.store.sql_approvals import (
+    ROUND_COLUMNS,
+    Round,
+    add_to_inbox,
+    earliest,
+    time_out,
+    votes_of,
+)
+
+
+def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
+    """Handle a due timer of the pending approval the run waits on. True: the round was
+    closed (deadline), wake the run; False: it escalated or reminded and keeps waiting."""
+    res = yield Query(
+        f"SELECT {ROUND_COLUMNS}, escalate_at, remind_at, requested_at, workflow FROM approvals "
+        "WHERE run_id = ? AND key = ? AND seq = ? AND status = 'pending'",
+        (run_id, key, seq),
+    )
+    if not res.rows:
+        return True
+    row = res.rows[0]
+    r = Round(*row[:13])
+    escalate_at, remind_at, requested_at, workflow = row[13:]
+    if r.deadline is not None and r.deadline <= now:
+        yield from time_out(run_id, key, r, now)
+        return True
+    rules = r.rules or {}
+    if escalate_at is not None and escalate_at <= now:
+        rules = yield from _escalate(run_id, key, r, rules, requested_at, workflow, now)
+        escalate_at = None
+    if remind_at is not None and remind_at <= now:
+        yield from _remind(run_id, key, r, rules, now)
+        every = rules["remind_every"]
+        remind_at += every * (int((now - remind_at) // every) + 1)
+    yield Query(
+        "UPDATE approvals SET policy = ?, escalate_at = ?, remind_at = ? "
+        "WHERE run_id = ? AND key = ? AND round = ?",
+        (dump_json(rules), escalate_at, remind_at, run_id, key, r.round),
+    )
+    wake_at = earliest(r.deadline, escalate_at, remind_at)
+    yield Query("UPDATE runs SET wake_at = ? WHERE id = ?", (wake_at, run_id))
+    yield Query(
+        "UPDATE journal SET wake_at = ? WHERE run_id = ? AND seq = ?", (wake_at, run_id, seq)
+    )
+    return False
+
+
+def _escalate(
+    run_id: str,
+    key: str,
+    r: Round,
+    rules: dict[str, Any],
+    requested_at: float,
+    workflow: str,
+    now: float,
+) -> Op[dict[str, Any]]:
+    """Add the escalation targets to who may decide, keeping everyone named before."""
+    added = [a for a in rules.get("escalate_to", []) if a not in rules.get("approvers", [])]
+    rules = dict(rules, approvers=[*rules.get("approvers", []), *added], escalated=True)
+    if rules.get("eligible") is not None:
+        rules["eligible"] = sorted({*rules["eligible"], *rules.get("escalate_people", [])})
+    res = yield Query("SELECT requested_by FROM runs WHERE id = ?", (run_id,))
+    principals = policy.inbox_principals(
+        {**rules, "eligible": rules.get("eligible") or rules.get("escalate_people", [])},
+        res.rows[0][0],
+    )
+    yield from add_to_inbox(principals, requested_at, run_id, key, r.round, workflow)
+    yield history(
+        run_id,
+        now,
+        "approval_escalated",
+        None,
+        {"key": key, "round": r.round, "added": added, "people": rules.get("escalate_people")},
+    )
+    return rules
+
+
+def _remind(run_id: str, key: str, r: Round, rules: dict[str, Any], now: float) -> Op[None]:
+    voted = {v.by for v in (yield from votes_of(run_id, key, r.round))}
+    res = yield Query(
+        "SELECT principal FROM approval_inbox WHERE run_id = ? AND key = ? ORDER BY principal",
+        (run_id, key),
+    )
+    to = [p for (p,) in res.rows if p not in voted]
+    yield history(run_id, now, "approval_reminder", None, {"key": key, "round": r.round, "to": to})

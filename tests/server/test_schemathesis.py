@@ -6,8 +6,8 @@ from __future__ import annotations
 import hypothesis
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 from tests.server.test_process import Server, server  # noqa: F401 - fixture
 
@@ -38,8 +38,14 @@ def test_the_api_matches_its_openapi_document(server: Server) -> None:  # noqa: 
         checked += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])  # fmt: skip
+        @settings(
+            max_examples=8,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            phases=[hypothesis.Phase.generate],
+        )
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS, timeout=15)
 

@@ -31,7 +31,8 @@ async def collect(frames: AsyncIterator[str], until: int) -> list[str]:
     return got
 
 
-async def test_a_run_stream_carries_the_named_events_and_ends_with_the_run(api: Api) -> None:
+async def test_a_run_stream_carries_the_named_events_and_ends_with_the_run(any_api: Api) -> None:
+    api = any_api
     run_id = await start_waiting(api)
     hub = api.app.state.hub
     gen = stream.events(hub, run_id=run_id, heartbeat=0.2)
@@ -44,7 +45,8 @@ async def test_a_run_stream_carries_the_named_events_and_ends_with_the_run(api: 
     assert ids == sorted(ids) and rest[0][2]["actor"] == "alice"
 
 
-async def test_last_event_id_resumes_without_missing_anything(api: Api) -> None:
+async def test_last_event_id_resumes_without_missing_anything(any_api: Api) -> None:
+    api = any_api
     run_id = await start_waiting(api)
     hub = api.app.state.hub
     first = parse(await collect(stream.events(hub, run_id=run_id), 1))
@@ -57,7 +59,8 @@ async def test_last_event_id_resumes_without_missing_anything(api: Api) -> None:
     assert all(e[0] > cursor for e in resumed)
 
 
-async def test_the_inbox_stream_sees_every_run_live(api: Api) -> None:
+async def test_the_inbox_stream_sees_every_run_live(any_api: Api) -> None:
+    api = any_api
     hub = api.app.state.hub
     gen = stream.events(hub, heartbeat=0.2)
     reader = asyncio.create_task(collect(gen, 4))

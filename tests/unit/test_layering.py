@@ -71,3 +71,18 @@ def test_store_does_not_reach_up_into_the_runtime() -> None:
         if bad:
             offenders.append(f"{path.relative_to(PACKAGE)}: {sorted(bad)}")
     assert offenders == []
+
+
+def test_server_and_client_go_through_the_engine() -> None:
+    """The HTTP layer uses `Engine`, never the store or the runtime underneath it; the
+    client talks HTTP only."""
+    offenders = []
+    for path in sorted((PACKAGE / "server").rglob("*.py")):
+        bad = [m for m in imported_modules(path)
+               if m.startswith(("signoff.store", "signoff.runner", "signoff.worker",
+                                "signoff.cli"))]  # fmt: skip
+        if bad:
+            offenders.append(f"{path.relative_to(PACKAGE)}: {sorted(bad)}")
+    client = [m for m in imported_modules(PACKAGE / "client.py")
+              if m.startswith(("signoff.engine", "signoff.store", "signoff.server"))]  # fmt: skip
+    assert offenders == [] and client == []

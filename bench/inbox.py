@@ -35,14 +35,17 @@ KEYS = ("refund/manager", "refund/finance", "invoice", "offer/legal", "expense")
 
 def _rows_sql(n: int) -> tuple[str, str]:
     """(approvals INSERT, approval_inbox INSERT) generating n rows from a series `s(i)`."""
-    keys = "CASE (i / 7) % 5 " + " ".join(f"WHEN {k} THEN '{v}'" for k, v in enumerate(KEYS)) + " END"
+    cases = " ".join(f"WHEN {k} THEN '{v}'" for k, v in enumerate(KEYS))
+    keys = f"CASE (i / 7) % 5 {cases} END"
     approvals = (
         "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, proposed, "
         "requested_at, policy, digest) "
         f"SELECT 'run-' || i, {keys}, 1, 3, 'wf' || (i % {WORKFLOWS}), 'pending', "
         "'Refund ' || i, '{\"amount\":' || i || '}', "
         f"{T0} + i * 10.0, "
-        "'{\"approvers\":[\"p' || (i % " + str(PEOPLE) + ") || '\",\"role:r' || (i % "
+        '\'{"approvers":["p\' || (i % '
+        + str(PEOPLE)
+        + ") || '\",\"role:r' || (i % "
         + str(ROLES)
         + ") || '\"],\"quorum\":1}', 'digest' FROM s"
     )
@@ -82,8 +85,8 @@ def fill_postgres(url: str, n: int) -> None:
     series = f"WITH s(i) AS (SELECT generate_series(0, {n - 1})) "
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("TRUNCATE approvals, approval_inbox")
-        db.execute(series + approvals.replace("%", "%%"))
-        db.execute(series + inbox.replace("%", "%%"))
+        db.execute(series + approvals)
+        db.execute(series + inbox)
         db.execute("VACUUM ANALYZE approvals")
         db.execute("VACUUM ANALYZE approval_inbox")
 

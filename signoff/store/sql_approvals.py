@@ -128,10 +128,10 @@ def open_approval(
     )
     yield from add_to_inbox(principals, now, run_id, key, round_, workflow)
     data: dict[str, Any] = {"key": key, "round": round_, "summary": summary, "deadline": deadline}
-    if rules is not None:
+    if rules is not None and rules.get("eligible") is not None:
         data.update(digest=digest, approvers=rules["approvers"], quorum=rules["quorum"])
-        if rules.get("stage"):
-            data["stage"] = rules["stage"].get("name")
+    if rules is not None and rules.get("stage"):
+        data["stage"] = rules["stage"].get("name")
     yield history(run_id, now, "approval_requested", None, data)
     return Opened(wake_at=earliest(deadline, escalate_at, remind_at))
 

@@ -12,14 +12,18 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signoff import errors
 from signoff.engine import Engine
+from signoff.server import (
+    auth as auth_,
+)
 from signoff.server import (
     problems,
     routes_approvals,
@@ -84,6 +88,9 @@ def create_app(
         version="0.1.0",
         description="Durable human-in-the-loop workflows over HTTP.",
         lifespan=lifespan,
+        openapi_url=None if auth else "/openapi.json",
+        docs_url=None if auth else "/docs",
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.auth = auth
@@ -97,6 +104,14 @@ def create_app(
     async def healthz() -> schemas.Health:
         """Liveness; the only route that answers without credentials."""
         return schemas.Health()
+
+    if auth:  # the document, too, only for callers with a token
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi_document(
+            who: Annotated[auth_.Principal, Depends(auth_.require("read"))],
+        ) -> JSONResponse:
+            return JSONResponse(app.openapi())
 
     for module in (routes_runs, routes_approvals, routes_signals, routes_stream, routes_tokens):
         app.include_router(module.router)

@@ -115,13 +115,17 @@ async def test_cancel_retry_signal_and_publish(api: Api) -> None:
 async def test_only_healthz_answers_without_credentials(api: Api) -> None:
     assert (await api.client.get("/healthz")).status_code == 200
     for method, path in [("GET", "/runs"), ("GET", "/approvals"), ("POST", "/runs"),
-                         ("GET", "/tokens"), ("GET", "/approvals/stream")]:  # fmt: skip
+                         ("GET", "/tokens"), ("GET", "/approvals/stream"),
+                         ("GET", "/openapi.json")]:  # fmt: skip
         res = await api.client.request(method, path)
         assert res.status_code == 401, path
         assert res.headers["content-type"] == PROBLEM
         assert res.headers["www-authenticate"].startswith("Bearer")
+    assert (await api.client.get("/docs")).status_code == 404  # no docs UI with auth on
     res = await api.client.get("/runs", headers={"Authorization": "Bearer so_nope"})
     assert res.status_code == 401
+    res = await api.client.get("/openapi.json", headers=api.auth("reader"))
+    assert res.status_code == 200 and "/runs" in res.json()["paths"]
 
 
 async def test_a_decision_without_the_decide_scope_is_forbidden(api: Api) -> None:

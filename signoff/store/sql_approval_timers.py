@@ -51,11 +51,14 @@ def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
         "UPDATE approvals SET policy = ?, escalate_at = ?, remind_at = ? "
         "WHERE run_id = ? AND key = ? AND round = ?",
         (dump_json(rules), escalate_at, remind_at, run_id, key, r.round),
+        wait=False,
     )
     wake_at = earliest(r.deadline, escalate_at, remind_at)
-    yield Query("UPDATE runs SET wake_at = ? WHERE id = ?", (wake_at, run_id))
+    yield Query("UPDATE runs SET wake_at = ? WHERE id = ?", (wake_at, run_id), wait=False)
     yield Query(
-        "UPDATE journal SET wake_at = ? WHERE run_id = ? AND seq = ?", (wake_at, run_id, seq)
+        "UPDATE journal SET wake_at = ? WHERE run_id = ? AND seq = ?",
+        (wake_at, run_id, seq),
+        wait=False,
     )
     return False
 

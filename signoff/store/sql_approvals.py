@@ -81,6 +81,7 @@ def open_approval(
     policy_json: str | None,
     deadline: float | None,
     now: float,
+    requested_by: str | None,
 ) -> Op[Opened]:
     """Insert the next round of approval `key` with its policy, digest and inbox rows."""
     res = yield Query(
@@ -95,8 +96,6 @@ def open_approval(
     principals: list[str] = []
     escalate_at = remind_at = None
     if rules is not None:
-        res = yield Query("SELECT requested_by FROM runs WHERE id = ?", (run_id,))
-        requested_by = res.rows[0][0]
         principals = policy.inbox_principals(rules, requested_by)
         problem = _nobody_left(rules, principals, requested_by)
         if problem:
@@ -125,6 +124,7 @@ def open_approval(
             escalate_at,
             remind_at,
         ),
+        wait=False,
     )
     yield from add_to_inbox(principals, now, run_id, key, round_, workflow)
     data: dict[str, Any] = {"key": key, "round": round_, "summary": summary, "deadline": deadline}
@@ -160,6 +160,7 @@ def add_to_inbox(
             "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (principal, requested_at, run_id, key, round_, wf),
+            wait=False,
         )
 
 
@@ -261,7 +262,8 @@ def decide(
     )
     if refused is not None:
         return DecideOutcome(refused[0], detail=refused[1])
-    votes = yield from votes_of(run_id, key, r.round)
+    # A round that one vote settles has no earlier votes while it is pending.
+    votes = (yield from votes_of(run_id, key, r.round)) if _many_votes(r) else []
     earlier = [v for v in votes if v.by == by]
     if by is not None and earlier:
         return DecideOutcome("duplicate_vote", detail=earlier[0])
@@ -274,6 +276,7 @@ def decide(
             "INSERT INTO approval_votes (run_id, key, round, voter, vote, value, reason, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, key, r.round, by, status.value, value_json, reason, now),
+            wait=False,
         )
     outcome = policy.tally(r.rules, [(v.by, v.status.value) for v in votes] or [("", status)])
     if outcome is None:
@@ -284,6 +287,17 @@ def decide(
         run_id, r.seq, wait_kind, wait_seq, now, claim_for, lease_until
     )
     return DecideOutcome("decided", decision, claim)
+
+
+def _many_votes(r: Round) -> bool:
+    rules = r.rules or {}
+    return int(rules.get("quorum", 1)) > 1 or int(rules.get("reject_quorum", 1)) > 1
+
+
+def _has_inbox(r: Round) -> bool:
+    """Whether the round may have inbox rows (named approvers or an escalation)."""
+    rules = r.rules or {}
+    return bool(rules.get("approvers") or rules.get("escalate_to"))
 
 
 def _settled(r: Round, status: models.DecisionStatus, value_json: str | None) -> str:
@@ -325,6 +339,7 @@ def _record_vote(
     yield Query(
         "DELETE FROM approval_inbox WHERE run_id = ? AND key = ? AND principal = ?",
         (run_id, key, vote.by),
+        wait=False,
     )
     decision = models.Decision(
         key=key,
@@ -368,8 +383,12 @@ def _close_round(
             key,
             r.round,
         ),
+        wait=False,
     )
-    yield Query("DELETE FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key))
+    if _has_inbox(r):
+        yield Query(
+            "DELETE FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key), wait=False
+        )
     closed = Round(
         r.round, r.seq, status, r.summary, r.proposed, new_value, final["by"], final["reason"],
         now, r.deadline, r.policy, r.digest, int(timed_out),
@@ -379,6 +398,7 @@ def _close_round(
         "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
         "WHERE run_id = ? AND seq = ? AND status = 'open'",
         (dump_json(decision.to_json()), now, run_id, r.seq),
+        wait=False,
     )
     if status == "expired":
         yield history(run_id, now, "approval_expired", None, {"key": key, "round": r.round})

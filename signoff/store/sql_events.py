@@ -66,8 +66,15 @@ def _lock_key(key: str, now: float) -> Query:
 
 def _result(event_id: int, data_json: str, by: str | None, at: float) -> str:
     return (
-        '{"id":' + str(event_id) + ',"data":' + data_json + ',"by":' + dump_json(by)
-        + ',"at":' + repr(float(at)) + "}"
+        '{"id":'
+        + str(event_id)
+        + ',"data":'
+        + data_json
+        + ',"by":'
+        + dump_json(by)
+        + ',"at":'
+        + repr(float(at))
+        + "}"
     )
 
 
@@ -112,11 +119,13 @@ def open_wait(
     yield Query(
         "INSERT INTO event_waits (run_id, seq, key, filter, since) VALUES (?, ?, ?, ?, ?)",
         (run_id, wait.seq, key, wait.proposed_json, now),
+        wait=False,
     )
     yield Query(
         "UPDATE runs SET status = 'waiting', wait_kind = ?, wait_name = ?, wait_seq = ?, "
         "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?",
         (EntryKind.EVENT.value, key, wait.seq, wait.deadline, now, run_id),
+        wait=False,
     )
     return sql_waits.WaitOutcome(False)
 
@@ -126,8 +135,7 @@ def _latest_kept(
 ) -> Op[tuple[int, str, str | None, float] | None]:
     """The latest kept event on `key` that matches and is newer than any this run got."""
     res = yield Query(
-        "SELECT result FROM journal WHERE run_id = ? AND kind = ? AND name = ? "
-        "AND status = 'done'",
+        "SELECT result FROM journal WHERE run_id = ? AND kind = ? AND name = ? AND status = 'done'",
         (run_id, EntryKind.EVENT.value, key),
     )
     seen = 0
@@ -167,7 +175,7 @@ def notify(
     whose filter matches. Returns the ids of the runs woken and the claims made for
     `claim_for` (runs of `claim_workflows` only; the others are made runnable)."""
     yield _lock_key(key, now)
-    yield Query("DELETE FROM events WHERE key = ? AND expires_at <= ?", (key, now))
+    yield Query("DELETE FROM events WHERE key = ? AND expires_at <= ?", (key, now), wait=False)
     res = yield Query(
         "INSERT INTO events (key, data, published_by, published_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -197,6 +205,7 @@ def notify(
             "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
             "WHERE run_id = ? AND seq = ? AND status = 'open'",
             (result, now, run_id, seq),
+            wait=False,
         )
         yield _drop_wait(run_id, seq)
         yield history(run_id, now, "event_received", by, {"key": key, "event_id": event_id})
@@ -214,6 +223,7 @@ def time_out(run_id: str, key: str, seq: int, now: float) -> Op[None]:
         "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
         "WHERE run_id = ? AND seq = ? AND status = 'open'",
         ('{"timed_out":true}', now, run_id, seq),
+        wait=False,
     )
     yield _drop_wait(run_id, seq)
     yield history(run_id, now, "event_timed_out", None, {"key": key})

@@ -62,11 +62,12 @@ def open_wait(
         op = sql_events.open_wait(run_id=run_id, fence=fence, wait=wait, extra=extra, now=now)
         return (yield from op)
     res = yield Query(
-        "SELECT status, fence, workflow FROM runs WHERE id = ?{for_update}", (run_id,)
+        "SELECT status, fence, workflow, requested_by FROM runs WHERE id = ?{for_update}",
+        (run_id,),
     )
     if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
         raise LeaseLost(run_id)
-    workflow = res.rows[0][2]
+    workflow, requested_by = res.rows[0][2], res.rows[0][3]
     yield from insert_entries(run_id, extra, now)
     deadline = wait.deadline
     if wait.kind is EntryKind.APPROVAL:
@@ -80,6 +81,7 @@ def open_wait(
             policy_json=wait.policy_json,
             deadline=deadline,
             now=now,
+            requested_by=requested_by,
         )
         if opened.problem is not None:
             return WaitOutcome(False, problem=opened.problem, detail=opened.detail)

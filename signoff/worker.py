@@ -144,14 +144,14 @@ class Worker:
         if free <= 0:
             return
         now = self._clock.time()
-        due = await self._store.next_wake_at()
-        if due is not None and due <= now:
+        due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
+        if due:
             for claim in await self._store.fire_timers(
                 now=now, limit=free, claim_for=self.id, lease_until=self.lease_until
             ):
                 await self._route(claim)
             free = self._concurrency - len(self._active) - len(self._queue)
-        if free > 0 and await self._store.has_runnable(workflows=names, now=now, owner=self.id):
+        if free > 0 and runnable:
             for claim in await self._store.claim_runnable(
                 owner=self.id,
                 workflows=names,

@@ -78,13 +78,9 @@ class Store(abc.ABC):
         """Lease runnable runs to one worker, bumping each run's fencing token."""
         return await self._write(_op(sql_runs.claim_runnable, **kw))
 
-    async def has_runnable(
-        self, *, workflows: list[str], now: float, owner: str | None = None
-    ) -> bool:
-        """Whether any run could be claimed now (by `owner`: its own runs never count)."""
-        return await self._read(
-            _op(sql_runs.has_runnable, workflows=workflows, now=now, owner=owner)
-        )
+    async def poll(self, *, workflows: list[str], now: float, owner: str) -> tuple[bool, bool]:
+        """(a timer is due, a run could be claimed by `owner`): one cheap read."""
+        return await self._read(_op(sql_runs.poll, workflows=workflows, now=now, owner=owner))
 
     async def heartbeat(self, *, owner: str, lease_until: float) -> int:
         """Extend every lease `owner` holds; returns how many."""

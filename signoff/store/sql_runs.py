@@ -107,22 +107,23 @@ def claim_runnable(
     return (yield from load_claims(ids, owner, lease_until, now))
 
 
-def has_runnable(*, workflows: list[str], now: float, owner: str | None = None) -> Op[bool]:
+def poll(*, workflows: list[str], now: float, owner: str) -> Op[tuple[bool, bool]]:
+    """(whether a timer is due, whether a run could be claimed by `owner`), in one
+    statement: an idle worker asks this a few times a second."""
     if not workflows:
-        return False
+        return False, False
     marks = ", ".join("?" for _ in workflows)
     res = yield Query(
-        f"SELECT 1 FROM runs WHERE status = 'pending' AND workflow IN ({marks}) LIMIT 1",
-        tuple(workflows),
+        "SELECT "
+        "EXISTS (SELECT 1 FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL "
+        "AND wake_at <= ?), "
+        f"EXISTS (SELECT 1 FROM runs WHERE status = 'pending' AND workflow IN ({marks})), "
+        "EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires < ? "
+        f"AND lease_owner <> ? AND workflow IN ({marks}))",
+        (now, *workflows, now, owner, *workflows),
     )
-    if res.rows:
-        return True
-    res = yield Query(
-        "SELECT 1 FROM runs WHERE status = 'running' AND lease_expires < ? "
-        f"AND lease_owner <> ? AND workflow IN ({marks}) LIMIT 1",
-        (now, owner or "", *workflows),
-    )
-    return bool(res.rows)
+    due, pending, expired = res.rows[0]
+    return bool(due), bool(pending) or bool(expired)
 
 
 def heartbeat(*, owner: str, lease_until: float) -> Op[int]:

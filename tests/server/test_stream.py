@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import pytest
+
 from signoff import HistoryEvent
 from signoff.server import stream
 from tests.server.conftest import Api, start_waiting
@@ -146,3 +148,38 @@ async def test_a_stalled_subscriber_is_dropped_not_buffered_forever(api: Api) ->
         at = datetime.now(UTC)
         hub._dispatch(HistoryEvent(id=10_000 + i, run_id="r", at=at, type="run_completed"))
     assert sub.overflowed and sub not in hub.subscribers
+
+
+@pytest.mark.postgres
+async def test_the_hub_waits_at_a_gap_left_by_a_slower_transaction(pg_url: str) -> None:
+    """On PostgreSQL a lower history id can commit after a higher one: the hub holds at
+    the gap instead of skipping the late event."""
+    import psycopg
+
+    from tests.server.conftest import close_api, make_api
+
+    api = await make_api(pg_url)
+    try:
+        hub = stream.Hub(api.engine, poll_interval=0.01, gap_wait=30)
+        hub.cursor = await api.engine.last_event_id()
+        slow = await psycopg.AsyncConnection.connect(pg_url)
+        async with slow:
+            await slow.execute(
+                "INSERT INTO history (run_id, at, type, actor, data) "
+                "VALUES ('late', 0, 'run_completed', NULL, '{}')"
+            )  # holds the next id, uncommitted
+            run_id = await start_waiting(api)  # commits higher ids meanwhile
+            sub = await hub.subscribe(None)
+            hub.cursor = sub.start = (await api.engine.events(0, run_id=run_id))[0].id - 2
+            await hub.poll_once()
+            assert sub.queue.empty()  # held at the gap
+            await slow.commit()
+        await hub.poll_once()
+        got = []
+        while not sub.queue.empty():
+            got.append(sub.queue.get_nowait())
+        assert got[0].run_id == "late" and [e.id for e in got] == sorted(e.id for e in got)
+        assert {e.run_id for e in got} == {"late", run_id}
+        await hub.close()
+    finally:
+        await close_api(api)

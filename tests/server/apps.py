@@ -29,6 +29,11 @@ def make_engine(url: str, **kw: Any) -> Engine:
     async def docs(ctx: Context) -> Any:
         return await ctx.wait_for_signal("docs")
 
+    @engine.workflow("named")
+    async def named(ctx: Context) -> str:
+        d = await ctx.approval("lead", summary="only alice", approvers=["alice"])
+        return str(d.by)
+
     @engine.workflow("boom")
     async def boom(ctx: Context) -> None:
         raise RuntimeError("boom")

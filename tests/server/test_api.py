@@ -347,3 +347,30 @@ async def test_auth_can_be_turned_off_explicitly(tmp_path: object) -> None:
     await engine.close()
     with pytest.raises(ValueError):
         create_app(engine, auth="no")  # type: ignore[arg-type]
+
+
+async def test_someone_not_named_as_approver_is_403(api: Api) -> None:
+    run = await api.client.post("/runs", json={"workflow": "named"}, headers=api.auth("starter"))
+    run_id = run.json()["id"]
+    await api.engine.settle(run_id, timeout=10)
+    res = await api.client.post(decision_url(run_id, "lead"), json={"action": "approve"},
+                                headers=api.auth("bob"))  # fmt: skip
+    assert res.status_code == 403 and res.json()["code"] == "not_allowed_to_decide"
+    res = await api.client.post(decision_url(run_id, "lead"), json={"action": "approve"},
+                                headers=api.auth("alice"))  # fmt: skip
+    assert res.status_code == 200
+    assert await api.engine.result(run_id, timeout=10) == "alice"
+
+
+async def test_many_identical_approvals_at_once_make_one_transition(any_api: Api) -> None:
+    api = any_api
+    run_id = await start_waiting(api)
+    results = await asyncio.gather(*(
+        api.client.post(decision_url(run_id), json={"action": "approve"},
+                        headers={**api.auth("alice"), "Idempotency-Key": f"k{i % 3}"})
+        for i in range(20)
+    ))  # fmt: skip
+    assert {r.status_code for r in results} == {200}
+    assert len({r.json()["at"] for r in results}) == 1
+    decided = [e for e in await api.engine.history(run_id) if e.type == "approval_decided"]
+    assert len(decided) == 1

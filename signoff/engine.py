@@ -606,7 +606,6 @@ class Engine:
             await self._hand_off(claim, owner)
         return woken
 
-
     # HTTP API support: live-stream tail, tokens, idempotency records, link uses ---------
 
     async def events(
@@ -697,6 +696,7 @@ class Engine:
     async def release_link(self, nonce: str) -> None:
         """Make a link usable again (its decision could not be recorded)."""
         await self.store.release_link(nonce)
+
 
 TOKEN_SCOPES = ("read", "start", "decide", "admin")
 

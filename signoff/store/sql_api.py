@@ -61,6 +61,7 @@ def create_token(
         "INSERT INTO api_tokens (id, name, hash, scopes, created_at, created_by) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (id, name, hash, ",".join(scopes), now, by),
+        wait=False,
     )
     return ApiToken(
         id=id,
@@ -83,7 +84,9 @@ def list_tokens() -> Op[list[ApiToken]]:
 
 def revoke_token(*, id: str, now: float) -> Op[ApiToken | None]:
     yield Query(
-        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, id)
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (now, id),
+        wait=False,
     )
     res = yield Query(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?", (id,))
     return _token(res.rows[0]) if res.rows else None
@@ -94,8 +97,7 @@ def revoke_token(*, id: str, now: float) -> Op[ApiToken | None]:
 
 def get_response(*, subject: str, key: str) -> Op[StoredResponse | None]:
     res = yield Query(
-        "SELECT request_hash, status, response FROM idempotency_keys "
-        "WHERE subject = ? AND key = ?",
+        "SELECT request_hash, status, response FROM idempotency_keys WHERE subject = ? AND key = ?",
         (subject, key),
     )
     if not res.rows:
@@ -112,6 +114,7 @@ def save_response(
         "INSERT INTO idempotency_keys (subject, key, request_hash, status, response, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, key) DO NOTHING",
         (subject, key, request_hash, status, dump_json(body), now),
+        wait=False,
     )
     stored = yield from get_response(subject=subject, key=key)
     assert stored is not None
@@ -137,7 +140,7 @@ def link_used(nonce: str) -> Op[bool]:
 
 
 def release_link(nonce: str) -> Op[None]:
-    yield Query("DELETE FROM link_uses WHERE nonce = ?", (nonce,))
+    yield Query("DELETE FROM link_uses WHERE nonce = ?", (nonce,), wait=False)
 
 
 # history tail ----------------------------------------------------------------------------

@@ -37,8 +37,9 @@ def latest(dialect: str) -> int:
 def migrate(dialect: str) -> Op[tuple[int, int]]:
     """Apply the missing migrations; return (version before, version after)."""
     yield Query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
-    res = yield Query("SELECT MAX(version) FROM schema_version")
-    current = res.rows[0][0] or 0
+    res = yield Query("SELECT version FROM schema_version")
+    applied = {row[0] for row in res.rows}
+    current = max(applied, default=0)
     newest = latest(dialect)
     if current > newest:
         raise errors.SchemaVersionError(
@@ -46,7 +47,7 @@ def migrate(dialect: str) -> Op[tuple[int, int]]:
             f"{newest}; upgrade signoff before running it against this database"
         )
     for version, statements in migrations(dialect):
-        if version > current:
+        if version not in applied:  # also one numbered below a later one already applied
             for statement in statements:
                 yield Query(statement.rstrip(";"))
             yield Query("INSERT INTO schema_version (version) VALUES (?)", (version,))

@@ -180,6 +180,49 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+class _Checkpointer(threading.Thread):
+    """Copies the WAL back into the database file, off the event loop.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold and
+    fsyncs the database file there; on the event loop's thread that stalls every run for
+    milliseconds. The inline writer turns it off and nudges this thread instead.
+    """
+
+    EVERY = 200  # write batches between checkpoints
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(name="signoff-sqlite-checkpoint", daemon=True)
+        self._connect = connect
+        self._due = threading.Event()
+        self._stopping = False
+        self._batches = 0
+
+    def wrote(self) -> None:
+        self._batches += 1
+        if self._batches >= self.EVERY:
+            self._batches = 0
+            self._due.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+
+    def run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._stopping:
+                break
+            try:
+                conn = conn or self._connect()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the next one will catch up
+                log.warning("WAL checkpoint failed: %s", exc, extra={"action": "checkpoint"})
+        if conn is not None:
+            conn.close()
+
+
 class _Inline:
     """Runs operations on the event loop's own thread, batched per loop iteration.
 
@@ -188,10 +231,18 @@ class _Inline:
     the batch moves to the background executor, which waits for it (`busy_timeout`).
     """
 
-    def __init__(self, conn: sqlite3.Connection, fallback: _Executor, *, write: bool) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        fallback: _Executor,
+        *,
+        write: bool,
+        checkpointer: _Checkpointer | None = None,
+    ) -> None:
         self._conn = conn
         self._fallback = fallback
         self._write = write
+        self._checkpointer = checkpointer
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -218,6 +269,8 @@ class _Inline:
             self._loop = None
         with self._lock:
             outcomes, busy = self._run(batch)
+        if self._checkpointer is not None and outcomes:
+            self._checkpointer.wrote()
         for op, future in busy:  # another process holds a lock: wait for it in the thread
             self._fallback.enqueue(op, future, loop)
         _resolve(outcomes)
@@ -326,6 +379,7 @@ class SQLiteStore(Store):
         self._writer: _Executor | None = None
         self._reader: _Executor | None = None
         self._inline_writer: _Inline | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._inline_reader: _Inline | None = None
         self._conns: list[sqlite3.Connection] = []
         self._lock = asyncio.Lock()
@@ -372,18 +426,23 @@ class SQLiteStore(Store):
             self._conns = [self._connect(), self._connect()]
             for conn in self._conns:  # inline: never block the event loop on a lock
                 conn.execute("PRAGMA busy_timeout = 0")
-            self._inline_writer = _Inline(self._conns[0], writer, write=True)
+            self._conns[0].execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = _Checkpointer(self._connect)
+            self._checkpointer.start()
+            self._inline_writer = _Inline(
+                self._conns[0], writer, write=True, checkpointer=self._checkpointer
+            )
             self._inline_reader = _Inline(self._conns[1], reader, write=False)
             self._writer, self._reader = writer, reader
 
     async def close(self) -> None:
         async with self._lock:
-            for executor in (self._writer, self._reader):
-                if executor is not None:
-                    executor.stop()
-            for executor in (self._writer, self._reader):
-                if executor is not None:
-                    await asyncio.to_thread(executor.join)
+            threads = [t for t in (self._writer, self._reader, self._checkpointer) if t]
+            for thread in threads:
+                thread.stop()
+            for thread in threads:
+                await asyncio.to_thread(thread.join)
+            self._checkpointer = None
             for conn in self._conns:
                 conn.close()
             self._conns = []

@@ -20,14 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import hashlib
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from signoff import clock, durations, errors, models, policy, runner, serialization, worker
-from signoff.store import open_store, sql_api
+from signoff import access, clock, durations, errors, models, policy, runner, serialization, worker
+from signoff.store import open_store
 from signoff.store.base import Claim, DecideOutcome, Store
 
 if TYPE_CHECKING:
@@ -44,7 +42,7 @@ _SETTLED = (models.RunStatus.WAITING, *_FINISHED)
 _REACH_WAIT_TIMEOUT = 10.0
 
 
-class Engine:
+class Engine(access.ApiSupport):
     """Durable workflows with human decisions, on one database.
 
     `url`: `sqlite:///file.db` (default `sqlite:///signoff.db`) or `postgresql://...`.
@@ -229,7 +227,7 @@ class Engine:
         existing run. `requested_by` records who asked for it.
         """
         name = self._name_of(workflow)
-        _check_texts((run_id, "run_id"), (requested_by, "requested_by"))
+        serialization.check_texts((run_id, "run_id"), (requested_by, "requested_by"))
         if name not in self._registry:
             known = await self.store.known_workflows()
             if name not in known:
@@ -264,7 +262,7 @@ class Engine:
         return run
 
     async def get_run(self, run_id: str) -> models.Run:
-        _check_texts((run_id, "run_id"))
+        serialization.check_texts((run_id, "run_id"))
         return await self.store.get_run(run_id)
 
     async def list_runs(
@@ -278,7 +276,7 @@ class Engine:
         """Runs, newest first, optionally filtered by status and workflow name. `before`
         is the (created_at timestamp, id) of the last run of the previous page."""
         status = None if status is None else _run_status(status)
-        _check_texts((workflow, "workflow"))
+        serialization.check_texts((workflow, "workflow"))
         return await self.store.list_runs(
             status=status, workflow=workflow, limit=limit, before=before
         )
@@ -300,14 +298,14 @@ class Engine:
     ) -> models.Run:
         """Cancel an unfinished run; its pending approvals close. A step executing right
         now finishes, but its result is not recorded and the run goes no further."""
-        _check_texts((run_id, "run_id"), (by, "by"), (reason, "reason"))
+        serialization.check_texts((run_id, "run_id"), (by, "by"), (reason, "reason"))
         return await self.store.cancel_run(
             run_id=run_id, by=by, reason=reason, now=self.clock.time()
         )
 
     async def retry(self, run_id: str, *, by: str | None = None) -> models.Run:
         """Resume a failed run from where it failed; recorded steps are not redone."""
-        _check_texts((run_id, "run_id"), (by, "by"))
+        serialization.check_texts((run_id, "run_id"), (by, "by"))
         run = await self.store.get_run(run_id)
         owner, lease_until = self._claimer(run.workflow)
         claim = await self.store.retry_run(
@@ -442,8 +440,10 @@ class Engine:
         reason: str | None,
         digest: str | None = None,
     ) -> models.Decision:
-        _check_texts((run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason"))
-        _check_texts((digest, "digest"))
+        serialization.check_texts(
+            (run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason")
+        )
+        serialization.check_texts((digest, "digest"))
         if by == policy.TIMEOUT_ACTOR:
             raise errors.InvalidArgument(f"{by!r} is reserved for outcomes of on_timeout")
         outcome = await self._decide_once(run_id, key, status, value_json, by, reason, digest)
@@ -515,7 +515,7 @@ class Engine:
         than this long ago (or before this datetime). The page is a list of `Approval`
         with `.next_cursor` (pass as `cursor=`; None on the last page) and `.total`.
         """
-        _check_texts(
+        serialization.check_texts(
             (approver, "approver"),
             (role, "role"),
             (workflow, "workflow"),
@@ -556,7 +556,7 @@ class Engine:
         """Send `data` to the run under `name`; kept until the run waits for it."""
         if not isinstance(name, str) or not name:
             raise errors.InvalidArgument("signal name must be a non-empty string")
-        _check_texts((run_id, "run_id"), (name, "signal name"), (by, "by"))
+        serialization.check_texts((run_id, "run_id"), (name, "signal name"), (by, "by"))
         payload = serialization.dumps(data, where=f"the data of signal {name!r}")
         owner, lease_until = self._claimer()
         outcome, claim = await self.store.send_signal(
@@ -586,7 +586,7 @@ class Engine:
             raise errors.InvalidArgument(
                 f"event key must be a non-empty string of at most 200 characters, not {key!r:.60}"
             )
-        _check_texts((key, "event key"), (by, "by"))
+        serialization.check_texts((key, "event key"), (by, "by"))
         payload = serialization.dumps(data, where=f"the data of event {key!r}")
         owner, lease_until = self._claimer()
         w = self._worker
@@ -606,104 +606,6 @@ class Engine:
             await self._hand_off(claim, owner)
         return woken
 
-    # HTTP API support: live-stream tail, tokens, idempotency records, link uses ---------
-
-    async def events(
-        self, after_id: int = 0, *, run_id: str | None = None, limit: int = 500
-    ) -> list[models.HistoryEvent]:
-        """History events with an id above `after_id`, oldest first (of one run, or all
-        runs); the ids increase, so the last id seen is a cursor for the next call."""
-        _check_texts((run_id, "run_id"))
-        return await self.store.events_after(after_id=after_id, run_id=run_id, limit=limit)
-
-    async def last_event_id(self) -> int:
-        """The id of the newest history event (0 when there is none)."""
-        return await self.store.last_event_id()
-
-    async def create_token(
-        self, name: str, scopes: list[str], *, by: str | None = None
-    ) -> tuple[sql_api.ApiToken, str]:
-        """Create an API token; returns it and its secret, which is shown only now (the
-        database keeps its SHA-256 hash). Scopes: read, start, decide, admin."""
-        _check_texts((name, "token name"), (by, "by"))
-        if not name or len(name) > 200:
-            raise errors.InvalidArgument("a token needs a name of 1 to 200 characters")
-        bad = sorted(set(scopes) - set(TOKEN_SCOPES))
-        if bad or not scopes:
-            raise errors.InvalidArgument(
-                f"unknown scopes {bad}; use some of: {', '.join(TOKEN_SCOPES)}"
-                if bad
-                else f"a token needs at least one scope: {', '.join(TOKEN_SCOPES)}"
-            )
-        token_id = secrets.token_hex(6)
-        secret = f"so_{token_id}_{secrets.token_urlsafe(32)}"
-        token = await self.store.create_token(
-            id=token_id,
-            name=name,
-            hash=token_hash(secret),
-            scopes=[s for s in TOKEN_SCOPES if s in scopes],
-            by=by,
-            now=self.clock.time(),
-        )
-        return token, secret
-
-    async def list_tokens(self) -> list[sql_api.ApiToken]:
-        return await self.store.list_tokens()
-
-    async def revoke_token(self, token_id: str) -> sql_api.ApiToken:
-        """Revoke a token at once (repeating it is harmless)."""
-        _check_texts((token_id, "token id"))
-        token = await self.store.revoke_token(id=token_id, now=self.clock.time())
-        if token is None:
-            raise errors.InvalidArgument(
-                f"no token with id {token_id!r}; see `signoff tokens list`"
-            )
-        return token
-
-    async def authenticate(self, secret: str) -> sql_api.ApiToken | None:
-        """The active token with this secret, or None."""
-        if not isinstance(secret, str) or not secret.isascii() or len(secret) > 500:
-            return None
-        token = await self.store.token_by_hash(token_hash(secret))
-        return token if token is not None and token.active else None
-
-    async def stored_response(self, subject: str, key: str) -> sql_api.StoredResponse | None:
-        """The response kept for a request under this idempotency key, if any."""
-        return await self.store.get_response(subject=subject, key=key)
-
-    async def store_response(
-        self, subject: str, key: str, request_hash: str, status: int, body: Any
-    ) -> sql_api.StoredResponse:
-        """Keep a response under an idempotency key; the first one kept wins."""
-        return await self.store.save_response(
-            subject=subject,
-            key=key,
-            request_hash=request_hash,
-            status=status,
-            body=body,
-            now=self.clock.time(),
-        )
-
-    async def use_link(self, nonce: str, run_id: str, key: str, approver: str) -> bool:
-        """Mark a signed link's nonce used; False when it was used before."""
-        return await self.store.use_link(
-            nonce=nonce, run_id=run_id, key=key, approver=approver, now=self.clock.time()
-        )
-
-    async def link_used(self, nonce: str) -> bool:
-        return await self.store.link_used(nonce)
-
-    async def release_link(self, nonce: str) -> None:
-        """Make a link usable again (its decision could not be recorded)."""
-        await self.store.release_link(nonce)
-
-
-TOKEN_SCOPES = ("read", "start", "decide", "admin")
-
-
-def token_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
 
 def _run_status(status: models.RunStatus | str) -> models.RunStatus:
     try:
@@ -711,16 +613,6 @@ def _run_status(status: models.RunStatus | str) -> models.RunStatus:
     except ValueError:
         choices = ", ".join(s.value for s in models.RunStatus)
         raise errors.InvalidArgument(f"unknown status {status!r}; use one of: {choices}") from None
-
-
-def _check_texts(*texts: tuple[str | None, str]) -> None:
-    """Refuse text that some store cannot keep (NUL, lone surrogates), on every store."""
-    for text, what in texts:
-        if text is None:
-            continue
-        if not isinstance(text, str):
-            raise errors.InvalidArgument(f"{what} must be a string, not {type(text).__name__}")
-        serialization.to_jsonable(text, what)
 
 
 def _decision_or_raise(outcome: DecideOutcome, run_id: str, key: str) -> models.Decision:

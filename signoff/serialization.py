@@ -101,6 +101,17 @@ def _check_str(s: str, where: str) -> None:
         ) from None
 
 
+def check_texts(*texts: tuple[str | None, str]) -> None:
+    """Refuse text arguments (ids, keys, names) that are not strings, or that some store
+    cannot keep (NUL, lone surrogates), the same way on every store."""
+    for text, what in texts:
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise errors.InvalidArgument(f"{what} must be a string, not {type(text).__name__}")
+        _check_str(text, what)
+
+
 def dumps(value: Any, where: str = "value") -> str:
     """Validate and encode `value` as compact JSON text."""
     return str(_dumps(_convert(value, where, 0)))

@@ -1,0 +1,120 @@
+"""What the HTTP API needs from an engine besides its domain operations: the live-stream
+tail of history events, API tokens, idempotency records and signed-link uses.
+
+`Engine` inherits these; they go through the store like every other operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from signoff import clock, errors, serialization
+from signoff.store import sql_api
+
+if TYPE_CHECKING:
+    from signoff import models
+    from signoff.store.base import Store
+
+TOKEN_SCOPES = ("read", "start", "decide", "admin")
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiSupport:
+    """Mixed into `Engine`: operations the HTTP server uses."""
+
+    store: Store
+    clock: clock.Clock
+
+    async def events(
+        self, after_id: int = 0, *, run_id: str | None = None, limit: int = 500
+    ) -> list[models.HistoryEvent]:
+        """History events with an id above `after_id`, oldest first (of one run, or all
+        runs); the ids increase, so the last id seen is a cursor for the next call."""
+        serialization.check_texts((run_id, "run_id"))
+        return await self.store.events_after(after_id=after_id, run_id=run_id, limit=limit)
+
+    async def last_event_id(self) -> int:
+        """The id of the newest history event (0 when there is none)."""
+        return await self.store.last_event_id()
+
+    async def create_token(
+        self, name: str, scopes: list[str], *, by: str | None = None
+    ) -> tuple[sql_api.ApiToken, str]:
+        """Create an API token; returns it and its secret, which is shown only now (the
+        database keeps its SHA-256 hash). Scopes: read, start, decide, admin."""
+        serialization.check_texts((name, "token name"), (by, "by"))
+        if not name or len(name) > 200:
+            raise errors.InvalidArgument("a token needs a name of 1 to 200 characters")
+        bad = sorted(set(scopes) - set(TOKEN_SCOPES))
+        if bad or not scopes:
+            raise errors.InvalidArgument(
+                f"unknown scopes {bad}; use some of: {', '.join(TOKEN_SCOPES)}"
+                if bad
+                else f"a token needs at least one scope: {', '.join(TOKEN_SCOPES)}"
+            )
+        token_id = secrets.token_hex(6)
+        secret = f"so_{token_id}_{secrets.token_urlsafe(32)}"
+        token = await self.store.create_token(
+            id=token_id,
+            name=name,
+            hash=token_hash(secret),
+            scopes=[s for s in TOKEN_SCOPES if s in scopes],
+            by=by,
+            now=self.clock.time(),
+        )
+        return token, secret
+
+    async def list_tokens(self) -> list[sql_api.ApiToken]:
+        return await self.store.list_tokens()
+
+    async def revoke_token(self, token_id: str) -> sql_api.ApiToken:
+        """Revoke a token at once (repeating it is harmless)."""
+        serialization.check_texts((token_id, "token id"))
+        token = await self.store.revoke_token(id=token_id, now=self.clock.time())
+        if token is None:
+            raise errors.InvalidArgument(
+                f"no token with id {token_id!r}; see `signoff tokens list`"
+            )
+        return token
+
+    async def authenticate(self, secret: str) -> sql_api.ApiToken | None:
+        """The active token with this secret, or None."""
+        if not isinstance(secret, str) or not secret.isascii() or len(secret) > 500:
+            return None
+        token = await self.store.token_by_hash(token_hash(secret))
+        return token if token is not None and token.active else None
+
+    async def stored_response(self, subject: str, key: str) -> sql_api.StoredResponse | None:
+        """The response kept for a request under this idempotency key, if any."""
+        return await self.store.get_response(subject=subject, key=key)
+
+    async def store_response(
+        self, subject: str, key: str, request_hash: str, status: int, body: Any
+    ) -> sql_api.StoredResponse:
+        """Keep a response under an idempotency key; the first one kept wins."""
+        return await self.store.save_response(
+            subject=subject,
+            key=key,
+            request_hash=request_hash,
+            status=status,
+            body=body,
+            now=self.clock.time(),
+        )
+
+    async def use_link(self, nonce: str, run_id: str, key: str, approver: str) -> bool:
+        """Mark a signed link's nonce used; False when it was used before."""
+        return await self.store.use_link(
+            nonce=nonce, run_id=run_id, key=key, approver=approver, now=self.clock.time()
+        )
+
+    async def link_used(self, nonce: str) -> bool:
+        return await self.store.link_used(nonce)
+
+    async def release_link(self, nonce: str) -> None:
+        """Make a link usable again (its decision could not be recorded)."""
+        await self.store.release_link(nonce)

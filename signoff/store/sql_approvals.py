@@ -11,6 +11,7 @@ the earliest of deadline, escalation and next reminder; see `sql_approval_timers
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,14 @@ class Round:
 
     @property
     def rules(self) -> dict[str, Any] | None:
-        return None if self.policy is None else json.loads(self.policy)
+        # A copy of the parsed policy: many approvals share one policy text.
+        return None if self.policy is None else dict(_parse_policy(self.policy))
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_policy(text: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
 
 
 def open_approval(

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from signoff import clock, durations, errors, models, policy, serialization
-from signoff.journal import EntryKind, EntryStatus, JournalEntry, ReplayCursor
+from signoff.journal import EntryKind, EntryStatus, JournalEntry, ReplayCursor, mismatch
 
 if TYPE_CHECKING:
     from signoff.store.sql_waits import WaitOutcome
@@ -490,6 +490,17 @@ class Context:
 
     def unreplayed(self) -> JournalEntry | None:
         return self._cursor.unreplayed()
+
+    def check_ended(self) -> None:
+        """The workflow returned: raise what replay found wrong (a mismatch it may have
+        caught, or a recorded call it never reached), if anything."""
+        if self.fatal is not None:
+            raise self.fatal
+        left = self.unreplayed()
+        if left is not None:
+            raise mismatch(
+                self.run_id, left.seq, f"{left.kind} {left.name!r}", "the end of the workflow"
+            )
 
     def _check_key(self, key: str, what: str) -> None:
         if not isinstance(key, str) or not key or len(key) > _MAX_KEY:

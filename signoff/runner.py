@@ -15,7 +15,7 @@ from typing import Any
 
 from signoff import clock, errors, models, serialization
 from signoff.context import Abandoned, Context, StoreFailure, Suspended, _current, error_info
-from signoff.journal import EntryKind, JournalEntry, mismatch
+from signoff.journal import EntryKind, JournalEntry
 from signoff.store.base import Claim, LeaseLost, Store, WaitOutcome, WaitRequest
 
 log = logging.getLogger(__name__)
@@ -186,13 +186,7 @@ async def execute(
         try:
             args, kwargs = wf.decode(claim.run.args, claim.run.kwargs)
             result = await wf.fn(ctx, *args, **kwargs)
-            if ctx.fatal is not None:
-                raise ctx.fatal
-            left = ctx.unreplayed()
-            if left is not None:
-                raise mismatch(
-                    ctx.run_id, left.seq, f"{left.kind} {left.name!r}", "the end of the workflow"
-                )
+            ctx.check_ended()
             text = serialization.dumps(result, where=f"the result of workflow {wf.name!r}")
         except (Suspended, Abandoned, StoreFailure):
             raise

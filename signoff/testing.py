@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from signoff import context, durations, journal, models, runner
+from signoff import context, durations, models, runner
 from signoff.clock import Clock
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 
@@ -139,12 +139,6 @@ async def replay(workflow: Callable[..., Awaitable[Any]], recorded: dict[str, An
             if ctx.unreplayed() is None:
                 return  # failed where the recorded run failed
             raise
-        if ctx.fatal is not None:
-            raise ctx.fatal
-        left = ctx.unreplayed()
-        if left is not None:
-            raise journal.mismatch(
-                ctx.run_id, left.seq, f"{left.kind} {left.name!r}", "the end of the workflow"
-            )
+        ctx.check_ended()
     finally:
         context._current.reset(token)

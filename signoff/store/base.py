@@ -199,9 +199,6 @@ class Store(abc.ABC):
         """Resolve due waits (expire, time out, wake) and make their runs runnable."""
         return await self._write(_op(sql_waits.fire_timers, **kw))
 
-    async def next_wake_at(self) -> float | None:
-        return await self._read(_op(sql_waits.next_wake_at))
-
     async def pending_approvals(self, **kw: Any) -> models.ApprovalPage:
         """One page of pending approvals and the total count, from one snapshot
         (filters: see `sql_inbox.InboxQuery`)."""

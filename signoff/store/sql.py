@@ -168,6 +168,16 @@ def history(run_id: str, at: float, type_: str, actor: str | None, data: dict[st
     )
 
 
+def resolve_entry(run_id: str, seq: int, result: str | None, now: float) -> Query:
+    """Record the answer of an open wait in the journal (no-op if it is no longer open)."""
+    return Query(
+        "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
+        "WHERE run_id = ? AND seq = ? AND status = 'open'",
+        (result, now, run_id, seq),
+        wait=False,
+    )
+
+
 def insert_entry(
     run_id: str, entry: JournalEntry, now: float, wake_at: float | None = None, attempts: int = 1
 ) -> Query:
@@ -211,9 +221,7 @@ def load_claim(run_id: str, owner: str, lease_until: float, now: float) -> Op[Cl
     return claims[0] if claims else None
 
 
-def load_claims(
-    run_ids: list[str], owner: str, lease_until: float, now: float
-) -> Op[list[Claim]]:
+def load_claims(run_ids: list[str], owner: str, lease_until: float, now: float) -> Op[list[Claim]]:
     """`load_claim` for several runs at once: two statements, whatever their number."""
     if not run_ids:
         return []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff import models, policy
-from signoff.store.sql import Claim, Op, Query, dump_json, history, wake
+from signoff.store.sql import Claim, Op, Query, dump_json, history, resolve_entry, wake
 from signoff.store.sql_runs import FINISHED
 
 ROUND_COLUMNS = (
@@ -402,12 +402,7 @@ def _close_round(
         now, r.deadline, r.policy, r.digest, int(timed_out),
     )  # fmt: skip
     decision = _decision(key, closed, votes)
-    yield Query(
-        "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
-        "WHERE run_id = ? AND seq = ? AND status = 'open'",
-        (dump_json(decision.to_json()), now, run_id, r.seq),
-        wait=False,
-    )
+    yield resolve_entry(run_id, r.seq, dump_json(decision.to_json()), now)
     if status == "expired":
         yield history(run_id, now, "approval_expired", None, {"key": key, "round": r.round})
     elif timed_out:

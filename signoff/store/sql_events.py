@@ -28,7 +28,17 @@ from typing import Any
 
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store import sql_waits
-from signoff.store.sql import Claim, LeaseLost, Op, Query, dump_json, history, insert_entry, wake
+from signoff.store.sql import (
+    Claim,
+    LeaseLost,
+    Op,
+    Query,
+    dump_json,
+    history,
+    insert_entry,
+    resolve_entry,
+    wake,
+)
 from signoff.store.sql_runs import FINISHED, insert_entries
 
 _PAGE = 200
@@ -201,12 +211,7 @@ def notify(
             if status is None or status in FINISHED:  # cancelled while waiting
                 yield _drop_wait(run_id, seq)
             continue
-        yield Query(
-            "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
-            "WHERE run_id = ? AND seq = ? AND status = 'open'",
-            (result, now, run_id, seq),
-            wait=False,
-        )
+        yield resolve_entry(run_id, seq, result, now)
         yield _drop_wait(run_id, seq)
         yield history(run_id, now, "event_received", by, {"key": key, "event_id": event_id})
         owner = claim_for if workflow in claim_workflows else None
@@ -219,12 +224,7 @@ def notify(
 
 def time_out(run_id: str, key: str, seq: int, now: float) -> Op[None]:
     """The deadline of an event wait passed (called by `fire_timers`, run row locked)."""
-    yield Query(
-        "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
-        "WHERE run_id = ? AND seq = ? AND status = 'open'",
-        ('{"timed_out":true}', now, run_id, seq),
-        wait=False,
-    )
+    yield resolve_entry(run_id, seq, '{"timed_out":true}', now)
     yield _drop_wait(run_id, seq)
     yield history(run_id, now, "event_timed_out", None, {"key": key})
 

@@ -10,7 +10,6 @@ a person's approval.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
@@ -22,13 +21,12 @@ from signoff.store.sql import (
     Query,
     history,
     insert_entry,
+    resolve_entry,
     wake,
 )
 from signoff.store.sql_approvals import DecideOutcome as DecideOutcome
 from signoff.store.sql_approvals import decide as decide
 from signoff.store.sql_runs import FINISHED, insert_entries
-
-_dump = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,15 +146,6 @@ def _done_entry(run_id: str, wait: WaitRequest, result: str | None, now: float) 
     return insert_entry(run_id, entry, now)
 
 
-def _resolve_entry(run_id: str, seq: int, result: str | None, now: float) -> Query:
-    return Query(
-        "UPDATE journal SET status = 'done', result = ?, finished_at = ? "
-        "WHERE run_id = ? AND seq = ? AND status = 'open'",
-        (result, now, run_id, seq),
-        wait=False,
-    )
-
-
 def send_signal(
     *,
     run_id: str,
@@ -185,7 +174,7 @@ def send_signal(
             (run_id, name, payload_json, by, now, wait_seq),
             wait=False,
         )
-        yield _resolve_entry(run_id, wait_seq, '{"payload":' + payload_json + "}", now)
+        yield resolve_entry(run_id, wait_seq, '{"payload":' + payload_json + "}", now)
         return "delivered", (yield from wake(run_id, now, claim_for, lease_until))
     yield Query(
         "INSERT INTO signals (run_id, name, payload, sent_by, sent_at) VALUES (?, ?, ?, ?, ?)",
@@ -193,13 +182,6 @@ def send_signal(
         wait=False,
     )
     return "buffered", None
-
-
-def next_wake_at() -> Op[float | None]:
-    res = yield Query(
-        "SELECT MIN(wake_at) FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL"
-    )
-    return res.rows[0][0] if res.rows else None
 
 
 def fire_timers(
@@ -221,10 +203,10 @@ def fire_timers(
         elif kind == "event":
             yield from sql_events.time_out(run_id, name, seq, now)
         elif kind == "signal":
-            yield _resolve_entry(run_id, seq, '{"timed_out":true}', now)
+            yield resolve_entry(run_id, seq, '{"timed_out":true}', now)
             yield history(run_id, now, "signal_timed_out", None, {"name": name})
         else:
-            yield _resolve_entry(run_id, seq, None, now)
+            yield resolve_entry(run_id, seq, None, now)
             yield history(run_id, now, "timer_fired", None, {"seq": seq})
         claim = yield from wake(run_id, now, claim_for, lease_until)
         if claim is not None:

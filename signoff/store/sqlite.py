@@ -275,9 +275,9 @@ class _Inline:
             self._fallback.enqueue(op, future, loop)
         _resolve(outcomes)
 
-    def _run(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> tuple[
-        list[tuple[asyncio.Future[Any], bool, Any]], list[tuple[Any, asyncio.Future[Any]]]
-    ]:
+    def _run(
+        self, batch: list[tuple[Any, asyncio.Future[Any]]]
+    ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], list[tuple[Any, asyncio.Future[Any]]]]:
         cur = self._conn.cursor()
         try:
             cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
@@ -316,7 +316,7 @@ def _begin_immediate(cur: sqlite3.Cursor) -> None:
             cur.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _is_busy(exc):
                 raise
             if time.monotonic() > deadline:
                 raise

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import hashlib
 import inspect
+import json
 import random as _random
 import traceback
 import typing
@@ -112,6 +113,11 @@ def error_info(exc: BaseException) -> dict[str, Any]:
 def _storable(text: str) -> str:
     """Error text that every store keeps: NUL and lone surrogates written as escapes."""
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _canonical(value: Any) -> str:
+    """JSON text that is equal exactly when two JSON values are (`true` is not `1`)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
@@ -393,6 +399,8 @@ class Context:
     ) -> str:
         seq, entry = self._advance(kind, name)
         if entry is not None and entry.status is EntryStatus.DONE:
+            if kind is EntryKind.APPROVAL:
+                self._check_proposal(seq, name, proposed_json, entry.result)
             return entry.result or "null"
         if entry is not None:  # opened earlier and still open: park again
             await self._exec.repark(seq, self._take_pending())
@@ -428,6 +436,25 @@ class Context:
             )
             return result
         raise Suspended
+
+    def _check_proposal(
+        self, seq: int, key: str, proposed_json: str | None, recorded: str | None
+    ) -> None:
+        """A decided approval answers only the proposal it was shown: a replay that now
+        proposes something else fails the run rather than act on an unapproved value."""
+        decision = serialization.loads(recorded)
+        if not isinstance(decision, dict) or "original" not in decision:
+            return  # recorded before decisions kept the proposal
+        was = _canonical(decision["original"])
+        now = _canonical(serialization.loads(proposed_json))
+        if was != now:
+            self.fatal = mismatch(
+                self.run_id,
+                seq,
+                f"approval {key!r} of the proposal {was:.200}",
+                f"approval {key!r} of another proposal, {now:.200}",
+            )
+            raise self.fatal
 
     # deterministic helpers -----------------------------------------------------------
 

@@ -118,6 +118,15 @@ class Gated(Generic[R]):
             key, summary=summary, proposed=proposed, timeout=self.timeout, **options
         )
         if decision.status is models.DecisionStatus.APPROVED:
+            # The context refused a replay whose proposal differs from the approved one,
+            # so these arguments are the approved call; check once more before acting.
+            if context._canonical(proposed) != context._canonical(decision.value):
+                raise errors.NonDeterminismError(
+                    f"gated call {self.name}: the approved arguments differ from this "
+                    "call's; nothing was run",
+                    run_id=ctx.run_id,
+                    key=key,
+                )
             return await self._run(ctx, args, kwargs)
         if decision.status is models.DecisionStatus.EDITED:
             new_args, new_kwargs = self._revive(decision.value)

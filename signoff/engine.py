@@ -606,6 +606,35 @@ class Engine(access.ApiSupport):
             await self._hand_off(claim, owner)
         return woken
 
+    # run ids and databases, for surfaces where people type -----------------------------
+
+    async def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the run whose id is `prefix`, or else the one run whose id starts
+        with it (at least 6 characters, as the demo and tables show ids shortened).
+        `RunNotFound` if none, `AmbiguousRunId` (with `.candidates`) if several."""
+        serialization.check_texts((prefix, "run_id"))
+        if not isinstance(prefix, str) or not prefix:
+            raise errors.InvalidArgument("a run id must be a non-empty string")
+        found = await self.store.resolve_run_id(prefix, limit=3)
+        if found and (found[0] == prefix or (len(found) == 1 and len(prefix) >= _MIN_PREFIX)):
+            return found[0]
+        if len(found) > 1 and len(prefix) >= _MIN_PREFIX:
+            shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
+            raise errors.AmbiguousRunId(
+                f"{prefix!r} is the start of several run ids ({shown}); give more of the id",
+                run_id=prefix,
+                candidates=found,
+            )
+        hint = f" (a shortened id needs {_MIN_PREFIX} characters or more)" if found else ""
+        raise errors.RunNotFound(f"no run with id {prefix!r}{hint}", run_id=prefix)
+
+    async def require_database(self) -> None:
+        """Raise `DatabaseNotFound` unless the database exists; never creates it."""
+        await self.store.require_existing()
+
+
+_MIN_PREFIX = 6
+
 
 def _run_status(status: models.RunStatus | str) -> models.RunStatus:
     try:

@@ -252,3 +252,23 @@ class AppImportError(SignoffError):
     """The application could not be imported; use an import string like "module:engine"."""
 
     code = "app_import_error"
+
+
+class DatabaseNotFound(StoreUnavailable):
+    """There is no database at that URL; point at the right one (or create it)."""
+
+    code = "database_not_found"
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.url: str | None = attrs.pop("url", None)
+        super().__init__(message, **attrs)
+
+
+class AmbiguousRunId(InvalidArgument):
+    """More than one run id starts with that prefix; give more of the id."""
+
+    code = "ambiguous_run_id"
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.candidates: list[str] = attrs.pop("candidates", None) or []
+        super().__init__(message, **attrs)

@@ -249,3 +249,12 @@ class Store(abc.ABC):
 
     async def last_event_id(self) -> int:
         return await self._read(_op(sql_api.last_event_id))
+
+    async def resolve_run_id(self, prefix: str, *, limit: int = 3) -> list[str]:
+        """`[prefix]` if a run has that id, else up to `limit` ids starting with it; reads."""
+        return await self._read(_op(sql_runs.resolve_run_id, prefix, limit=limit))
+
+    async def require_existing(self) -> None:
+        """Raise `DatabaseNotFound` if the database does not exist yet, without creating
+        it. (A backend that cannot tell without connecting lets the connection say so.)"""
+        return None

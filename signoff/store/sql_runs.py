@@ -357,3 +357,20 @@ def register_workflows(*, names: list[str], now: float) -> Op[None]:
 def known_workflows() -> Op[list[str]]:
     res = yield Query("SELECT name FROM workflows ORDER BY name")
     return [r[0] for r in res.rows]
+
+
+def resolve_run_id(prefix: str, *, limit: int) -> Op[list[str]]:
+    """`[prefix]` when a run has exactly that id; else up to `limit` ids that start with it.
+
+    `substr` rather than `LIKE` (case-insensitive on SQLite) or a range on `id` (not a
+    prefix test under PostgreSQL's non-C collations): correct on both, at the price of a
+    scan, which a lookup by a person typing an id can afford.
+    """
+    exact = yield Query("SELECT id FROM runs WHERE id = ?", (prefix,))
+    if exact.rows:
+        return [exact.rows[0][0]]
+    res = yield Query(
+        "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?",
+        (len(prefix), prefix, limit),
+    )
+    return [r[0] for r in res.rows]

@@ -51,6 +51,13 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     path = path[1:] if path.startswith("/") else path
     if not path:
         raise errors.InvalidArgument(f"SQLite URL {url!r} names no file")
+    if path == ":memory:" or path.startswith("file:"):
+        # Each connection (writer, reader, checkpointer) would get its own empty database.
+        raise errors.InvalidArgument(
+            f"SQLite URL {url!r}: in-memory databases are not supported (the store uses "
+            "several connections, and each would see its own empty database); use a file, "
+            "for example sqlite:///signoff.db, or one in a temporary folder for tests"
+        )
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return path, options
 
@@ -120,10 +127,27 @@ class _Executor(threading.Thread):
 def run_reads(cur: sqlite3.Cursor, ops: list[Op[Any]]) -> list[tuple[bool, Any]]:
     """Run read operations in one snapshot."""
     cur.execute("BEGIN")
+    outcomes: list[tuple[bool, Any]] = []
     try:
-        return [_attempt(cur, _start(op)) for op in ops]
+        outcomes = [_attempt(cur, _start(op)) for op in ops]
     finally:
+        failed = _end_read(cur.connection, cur)
+    if failed is not None:
+        return [(False, v if not ok else failed) for ok, v in outcomes]
+    return outcomes
+
+
+def _end_read(conn: sqlite3.Connection, cur: sqlite3.Cursor) -> BaseException | None:
+    """End a read transaction; the wrapped error if even that fails (a damaged file
+    fails its COMMIT too), leaving the connection out of any transaction."""
+    try:
         cur.execute("COMMIT")
+        return None
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.rollback()
+        return _wrap(exc)
 
 
 def run_writes(
@@ -267,8 +291,11 @@ class _Inline:
             loop.call_soon(self._flush)
         else:
             self._loop = None
-        with self._lock:
-            outcomes, busy = self._run(batch)
+        try:
+            with self._lock:
+                outcomes, busy = self._run(batch)
+        except BaseException as exc:  # never leave a caller waiting on a lost future
+            outcomes, busy = [(f, False, _wrap(exc)) for _, f in batch], []
         if self._checkpointer is not None and outcomes:
             self._checkpointer.wrote()
         for op, future in busy:  # another process holds a lock: wait for it in the thread
@@ -300,7 +327,9 @@ class _Inline:
                 else:
                     done.append((future, ok, value))
         finally:
-            cur.execute("COMMIT")
+            failed = _end_read(self._conn, cur)
+        if failed is not None:  # a damaged file: every read of the batch reports it
+            return [(f, False, v if not ok else failed) for f, ok, v in done], busy
         return done, busy
 
 
@@ -338,10 +367,16 @@ def _wrap(exc: BaseException) -> BaseException:
     if isinstance(exc, errors.SignoffError | LeaseLost):
         return exc
     if isinstance(exc, sqlite3.Error):
-        wrapped = errors.StoreError(f"SQLite error: {exc}")
+        hint = "; the database file is damaged: restore it from a backup"
+        hint = hint if _is_damaged(exc) else ""
+        wrapped = errors.StoreError(f"SQLite error: {exc}{hint}")
         wrapped.__cause__ = exc
         return wrapped
     return exc
+
+
+def _is_damaged(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
@@ -404,8 +439,14 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
+            where = os.path.abspath(self.path)
+            if _is_damaged(exc):
+                raise errors.StoreUnavailable(
+                    f"the SQLite database {where!r} is damaged or not a database ({exc}); "
+                    "point at the right file, or restore it from a backup"
+                ) from exc
             raise errors.StoreUnavailable(
-                f"cannot open the SQLite database {os.path.abspath(self.path)!r}: {exc}; "
+                f"cannot open the SQLite database {where!r}: {exc}; "
                 "check that its folder exists and is writable"
             ) from exc
         return conn
@@ -448,6 +489,15 @@ class SQLiteStore(Store):
             self._conns = []
             self._writer = self._reader = None
             self._inline_writer = self._inline_reader = None
+
+    async def require_existing(self) -> None:
+        """An empty file counts as no database: SQLite leaves one where a connection was
+        opened and nothing written."""
+        if not (os.path.isfile(self.path) and os.path.getsize(self.path) > 0):
+            where = os.path.abspath(self.path)
+            raise errors.DatabaseNotFound(
+                f"no SQLite database at {where!r} ({self.url})", url=self.url
+            )
 
     async def _write(self, op: Callable[[], Op[T]]) -> T:
         if self._inline_writer is None:

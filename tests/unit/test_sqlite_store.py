@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from signoff import Context, Engine, StoreUnavailable
-from signoff.errors import InvalidArgument
+from signoff.errors import DatabaseNotFound, InvalidArgument, StoreError
 from signoff.store.sqlite import SQLiteStore, parse_url
 
 
@@ -110,4 +110,75 @@ async def test_a_store_used_from_a_second_event_loop_still_works(tmp_path: Path)
 
     results = await asyncio.gather(asyncio.to_thread(other_loop), engine.count_runs())
     assert results == [0, 0]
+    await engine.close()
+
+
+# damaged files, in-memory URLs, missing files ---------------------------------------------
+
+
+async def _fill(db: Path, runs: int = 300) -> None:
+    engine = Engine(f"sqlite:///{db}")
+
+    @engine.workflow()
+    async def flow(ctx: Context, n: int) -> int:
+        return n
+
+    for n in range(runs):
+        await engine.start(flow, n, run_id=f"run-{n:04d}-" + "x" * 40)
+    await engine.close()
+
+
+def _damage(db: Path, from_page: int) -> None:
+    """Garbage over every page from `from_page` on; the schema pages stay readable."""
+    size = db.stat().st_size
+    assert size > from_page * 4096, size
+    with db.open("r+b") as f:
+        f.seek(from_page * 4096)
+        f.write(bytes((n * 131 + 7) % 256 for n in range(size - from_page * 4096)))
+
+
+@pytest.mark.timeout(20)  # the bug was a hang: the read's failed COMMIT lost the futures
+async def test_a_damaged_file_fails_reads_instead_of_hanging(tmp_path: Path) -> None:
+    db = tmp_path / "damaged.db"
+    await _fill(db)
+    _damage(db, from_page=db.stat().st_size // 4096 // 2)
+    engine = Engine(f"sqlite:///{db}")
+    try:
+        for _ in range(2):  # and the store is still usable for the next call
+            with pytest.raises(StoreError, match=r"malformed.*restore it from a backup"):
+                await asyncio.wait_for(engine.list_runs(limit=1000), 10)
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(
+                asyncio.gather(*(engine.count_runs() for _ in range(5)), engine.list_runs()), 10
+            )
+    finally:
+        await engine.close()
+
+
+async def test_garbage_instead_of_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "garbage.db"
+    db.write_bytes(b"this is not a database " * 400)
+    engine = Engine(f"sqlite:///{db}")
+    with pytest.raises(StoreUnavailable, match=r"garbage\.db' is damaged or not a database"):
+        await asyncio.wait_for(engine.list_runs(), 10)
+    await engine.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite:///file::memory:?cache=shared"])
+def test_in_memory_databases_are_refused_at_engine(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="in-memory databases are not supported"):
+        Engine(url)
+
+
+async def test_require_existing_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "absent.db"
+    engine = Engine(f"sqlite:///{db}")
+    with pytest.raises(DatabaseNotFound, match=r"no SQLite database at '.*absent\.db'"):
+        await engine.require_database()
+    assert not db.exists()
+    db.write_bytes(b"")  # what a stray sqlite3.connect leaves: still no database
+    with pytest.raises(DatabaseNotFound):
+        await engine.require_database()
+    await engine.open()
+    await engine.require_database()
     await engine.close()

@@ -22,9 +22,20 @@ import contextlib
 import datetime
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from signoff import access, clock, durations, errors, models, policy, runner, serialization, worker
+from signoff import (
+    access,
+    arguments,
+    clock,
+    durations,
+    errors,
+    models,
+    policy,
+    runner,
+    serialization,
+    worker,
+)
 from signoff.store import open_store
 from signoff.store.base import Claim, DecideOutcome, Store
 
@@ -66,6 +77,7 @@ class Engine(access.ApiSupport):
         default_retry: models.RetryPolicy | None = None,
         event_retention: durations.Duration = "1d",
         directory: policy.DirectoryLike | None = None,
+        approval_timeout: durations.Duration | None = None,
     ) -> None:
         from signoff.clock import SystemClock
 
@@ -79,6 +91,11 @@ class Engine(access.ApiSupport):
         self._default_retry = default_retry or models.RetryPolicy()
         self._event_retention = durations.to_seconds(event_retention, "event_retention")
         self.directory: policy.DirectoryLike = directory or policy.Directory()
+        self.approval_timeout: float | None = (
+            None
+            if approval_timeout is None
+            else durations.to_seconds(approval_timeout, "approval_timeout")
+        )
         self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
 
     def configure(
@@ -106,12 +123,31 @@ class Engine(access.ApiSupport):
 
     # registry ------------------------------------------------------------------------
 
-    def workflow(self, name: str | None = None) -> Callable[[F], F]:
-        """Register an `async def wf(ctx, ...)` as a workflow (name: its qualified name)."""
+    @overload
+    def workflow(self, name: F, /) -> F: ...
+
+    @overload
+    def workflow(self, name: str | None = None) -> Callable[[F], F]: ...
+
+    def workflow(self, name: str | F | None = None) -> F | Callable[[F], F]:
+        """Register an `async def wf(ctx, ...)` as a workflow (name: its qualified name):
+        `@engine.workflow`, `@engine.workflow()` or `@engine.workflow("name")`."""
+        if callable(name):
+            return self.workflow()(name)
+        if name is not None and not isinstance(name, str):
+            raise errors.InvalidArgument(
+                f"engine.workflow takes a workflow name (a string), not {name!r:.60}; "
+                "use @engine.workflow, @engine.workflow() or @engine.workflow('name')"
+            )
 
         def register(fn: F) -> F:
+            if not callable(fn):
+                raise errors.InvalidArgument(
+                    f"@engine.workflow decorates an async function, not {fn!r:.60}"
+                )
             wf_name = name or fn.__qualname__
             serialization.to_jsonable(wf_name, "workflow name")
+            arguments.check_definition(wf_name, fn)
             existing = self._registry.get(wf_name)
             if existing is not None and existing.fn is not fn:
                 raise errors.InvalidArgument(f"a workflow named {wf_name!r} is already registered")
@@ -216,6 +252,7 @@ class Engine(access.ApiSupport):
     async def start(
         self,
         workflow: Callable[..., Any] | str,
+        /,
         *args: Any,
         run_id: str | None = None,
         requested_by: str | None = None,
@@ -238,6 +275,11 @@ class Engine(access.ApiSupport):
         input_json = serialization.dumps(
             {"args": list(args), "kwargs": kwargs}, where=f"the input of {name!r}"
         )
+        if (wf_def := self._registry.get(name)) is not None:  # else: not known here
+            plain = serialization.loads(input_json)
+            given = [n for n, v in (("run_id", run_id), ("requested_by", requested_by)) if v]
+            hints = dict(wf_def.params)
+            arguments.check(name, wf_def.fn, hints, plain["args"], plain["kwargs"], taken=given)
         if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 200):
             raise errors.InvalidArgument("run_id must be a non-empty string of <= 200 chars")
         owner, lease_until = self._claimer(name)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from signoff.store.base import Store
 
 TOKEN_SCOPES = ("read", "start", "decide", "admin")
+StoredResponse = sql_api.StoredResponse
+ApiToken = sql_api.ApiToken
 
 
 def token_hash(secret: str) -> str:
@@ -104,6 +106,37 @@ class ApiSupport:
             status=status,
             body=body,
             now=self.clock.time(),
+        )
+
+    async def reserve_response(
+        self, subject: str, key: str, request_hash: str, *, stale_after: float = 60.0
+    ) -> sql_api.StoredResponse | None:
+        """Reserve an idempotency key before acting on a request: None when this request
+        now holds it (of concurrent requests exactly one does), else what is kept under it
+        (`pending` while its request is still being answered)."""
+        return await self.store.reserve_response(
+            subject=subject,
+            key=key,
+            request_hash=request_hash,
+            now=self.clock.time(),
+            stale_after=stale_after,
+        )
+
+    async def finish_response(self, subject: str, key: str, status: int, body: Any) -> None:
+        """Keep the answer of the request that reserved the key."""
+        await self.store.finish_response(subject=subject, key=key, status=status, body=body)
+
+    async def release_response(self, subject: str, key: str) -> None:
+        """Give up a reservation whose request failed before anything was recorded."""
+        await self.store.release_response(subject=subject, key=key)
+
+    async def record_history(
+        self, run_id: str, type: str, data: dict[str, Any], *, actor: str | None = None
+    ) -> None:
+        """Append an entry to a run's history (e.g. which token relayed a decision)."""
+        serialization.check_texts((run_id, "run_id"), (actor, "actor"))
+        await self.store.record_history(
+            run_id=run_id, type=type, actor=actor, data=data, now=self.clock.time()
         )
 
     async def use_link(self, nonce: str, run_id: str, key: str, approver: str) -> bool:

@@ -2,12 +2,19 @@
 
 ```python
 client = signoff.Client("http://localhost:8000", token="so_...")
-run = client.start("refund", "ord-1")
-client.approve(run.id, "manager", reason="ok")     # the approver is the token's name
-print(client.result(run.id, timeout=30))
+page = client.pending_approvals(approver="alice")      # what alice may decide
+shown = page[0]
+client.approve(shown.run_id, shown.key, digest=shown.digest, reason="ok")
 ```
-Errors come back as the matching `signoff.errors` class, found by the problem's `code`
-(`RunNotFound`, `DecisionConflict`, ...); anything else as `ApiError` with its status.
+Records are the engine's own (`models.Run`, `models.Approval`, `models.Decision`,
+`models.HistoryEvent`), parsed with pydantic `TypeAdapter`s over those dataclasses, so
+the client returns every field the server sends. Errors come back as the matching
+`signoff.errors` class, found by the problem's `code` (`RunNotFound`, `DecisionConflict`,
+`StaleDigest` with `.current_digest`, ...); anything else as `ApiError` with its status.
+
+`AsyncClient` is the one written by hand; `Client` below it is generated from it
+(`python -m tests.server.unasync_client` rewrites it, and a test fails when it is out of
+date), so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from datetime import datetime
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import TypeAdapter
 
 from signoff import errors, models
 
+T = TypeVar("T")
 _BY_CODE: dict[str, type[errors.SignoffError]] = {}
 
 
@@ -32,6 +41,12 @@ def _collect(cls: type[errors.SignoffError]) -> None:
 
 
 _collect(errors.SignoffError)
+
+RUN = TypeAdapter(models.Run)
+APPROVAL = TypeAdapter(models.Approval)
+APPROVALS = TypeAdapter(list[models.Approval])
+DECISION = TypeAdapter(models.Decision)
+EVENTS = TypeAdapter(list[models.HistoryEvent])
 
 
 class ApiError(errors.SignoffError):
@@ -44,6 +59,19 @@ class ApiError(errors.SignoffError):
         self.problem_code: str = attrs.pop("problem_code", "")
         self.problem: dict[str, Any] = attrs.pop("problem", {})
         super().__init__(message, **attrs)
+
+
+class RunPage(list[models.Run]):
+    """One page of runs, newest first: a list, plus `next_cursor` (pass it as `cursor=`
+    for the next page; None on the last page). The same shape as `models.ApprovalPage`."""
+
+    def __init__(self, items: list[models.Run], *, next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+
+    @property
+    def items(self) -> list[models.Run]:
+        return list(self)
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -68,71 +96,10 @@ def _raise_for(response: httpx.Response) -> None:
             **attrs,
         )
     if issubclass(cls, errors.DecisionConflict) and problem.get("decision"):
-        attrs["decision"] = models.Decision.from_json(problem["decision"])
+        attrs["decision"] = DECISION.validate_python(problem["decision"])
+    if "current_digest" in problem:
+        attrs["current_digest"] = problem["current_digest"]
     raise cls(detail, **attrs)
-
-
-def _dt(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def _run(data: dict[str, Any]) -> models.Run:
-    return models.Run(
-        id=data["id"],
-        workflow=data["workflow"],
-        status=models.RunStatus(data["status"]),
-        args=data.get("args", []),
-        kwargs=data.get("kwargs", {}),
-        result=data.get("result"),
-        error=data.get("error"),
-        requested_by=data.get("requested_by"),
-        created_at=_dt(data["created_at"]),  # type: ignore[arg-type]
-        updated_at=_dt(data["updated_at"]),  # type: ignore[arg-type]
-        waiting_for=data.get("waiting_for"),
-        wake_at=_dt(data.get("wake_at")),
-    )
-
-
-def _approval(data: dict[str, Any]) -> models.Approval:
-    return models.Approval(
-        run_id=data["run_id"],
-        workflow=data["workflow"],
-        key=data["key"],
-        round=data["round"],
-        status=models.ApprovalStatus(data["status"]),
-        summary=data["summary"],
-        proposed=data.get("proposed"),
-        value=data.get("value"),
-        decided_by=data.get("decided_by"),
-        reason=data.get("reason"),
-        requested_at=_dt(data["requested_at"]),  # type: ignore[arg-type]
-        decided_at=_dt(data.get("decided_at")),
-        deadline=_dt(data.get("deadline")),
-    )
-
-
-def _decision(data: dict[str, Any]) -> models.Decision:
-    return models.Decision(
-        key=data["key"],
-        status=models.DecisionStatus(data["status"]),
-        value=data.get("value"),
-        original=data.get("original"),
-        by=data.get("by"),
-        reason=data.get("reason"),
-        at=_dt(data.get("at")),
-        round=data.get("round", 1),
-    )
-
-
-def _event(data: dict[str, Any]) -> models.HistoryEvent:
-    return models.HistoryEvent(
-        id=data["id"],
-        run_id=data["run_id"],
-        at=_dt(data["at"]),  # type: ignore[arg-type]
-        type=data["type"],
-        actor=data.get("actor"),
-        data=data.get("data") or {},
-    )
 
 
 def _finished(run: models.Run, run_id: str) -> Any:
@@ -148,57 +115,48 @@ def _finished(run: models.Run, run_id: str) -> Any:
     return run.result
 
 
-class _Requests:
-    """How each operation maps to a request, shared by both clients."""
-
-    @staticmethod
-    def start(
-        workflow: str, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str | None
-    ) -> tuple[str, str, dict[str, Any]]:
-        body: dict[str, Any] = {"workflow": workflow, "args": list(args), "kwargs": kwargs}
-        if run_id is not None:
-            body["run_id"] = run_id
-        return "POST", "/runs", {"json": body}
-
-    @staticmethod
-    def decide(
-        run_id: str, key: str, action: str, value: Any, reason: str | None, idem: str | None
-    ) -> tuple[str, str, dict[str, Any]]:
-        body: dict[str, Any] = {"action": action}
-        if action == "edit":
-            body["value"] = value
-        if reason is not None:
-            body["reason"] = reason
-        headers = {"Idempotency-Key": idem} if idem else {}
-        return (
-            "POST",
-            f"/runs/{_q(run_id)}/approvals/{_q(key)}/decision",
-            {
-                "json": body,
-                "headers": headers,
-            },
-        )
-
-
 def _q(part: str) -> str:
+    """A path segment, quoted: ids and keys may hold `/` (chain stages: `refund/manager`)."""
     return urllib.parse.quote(part, safe="")
 
 
-def _list_params(
-    status: str | None, workflow: str | None, limit: int, cursor: str | None
+def _params(**given: Any) -> dict[str, Any]:
+    """Query parameters, leaving out those not given."""
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        if isinstance(value, timedelta):
+            value = f"{value.total_seconds():g}s"
+        if value is not None:
+            out[name] = str(value)
+    return out
+
+
+def _decision_body(
+    action: str, value: Any, reason: str | None, digest: str | None, by: str | None
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {"limit": limit}
-    if status is not None:
-        params["status"] = str(status)
-    if workflow is not None:
-        params["workflow"] = workflow
-    if cursor is not None:
-        params["cursor"] = cursor
-    return params
+    body: dict[str, Any] = {"action": action}
+    if action == "edit":
+        body["value"] = value
+    for name, given in (("reason", reason), ("digest", digest), ("by", by)):
+        if given is not None:
+            body[name] = given
+    return body
 
 
+def _approval_page(data: dict[str, Any]) -> models.ApprovalPage:
+    return models.ApprovalPage(
+        APPROVALS.validate_python(data["items"]), next_cursor=data.get("next_cursor")
+    )
+
+
+def _run_page(data: dict[str, Any]) -> RunPage:
+    items = [RUN.validate_python(r) for r in data["items"]]
+    return RunPage(items, next_cursor=data.get("next_cursor"))
+
+
+# --- AsyncClient begins: the sync `Client` is generated from this part ---
 class AsyncClient:
-    """The engine's operations over HTTP, async. Use `async with` or call `aclose()`."""
+    """The engine's operations over HTTP (async). Use `async with`, or call `aclose()`."""
 
     def __init__(
         self,
@@ -228,13 +186,24 @@ class AsyncClient:
         return response.json()
 
     async def start(
-        self, workflow: str, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: str,
+        *args: Any,
+        run_id: str | None = None,
+        requested_by: str | None = None,
+        **kwargs: Any,
     ) -> models.Run:
-        method, path, kw = _Requests.start(workflow, args, kwargs, run_id)
-        return _run(await self._call(method, path, **kw))
+        """Start a run; `run_id` makes it idempotent. `requested_by` other than the token's
+        name needs the admin scope (with auth off it names the requester)."""
+        body: dict[str, Any] = {"workflow": workflow, "args": list(args), "kwargs": kwargs}
+        if run_id is not None:
+            body["run_id"] = run_id
+        if requested_by is not None:
+            body["requested_by"] = requested_by
+        return RUN.validate_python(await self._call("POST", "/runs", json=body))
 
     async def get_run(self, run_id: str) -> models.Run:
-        return _run(await self._call("GET", f"/runs/{_q(run_id)}"))
+        return RUN.validate_python(await self._call("GET", f"/runs/{_q(run_id)}"))
 
     async def list_runs(
         self,
@@ -243,22 +212,22 @@ class AsyncClient:
         workflow: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> tuple[list[models.Run], str | None]:
-        """One page of runs, newest first, and the cursor of the next page (or None)."""
-        page = await self._call(
-            "GET", "/runs", params=_list_params(status, workflow, limit, cursor)
-        )
-        return [_run(r) for r in page["items"]], page.get("next_cursor")
+    ) -> RunPage:
+        """One page of runs, newest first (`.next_cursor` for the next one)."""
+        params = _params(status=status, workflow=workflow, limit=limit, cursor=cursor)
+        return _run_page(await self._call("GET", "/runs", params=params))
 
     async def history(self, run_id: str) -> list[models.HistoryEvent]:
-        return [_event(e) for e in await self._call("GET", f"/runs/{_q(run_id)}/history")]
+        return EVENTS.validate_python(await self._call("GET", f"/runs/{_q(run_id)}/history"))
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> models.Run:
         body = {"reason": reason} if reason is not None else {}
-        return _run(await self._call("POST", f"/runs/{_q(run_id)}/cancel", json=body))
+        return RUN.validate_python(
+            await self._call("POST", f"/runs/{_q(run_id)}/cancel", json=body)
+        )
 
     async def retry(self, run_id: str) -> models.Run:
-        return _run(await self._call("POST", f"/runs/{_q(run_id)}/retry"))
+        return RUN.validate_python(await self._call("POST", f"/runs/{_q(run_id)}/retry"))
 
     async def signal(self, run_id: str, name: str, data: Any = None) -> None:
         await self._call("POST", f"/runs/{_q(run_id)}/signals/{_q(name)}", json={"data": data})
@@ -269,23 +238,48 @@ class AsyncClient:
         return list(found["woken"])
 
     async def pending_approvals(
-        self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
-    ) -> list[models.Approval]:
-        params: dict[str, Any] = {"limit": limit}
-        if workflow is not None:
-            params["workflow"] = workflow
-        if run_id is not None:
-            params["run_id"] = run_id
-        return [_approval(a) for a in await self._call("GET", "/approvals", params=params)]
+        self,
+        *,
+        approver: str | None = None,
+        role: str | None = None,
+        workflow: str | None = None,
+        key_prefix: str | None = None,
+        run_id: str | None = None,
+        older_than: str | timedelta | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> models.ApprovalPage:
+        """One page of the inbox, oldest first (`.next_cursor` for the next one); see
+        `Engine.pending_approvals`. Values over 64 KiB come truncated (`$truncated`);
+        `get_approval` returns one whole."""
+        params = _params(
+            approver=approver,
+            role=role,
+            workflow=workflow,
+            key_prefix=key_prefix,
+            run_id=run_id,
+            older_than=older_than,
+            limit=limit,
+            cursor=cursor,
+        )
+        return _approval_page(await self._call("GET", "/approvals", params=params))
 
     async def approvals(self, run_id: str) -> list[models.Approval]:
-        return [_approval(a) for a in await self._call("GET", f"/runs/{_q(run_id)}/approvals")]
+        """Every approval round of the run."""
+        path = f"/runs/{_q(run_id)}/approvals"
+        return APPROVALS.validate_python(await self._call("GET", path))
+
+    async def get_approval(self, run_id: str, key: str) -> models.Approval:
+        """The approval's latest round, whole, with the `digest` to decide on."""
+        path = f"/runs/{_q(run_id)}/approvals/{_q(key)}"
+        return APPROVAL.validate_python(await self._call("GET", path))
 
     async def _decide(
-        self, run_id: str, key: str, action: str, value: Any, reason: str | None, idem: str | None
+        self, run_id: str, key: str, body: dict[str, Any], idempotency_key: str | None
     ) -> models.Decision:
-        method, path, kw = _Requests.decide(run_id, key, action, value, reason, idem)
-        return _decision(await self._call(method, path, **kw))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        path = f"/runs/{_q(run_id)}/approvals/{_q(key)}/decision"
+        return DECISION.validate_python(await self._call("POST", path, json=body, headers=headers))
 
     async def approve(
         self,
@@ -293,9 +287,14 @@ class AsyncClient:
         key: str,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return await self._decide(run_id, key, "approve", None, reason, idempotency_key)
+        """Approve as the token's name. `digest`: the `Approval.digest` you were shown
+        (a stale one raises `StaleDigest`). `by` only with auth off (who decides)."""
+        body = _decision_body("approve", None, reason, digest, by)
+        return await self._decide(run_id, key, body, idempotency_key)
 
     async def reject(
         self,
@@ -303,9 +302,12 @@ class AsyncClient:
         key: str,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return await self._decide(run_id, key, "reject", None, reason, idempotency_key)
+        body = _decision_body("reject", None, reason, digest, by)
+        return await self._decide(run_id, key, body, idempotency_key)
 
     async def edit(
         self,
@@ -314,9 +316,13 @@ class AsyncClient:
         value: Any,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return await self._decide(run_id, key, "edit", value, reason, idempotency_key)
+        """Approve with a changed value."""
+        body = _decision_body("edit", value, reason, digest, by)
+        return await self._decide(run_id, key, body, idempotency_key)
 
     async def request_changes(
         self,
@@ -324,9 +330,12 @@ class AsyncClient:
         key: str,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return await self._decide(run_id, key, "request_changes", None, reason, idempotency_key)
+        body = _decision_body("request_changes", None, reason, digest, by)
+        return await self._decide(run_id, key, body, idempotency_key)
 
     async def result(
         self, run_id: str, *, timeout: float | None = None, poll_interval: float = 0.2
@@ -343,8 +352,12 @@ class AsyncClient:
             await asyncio.sleep(poll_interval)
 
 
+# --- AsyncClient ends ---
+
+
+# --- generated from AsyncClient by tests/server/unasync_client.py; do not edit ---
 class Client:
-    """The engine's operations over HTTP, blocking. Use `with` or call `close()`."""
+    """The engine's operations over HTTP (blocking). Use `with`, or call `close()`."""
 
     def __init__(
         self,
@@ -374,13 +387,24 @@ class Client:
         return response.json()
 
     def start(
-        self, workflow: str, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: str,
+        *args: Any,
+        run_id: str | None = None,
+        requested_by: str | None = None,
+        **kwargs: Any,
     ) -> models.Run:
-        method, path, kw = _Requests.start(workflow, args, kwargs, run_id)
-        return _run(self._call(method, path, **kw))
+        """Start a run; `run_id` makes it idempotent. `requested_by` other than the token's
+        name needs the admin scope (with auth off it names the requester)."""
+        body: dict[str, Any] = {"workflow": workflow, "args": list(args), "kwargs": kwargs}
+        if run_id is not None:
+            body["run_id"] = run_id
+        if requested_by is not None:
+            body["requested_by"] = requested_by
+        return RUN.validate_python(self._call("POST", "/runs", json=body))
 
     def get_run(self, run_id: str) -> models.Run:
-        return _run(self._call("GET", f"/runs/{_q(run_id)}"))
+        return RUN.validate_python(self._call("GET", f"/runs/{_q(run_id)}"))
 
     def list_runs(
         self,
@@ -389,45 +413,72 @@ class Client:
         workflow: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> tuple[list[models.Run], str | None]:
-        """One page of runs, newest first, and the cursor of the next page (or None)."""
-        page = self._call("GET", "/runs", params=_list_params(status, workflow, limit, cursor))
-        return [_run(r) for r in page["items"]], page.get("next_cursor")
+    ) -> RunPage:
+        """One page of runs, newest first (`.next_cursor` for the next one)."""
+        params = _params(status=status, workflow=workflow, limit=limit, cursor=cursor)
+        return _run_page(self._call("GET", "/runs", params=params))
 
     def history(self, run_id: str) -> list[models.HistoryEvent]:
-        return [_event(e) for e in self._call("GET", f"/runs/{_q(run_id)}/history")]
+        return EVENTS.validate_python(self._call("GET", f"/runs/{_q(run_id)}/history"))
 
     def cancel(self, run_id: str, *, reason: str | None = None) -> models.Run:
         body = {"reason": reason} if reason is not None else {}
-        return _run(self._call("POST", f"/runs/{_q(run_id)}/cancel", json=body))
+        return RUN.validate_python(self._call("POST", f"/runs/{_q(run_id)}/cancel", json=body))
 
     def retry(self, run_id: str) -> models.Run:
-        return _run(self._call("POST", f"/runs/{_q(run_id)}/retry"))
+        return RUN.validate_python(self._call("POST", f"/runs/{_q(run_id)}/retry"))
 
     def signal(self, run_id: str, name: str, data: Any = None) -> None:
         self._call("POST", f"/runs/{_q(run_id)}/signals/{_q(name)}", json={"data": data})
 
     def notify(self, key: str, data: Any = None) -> list[str]:
-        return list(self._call("POST", "/events", json={"key": key, "data": data})["woken"])
+        """Publish an event on `key`; returns the ids of the runs it woke."""
+        found = self._call("POST", "/events", json={"key": key, "data": data})
+        return list(found["woken"])
 
     def pending_approvals(
-        self, *, workflow: str | None = None, run_id: str | None = None, limit: int = 100
-    ) -> list[models.Approval]:
-        params: dict[str, Any] = {"limit": limit}
-        if workflow is not None:
-            params["workflow"] = workflow
-        if run_id is not None:
-            params["run_id"] = run_id
-        return [_approval(a) for a in self._call("GET", "/approvals", params=params)]
+        self,
+        *,
+        approver: str | None = None,
+        role: str | None = None,
+        workflow: str | None = None,
+        key_prefix: str | None = None,
+        run_id: str | None = None,
+        older_than: str | timedelta | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> models.ApprovalPage:
+        """One page of the inbox, oldest first (`.next_cursor` for the next one); see
+        `Engine.pending_approvals`. Values over 64 KiB come truncated (`$truncated`);
+        `get_approval` returns one whole."""
+        params = _params(
+            approver=approver,
+            role=role,
+            workflow=workflow,
+            key_prefix=key_prefix,
+            run_id=run_id,
+            older_than=older_than,
+            limit=limit,
+            cursor=cursor,
+        )
+        return _approval_page(self._call("GET", "/approvals", params=params))
 
     def approvals(self, run_id: str) -> list[models.Approval]:
-        return [_approval(a) for a in self._call("GET", f"/runs/{_q(run_id)}/approvals")]
+        """Every approval round of the run."""
+        path = f"/runs/{_q(run_id)}/approvals"
+        return APPROVALS.validate_python(self._call("GET", path))
+
+    def get_approval(self, run_id: str, key: str) -> models.Approval:
+        """The approval's latest round, whole, with the `digest` to decide on."""
+        path = f"/runs/{_q(run_id)}/approvals/{_q(key)}"
+        return APPROVAL.validate_python(self._call("GET", path))
 
     def _decide(
-        self, run_id: str, key: str, action: str, value: Any, reason: str | None, idem: str | None
+        self, run_id: str, key: str, body: dict[str, Any], idempotency_key: str | None
     ) -> models.Decision:
-        method, path, kw = _Requests.decide(run_id, key, action, value, reason, idem)
-        return _decision(self._call(method, path, **kw))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        path = f"/runs/{_q(run_id)}/approvals/{_q(key)}/decision"
+        return DECISION.validate_python(self._call("POST", path, json=body, headers=headers))
 
     def approve(
         self,
@@ -435,9 +486,14 @@ class Client:
         key: str,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return self._decide(run_id, key, "approve", None, reason, idempotency_key)
+        """Approve as the token's name. `digest`: the `Approval.digest` you were shown
+        (a stale one raises `StaleDigest`). `by` only with auth off (who decides)."""
+        body = _decision_body("approve", None, reason, digest, by)
+        return self._decide(run_id, key, body, idempotency_key)
 
     def reject(
         self,
@@ -445,9 +501,12 @@ class Client:
         key: str,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return self._decide(run_id, key, "reject", None, reason, idempotency_key)
+        body = _decision_body("reject", None, reason, digest, by)
+        return self._decide(run_id, key, body, idempotency_key)
 
     def edit(
         self,
@@ -456,9 +515,13 @@ class Client:
         value: Any,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return self._decide(run_id, key, "edit", value, reason, idempotency_key)
+        """Approve with a changed value."""
+        body = _decision_body("edit", value, reason, digest, by)
+        return self._decide(run_id, key, body, idempotency_key)
 
     def request_changes(
         self,
@@ -466,14 +529,18 @@ class Client:
         key: str,
         *,
         reason: str | None = None,
+        digest: str | None = None,
+        by: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Decision:
-        return self._decide(run_id, key, "request_changes", None, reason, idempotency_key)
+        body = _decision_body("request_changes", None, reason, digest, by)
+        return self._decide(run_id, key, body, idempotency_key)
 
     def result(
         self, run_id: str, *, timeout: float | None = None, poll_interval: float = 0.2
     ) -> Any:
-        """Poll until the run finishes (see `AsyncClient.result`)."""
+        """Poll until the run finishes; its result, or `RunFailed`/`RunCancelled`, or
+        `TimeoutError` after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             run = self.get_run(run_id)

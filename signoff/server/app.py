@@ -25,8 +25,10 @@ from signoff.server import (
     auth as auth_,
 )
 from signoff.server import (
+    logs,
     problems,
     routes_approvals,
+    routes_decisions,
     routes_links,
     routes_runs,
     routes_signals,
@@ -38,7 +40,7 @@ from signoff.server import (
 
 MAX_BODY = 1_000_000
 MAX_DEPTH = 64
-_ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422")
+_ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422", "503")
 
 
 def create_app(
@@ -50,7 +52,8 @@ def create_app(
     max_body: int = MAX_BODY,
     stream_poll_interval: float = 0.05,
     heartbeat: float = 15.0,
-    run_worker: bool = False,
+    run_worker: bool = True,
+    token_recheck: float = 2.0,
 ) -> FastAPI:
     """The HTTP API over `engine`.
 
@@ -58,7 +61,10 @@ def create_app(
     local use only. `link_secret` (default: `SIGNOFF_LINK_SECRET`) signs approval links;
     without one the link routes are absent. `public_url` is the base of the links handed
     out (default: the request's own). `max_body` caps request bodies in bytes.
-    `run_worker` runs the engine's worker alongside the server (as `signoff serve` does).
+    `run_worker` (default on) runs the engine's worker alongside the server, so that
+    served by plain uvicorn the app executes the runs it starts; pass False for an
+    API-only process when workers run elsewhere (`/healthz` then says `external`).
+    `token_recheck`: seconds between checks that an open stream's token is still valid.
     """
     if not isinstance(auth, bool):
         raise errors.InvalidArgument("auth must be True or False")
@@ -70,17 +76,21 @@ def create_app(
     if secret is not None and len(secret) < 16:
         raise errors.InvalidArgument("the link secret must be at least 16 bytes long")
     hub = stream.Hub(engine, poll_interval=stream_poll_interval)
+    logs.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.install()  # again: the server may have configured logging since
         await engine.open()
         if run_worker:
             await engine.start_worker()
+            app.state.worker = "running"
         try:
             yield
         finally:
             await hub.close()
             if run_worker:
+                app.state.worker = "stopped"
                 await engine.stop_worker()
 
     app = FastAPI(
@@ -98,12 +108,23 @@ def create_app(
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.hub = hub
     app.state.heartbeat = heartbeat
+    app.state.token_recheck = token_recheck
+    app.state.worker = "stopped" if run_worker else "external"
     problems.install(app)
 
-    @app.get("/healthz", response_model=schemas.Health, tags=["meta"])
-    async def healthz() -> schemas.Health:
-        """Liveness; the only route that answers without credentials."""
-        return schemas.Health()
+    @app.get(
+        "/healthz",
+        response_model=schemas.Health,
+        responses={503: {"model": schemas.Health, "description": "no worker runs"}},
+        tags=["meta"],
+        operation_id="health",
+    )
+    async def healthz() -> JSONResponse:
+        """Liveness, and whether this process runs its worker: 503 `degraded` when it
+        should and does not. The only route that answers without credentials."""
+        worker = app.state.worker
+        health = schemas.Health(status="degraded" if worker == "stopped" else "ok", worker=worker)
+        return JSONResponse(health.model_dump(), status_code=503 if worker == "stopped" else 200)
 
     if auth:  # the document, too, only for callers with a token
 
@@ -113,10 +134,18 @@ def create_app(
         ) -> JSONResponse:
             return JSONResponse(app.openapi())
 
-    for module in (routes_runs, routes_approvals, routes_signals, routes_stream, routes_tokens):
+    for module in (
+        routes_runs,
+        routes_approvals,
+        routes_decisions,
+        routes_signals,
+        routes_stream,
+        routes_tokens,
+    ):
         app.include_router(module.router)
     if secret is not None:
         app.include_router(routes_links.router)
+    app.include_router(routes_runs.tail)  # `/runs/{run_id:path}` last: it matches any suffix
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyGuard, max_body=max_body)
     return app

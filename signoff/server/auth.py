@@ -75,6 +75,21 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
+def require_any(*scopes: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller, who must hold one of `scopes` (or admin); the route
+    narrows what each scope may see."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticate(request)
+        if not any(principal.allows(s) for s in scopes):
+            wanted = " or ".join(repr(s) for s in scopes)
+            raise problems.Problem(403, "forbidden", f"this token lacks the {wanted} scope")
+        return principal
+
+    dependency.__name__ = "require_" + "_or_".join(scopes)
+    return dependency
+
+
 # signed links ----------------------------------------------------------------------------
 
 
@@ -86,6 +101,8 @@ class Link:
     action: str  # approve, reject, request_changes or any
     expires_at: int  # unix seconds
     nonce: str
+    round: int | None = None  # the round and digest of the approval the link was made for
+    digest: str | None = None
 
 
 class LinkInvalid(Exception):
@@ -105,10 +122,21 @@ def _sign(secret: bytes, payload: str) -> str:
 
 
 def sign_link(
-    secret: bytes, *, run_id: str, key: str, approver: str, action: str, expires_at: int
+    secret: bytes,
+    *,
+    run_id: str,
+    key: str,
+    approver: str,
+    action: str,
+    expires_at: int,
+    round: int | None = None,
+    digest: str | None = None,
 ) -> tuple[str, Link]:
-    link = Link(run_id, key, approver, action, int(expires_at), secrets.token_urlsafe(16))
-    fields = [1, link.run_id, link.key, link.approver, link.action, link.expires_at, link.nonce]
+    link = Link(
+        run_id, key, approver, action, int(expires_at), secrets.token_urlsafe(16), round, digest
+    )
+    fields = [2, link.run_id, link.key, link.approver, link.action, link.expires_at, link.nonce,
+              link.round, link.digest]  # fmt: skip
     payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
     return f"{payload}.{_sign(secret, payload)}", link
 
@@ -126,9 +154,14 @@ def verify_link(secret: bytes, token: str) -> Link:
         raise LinkInvalid
     try:
         fields = json.loads(_unb64(payload))
-        version, run_id, key, approver, action, expires_at, nonce = fields
+        version, run_id, key, approver, action, expires_at, nonce, *bound = fields
     except (ValueError, TypeError, binascii.Error):
         raise LinkInvalid from None
-    if version != 1 or not isinstance(expires_at, int):
+    if (version, len(bound)) not in ((1, 0), (2, 2)) or not isinstance(expires_at, int):
         raise LinkInvalid
-    return Link(str(run_id), str(key), str(approver), str(action), expires_at, str(nonce))
+    round_, digest = bound or (None, None)
+    if not isinstance(round_, int | None) or not isinstance(digest, str | None):
+        raise LinkInvalid
+    return Link(
+        str(run_id), str(key), str(approver), str(action), expires_at, str(nonce), round_, digest
+    )

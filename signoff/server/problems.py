@@ -12,11 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from signoff import errors
+from signoff import errors, models
 
+_DECISION = TypeAdapter(models.Decision)
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://signoff.dev/problems/"
 
@@ -69,8 +71,11 @@ def from_error(exc: errors.SignoffError) -> tuple[int, dict[str, Any]]:
     if exc.key is not None:
         extra["key"] = exc.key
     decision = getattr(exc, "decision", None)
-    if decision is not None:
-        extra["decision"] = decision.to_json()
+    if isinstance(decision, models.Decision):
+        extra["decision"] = _DECISION.dump_python(decision, mode="json")
+    current_digest = getattr(exc, "current_digest", None)
+    if current_digest is not None:
+        extra["current_digest"] = current_digest
     return status, body(status, exc.code, str(exc), **extra)
 
 

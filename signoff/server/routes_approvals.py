@@ -1,51 +1,77 @@
-"""The approval inbox, one approval, decisions (with `Idempotency-Key`) and the webhook.
+"""The approval inbox and single approvals, as the engine's `models.Approval`.
 
-The approver of a decision is the token's name, never a field of the body. A request
-with an `Idempotency-Key` header is answered the same when retried: the first response
-(decision or conflict) is kept under (token name, key) with a hash of the request; the
-same key with a different request is refused with 422.
+A token with the `read` scope sees everything. A token with only `decide` sees what it
+may decide: its own inbox (`approver` is its name) and the pending approvals in it (or
+open to anyone), so one token lets an approver see and decide.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from starlette.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
 
 from signoff import errors, models
-from signoff.server import auth, deps, problems, schemas
+from signoff.server import auth, deps, problems, schemas, views
 
 router = APIRouter(tags=["approvals"])
 Reader = Annotated[auth.Principal, Depends(auth.require("read"))]
-Decider = Annotated[auth.Principal, Depends(auth.require("decide"))]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
-]
+Viewer = Annotated[auth.Principal, Depends(auth.require_any("read", "decide"))]
 
 
-@router.get("/approvals", response_model=list[schemas.ApprovalOut])
+@router.get("/approvals", response_model=schemas.ApprovalPage, operation_id="list_approvals")
 async def inbox(
-    request: Request,
-    who: Reader,
-    workflow: Annotated[str | None, Query(max_length=200)] = None,
-    run_id: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[schemas.ApprovalOut]:
-    """Approvals waiting for a decision, oldest first."""
-    found = await deps.engine(request).pending_approvals(
-        workflow=workflow, run_id=run_id, limit=limit
+    request: Request, who: Viewer, query: Annotated[schemas.InboxQuery, Query()]
+) -> schemas.ApprovalPage:
+    """Approvals waiting for a decision, oldest first, one page at a time.
+
+    `approver`: those this person may decide (named, by role, or after an escalation);
+    `role`: those named for `role:ROLE`; `older_than`: requested longer ago than this
+    duration. Values over 64 KiB of JSON are truncated (see `$truncated`)."""
+    approver = query.approver
+    if not who.allows("read"):
+        if approver not in (None, who.name):
+            raise problems.Problem(
+                403, "forbidden", "without the 'read' scope a token sees only its own inbox"
+            )
+        approver = who.name
+    views.check_inbox_cursor(query.cursor)
+    page = await deps.engine(request).pending_approvals(
+        approver=approver,
+        role=query.role,
+        workflow=query.workflow,
+        key_prefix=query.key_prefix,
+        run_id=query.run_id,
+        older_than=query.older_than,
+        limit=query.limit,
+        cursor=query.cursor,
     )
-    return [schemas.ApprovalOut.model_validate(a) for a in found]
+    return schemas.ApprovalPage(
+        items=[views.clip_approval(a) for a in page], next_cursor=page.next_cursor
+    )
 
 
-@router.get("/runs/{run_id}/approvals", response_model=list[schemas.ApprovalOut])
-async def run_approvals(run_id: str, request: Request, who: Reader) -> list[schemas.ApprovalOut]:
-    """Every approval round of the run, decided or not."""
+@router.get(
+    "/runs/{run_id:path}/approvals/{key:path}",
+    response_model=models.Approval,
+    operation_id="get_approval",
+)
+async def get_approval(run_id: str, key: str, request: Request, who: Viewer) -> models.Approval:
+    """The approval's latest round, whole (with `digest`, `votes`, `stages`)."""
+    approval = await latest_approval(request, run_id, key)
+    await _check_may_read(request, who, approval)
+    return approval
+
+
+@router.get(
+    "/runs/{run_id:path}/approvals",
+    response_model=list[models.Approval],
+    operation_id="list_run_approvals",
+)
+async def run_approvals(run_id: str, request: Request, who: Reader) -> list[models.Approval]:
+    """Every approval round of the run, decided or not (large values truncated)."""
     found = await deps.engine(request).approvals(run_id)
-    return [schemas.ApprovalOut.model_validate(a) for a in found]
+    return [views.clip_approval(a) for a in found]
 
 
 async def latest_approval(request: Request, run_id: str, key: str) -> models.Approval:
@@ -57,130 +83,17 @@ async def latest_approval(request: Request, run_id: str, key: str) -> models.App
     return max(rounds, key=lambda a: a.round)
 
 
-@router.get("/runs/{run_id}/approvals/{key}", response_model=schemas.ApprovalOut)
-async def get_approval(run_id: str, key: str, request: Request, who: Reader) -> schemas.ApprovalOut:
-    """The approval's latest round."""
-    return schemas.ApprovalOut.model_validate(await latest_approval(request, run_id, key))
-
-
-async def decide(
-    request: Request, run_id: str, key: str, action: str, value: Any, reason: str | None, by: str
-) -> models.Decision:
-    engine = deps.engine(request)
-    if action == "edit":
-        return await engine.edit(run_id, key, value, by=by, reason=reason)
-    if value is not None:
-        raise problems.Problem(422, "validation_error", "`value` goes only with action `edit`")
-    if action == "approve":
-        return await engine.approve(run_id, key, by=by, reason=reason)
-    if action == "reject":
-        return await engine.reject(run_id, key, by=by, reason=reason)
-    return await engine.request_changes(run_id, key, by=by, reason=reason)
-
-
-async def decide_once(
-    request: Request,
-    who: auth.Principal,
-    idempotency_key: str | None,
-    fingerprint: dict[str, Any],
-    run_id: str,
-    key: str,
-    action: str,
-    value: Any,
-    reason: str | None,
-    by: str,
-) -> JSONResponse:
-    """Decide, answering a retried request (same idempotency key) as the first time."""
-    engine = deps.engine(request)
-    request_hash = hashlib.sha256(
-        json.dumps(fingerprint, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    if idempotency_key is not None:
-        stored = await engine.stored_response(who.name, idempotency_key)
-        if stored is not None:
-            return _replay(stored.request_hash, request_hash, stored.status, stored.body)
-    try:
-        decision = await decide(request, run_id, key, action, value, reason, by)
-        status = 200
-        body = schemas.DecisionOut.model_validate(decision).model_dump(mode="json")
-    except errors.DecisionConflict as exc:
-        if idempotency_key is None:
-            raise
-        status, body = problems.from_error(exc)
-    if idempotency_key is None:
-        return JSONResponse(body, status_code=status)
-    stored = await engine.store_response(who.name, idempotency_key, request_hash, status, body)
-    return _replay(stored.request_hash, request_hash, stored.status, stored.body, first=True)
-
-
-def _replay(
-    kept_hash: str, request_hash: str, status: int, body: Any, first: bool = False
-) -> JSONResponse:
-    if kept_hash != request_hash:
-        raise problems.Problem(
-            422,
-            "idempotency_conflict",
-            "this Idempotency-Key was used for a different request; use a new key",
+async def _check_may_read(request: Request, who: auth.Principal, approval: models.Approval) -> None:
+    if who.allows("read"):
+        return
+    if approval.status is models.ApprovalStatus.PENDING:
+        if not approval.approvers:  # anyone may decide it
+            return
+        mine = await deps.engine(request).pending_approvals(
+            approver=who.name, run_id=approval.run_id, key_prefix=approval.key, limit=500
         )
-    media = problems.MEDIA_TYPE if status >= 400 else "application/json"
-    headers = {} if first else {"Idempotent-Replayed": "true"}
-    return JSONResponse(body, status_code=status, media_type=media, headers=headers)
-
-
-@router.post(
-    "/runs/{run_id}/approvals/{key}/decision",
-    response_model=schemas.DecisionOut,
-    responses={409: {"description": "already decided differently"}},
-)
-async def post_decision(
-    run_id: str,
-    key: str,
-    body: schemas.Decide,
-    request: Request,
-    who: Decider,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Approve, reject, edit (with `value`) or request changes, as the token's name."""
-    fingerprint = {"run_id": run_id, "key": key, **body.model_dump()}
-    return await decide_once(
-        request,
-        who,
-        idempotency_key,
-        fingerprint,
-        run_id,
-        key,
-        body.action,
-        body.value,
-        body.reason,
-        who.name,
-    )
-
-
-@router.post("/runs/{run_id}/webhook", response_model=schemas.DecisionOut)
-async def webhook(
-    run_id: str,
-    body: schemas.Webhook,
-    request: Request,
-    who: Decider,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    """A decision in the shape peers' approval webhooks send. `actor` defaults to the
-    token's name; naming anyone else needs the admin scope."""
-    actor = body.actor or who.name
-    if actor != who.name and "admin" not in who.scopes:
-        raise problems.Problem(
-            403, "forbidden", "deciding as another actor needs a token with the admin scope"
-        )
-    fingerprint = {"run_id": run_id, **body.model_dump(), "actor": actor}
-    return await decide_once(
-        request,
-        who,
-        idempotency_key,
-        fingerprint,
-        run_id,
-        body.key,
-        body.action,
-        body.value,
-        body.reason,
-        actor,
+        if any(a.key == approval.key for a in mine):
+            return
+    raise problems.Problem(
+        403, "forbidden", "without the 'read' scope a token sees only what it may decide"
     )

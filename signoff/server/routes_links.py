@@ -1,9 +1,13 @@
 """Signed approval links: one named person, one decision, one approval, until expiry.
 
 GET only shows the approval and a confirm form (mail scanners open every link); only
-POST decides. The nonce is recorded (a conditional insert) before deciding, so a link
-works once; if the decision cannot be recorded for a reason other than a conflict, the
-nonce is released again. Every tampered link gets the same 403; expired or used: 410.
+POST decides. A link is bound to the round and digest of the approval it was made for,
+and its form carries those of the page shown: if the approval changed since (a new round
+after request-changes, another proposal), posting gets 409 `stale_digest` and decides
+nothing. Tokens are kept out of access logs (`server.logs`). The nonce is recorded (a
+conditional insert) before deciding, so a link works once; if the decision cannot be
+recorded for a reason other than a conflict, the nonce is released again. Every tampered
+link gets the same 403; expired or used: 410.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import HTMLResponse
 
 from signoff import errors, models
-from signoff.server import auth, deps, problems, routes_approvals, schemas
+from signoff.server import auth, deps, problems, routes_approvals, routes_decisions, schemas
 
 router = APIRouter(tags=["links"])
 Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
@@ -31,17 +35,22 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
 }
+FORM_FIELDS = 10
 LABELS = {"approve": "Approve", "reject": "Reject", "request_changes": "Request changes"}
 
 
 @router.post(
-    "/runs/{run_id}/approvals/{key}/links", status_code=201, response_model=schemas.LinkOut
+    "/runs/{run_id:path}/approvals/{key:path}/links",
+    status_code=201,
+    response_model=schemas.LinkOut,
+    operation_id="create_link",
 )
 async def create_link(
     run_id: str, key: str, body: schemas.CreateLink, request: Request, who: Admin
 ) -> schemas.LinkOut:
-    """A signed link for `approver` to take one decision (`action`, or any) on this approval."""
-    await routes_approvals.latest_approval(request, run_id, key)
+    """A signed link for `approver` to take one decision (`action`, or any) on this
+    approval as it is now: its round and digest are signed into the link."""
+    approval = await routes_approvals.latest_approval(request, run_id, key)
     expires_at = int(time.time()) + body.expires_in
     token, _ = auth.sign_link(
         request.app.state.link_secret,
@@ -50,6 +59,8 @@ async def create_link(
         approver=body.approver,
         action=body.action,
         expires_at=expires_at,
+        round=approval.round,
+        digest=approval.digest,
     )
     base = request.app.state.public_url or str(request.base_url).rstrip("/")
     return schemas.LinkOut(
@@ -71,6 +82,23 @@ def _message(status: int, title: str, detail: str) -> HTMLResponse:
     return _page(status, title, f"<p>{html.escape(detail)}</p>")
 
 
+def _stale(approval: models.Approval) -> HTMLResponse:
+    """409 `stale_digest`: the approval changed since the link (or its page) was made."""
+    body = (
+        "<p>This approval has changed since this link was sent; nothing was decided. Ask "
+        "for a new link, or open the inbox.</p>"
+        f"<p data-code='stale_digest'>stale_digest: now round {approval.round}, digest "
+        f"<code>{html.escape(approval.digest or '')}</code></p>"
+    )
+    return _page(409, "Approval changed", body)
+
+
+def _is_stale(link: auth.Link, approval: models.Approval, shown: str | None) -> bool:
+    if link.round is not None and link.round != approval.round:
+        return True
+    return any(d is not None and d != approval.digest for d in (link.digest, shown))
+
+
 async def _check(request: Request, token: str) -> auth.Link | HTMLResponse:
     try:
         link = auth.verify_link(request.app.state.link_secret, token)
@@ -83,27 +111,39 @@ async def _check(request: Request, token: str) -> auth.Link | HTMLResponse:
     return link
 
 
-@router.get("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
-async def show_link(token: Token, request: Request) -> HTMLResponse:
-    """The approval and a confirm form; changes nothing."""
-    link = await _check(request, token)
-    if isinstance(link, HTMLResponse):
-        return link
+async def _approval(request: Request, link: auth.Link) -> models.Approval | HTMLResponse:
     try:
         approval = await routes_approvals.latest_approval(request, link.run_id, link.key)
     except errors.SignoffError:
         return _message(404, "Not found", "This approval no longer exists.")
     if approval.status is not models.ApprovalStatus.PENDING:
         return _message(409, "Already decided", f"This approval is {approval.status.value}.")
+    return approval
+
+
+@router.get("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
+async def show_link(token: Token, request: Request) -> HTMLResponse:
+    """The approval and a confirm form; changes nothing."""
+    link = await _check(request, token)
+    if isinstance(link, HTMLResponse):
+        return link
+    approval = await _approval(request, link)
+    if isinstance(approval, HTMLResponse):
+        return approval
+    if _is_stale(link, approval, None):
+        return _stale(approval)
     actions = list(LABELS) if link.action == "any" else [link.action]
     buttons = "".join(
         f"<button type='submit' name='action' value='{a}'>{LABELS[a]}</button> " for a in actions
     )
     proposed = json.dumps(approval.proposed, indent=2, ensure_ascii=False)
+    shown = html.escape(approval.digest or "", quote=True)
     body = (
         f"<p>{html.escape(approval.summary)}</p><pre>{html.escape(proposed)}</pre>"
         f"<p>Deciding as <b>{html.escape(link.approver)}</b>.</p>"
-        "<form method='post'><p><label>Reason<br><textarea name='reason' rows='3' cols='50'>"
+        f"<form method='post'><input type='hidden' name='digest' value='{shown}'>"
+        f"<input type='hidden' name='round' value='{approval.round}'>"
+        "<p><label>Reason<br><textarea name='reason' rows='3' cols='50'>"
         f"</textarea></label></p>{buttons}</form>"
     )
     return _page(200, f"Approval: {approval.key}", body)
@@ -121,26 +161,57 @@ def _cross_site(request: Request) -> bool:
     return (theirs.scheme, theirs.netloc) != (own.scheme, own.netloc)
 
 
+def _form(raw: bytes) -> dict[str, str]:
+    """The form's fields (first value each); 400 before anything else for a form that is
+    not one of ours (too many fields, not UTF-8)."""
+    try:
+        form = parse_qs(raw.decode("utf-8"), max_num_fields=FORM_FIELDS, strict_parsing=False)
+    except (ValueError, UnicodeDecodeError):
+        raise problems.Problem(
+            400, "bad_form", f"send the link's form: at most {FORM_FIELDS} fields, UTF-8"
+        ) from None
+    return {name: values[0] for name, values in form.items()}
+
+
 @router.post("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
 async def use_link(token: Token, request: Request) -> HTMLResponse:
-    """Take the link's decision (form field `action`, optional `reason`), once."""
+    """Take the link's decision (form fields `action`, optional `reason`, and the `digest`
+    and `round` of the page shown), once."""
     if _cross_site(request):
         raise problems.Problem(403, "cross_site", "cross-site form posts are refused")
-    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
-    action = (form.get("action") or [""])[0]
-    reason = (form.get("reason") or [""])[0].strip()[:10_000] or None
+    form = _form(await request.body())
+    action = form.get("action", "")
+    reason = form.get("reason", "").strip()[:10_000] or None
     link = await _check(request, token)
     if isinstance(link, HTMLResponse):
         return link
     if action not in LABELS or link.action not in ("any", action):
         return _message(422, "Not allowed", "This link does not allow that decision.")
+    approval = await _approval(request, link)
+    if isinstance(approval, HTMLResponse):
+        return approval
+    shown_round = form.get("round")
+    if _is_stale(link, approval, form.get("digest")) or shown_round not in (
+        None,
+        str(approval.round),
+    ):
+        return _stale(approval)
+    return await _decide(request, link, action, reason, approval)
+
+
+async def _decide(
+    request: Request, link: auth.Link, action: str, reason: str | None, shown: models.Approval
+) -> HTMLResponse:
     engine = deps.engine(request)
     if not await engine.use_link(link.nonce, link.run_id, link.key, link.approver):
         return _message(410, "Link used", "This link has already been used.")
     try:
-        decision = await routes_approvals.decide(
-            request, link.run_id, link.key, action, None, reason, link.approver
+        decision = await routes_decisions.decide(
+            request, link.run_id, link.key, action, None, reason, link.approver, shown.digest
         )
+    except errors.StaleDigest:
+        await engine.release_link(link.nonce)
+        return _stale(await routes_approvals.latest_approval(request, link.run_id, link.key))
     except errors.DecisionConflict as exc:
         return _message(409, "Already decided", str(exc))
     except BaseException:

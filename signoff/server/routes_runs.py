@@ -1,4 +1,8 @@
-"""Runs: start, list (filters, cursor pagination), get, history, cancel, retry."""
+"""Runs: start, list (filters, cursor pagination), get, history, cancel, retry.
+
+Run ids may hold `/`, so every route takes `{run_id:path}`; `tail` holds the routes whose
+path ends in the id itself, and the app mounts it after every longer `/runs/...` route.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +15,38 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from signoff import models
-from signoff.server import auth, deps, problems, schemas
+from signoff.server import auth, deps, problems, schemas, views
 
 router = APIRouter(tags=["runs"])
+tail = APIRouter(tags=["runs"])
 Reader = Annotated[auth.Principal, Depends(auth.require("read"))]
 Starter = Annotated[auth.Principal, Depends(auth.require("start"))]
-RunId = Annotated[str, "run id"]
 _SLACK = 8
+# Names `engine.start` takes itself: as workflow kwargs they could never arrive.
+_RESERVED_KWARGS = frozenset({"workflow", "run_id", "requested_by"})
 
 
-def _run(run: models.Run) -> schemas.RunOut:
-    return schemas.RunOut.model_validate(run)
-
-
-@router.post("/runs", status_code=201, response_model=schemas.RunOut)
-async def start_run(body: schemas.StartRun, request: Request, who: Starter) -> schemas.RunOut:
-    """Start a run of a workflow by name; `run_id` makes the start idempotent."""
-    run = await deps.engine(request).start(
-        body.workflow, *body.args, run_id=body.run_id, requested_by=who.name, **body.kwargs
+@router.post("/runs", status_code=201, response_model=models.Run, operation_id="start_run")
+async def start_run(body: schemas.StartRun, request: Request, who: Starter) -> models.Run:
+    """Start a run of a workflow by name; `run_id` makes the start idempotent. With auth
+    on the requester is the token's name (another needs admin); with auth off it is
+    `requested_by` or nobody."""
+    clash = sorted(_RESERVED_KWARGS & body.kwargs.keys())
+    if clash:
+        raise problems.Problem(
+            422, "validation_error", f"kwargs may not be named {', '.join(clash)}: "
+            "signoff takes those names itself; rename the workflow's parameter",
+        )  # fmt: skip
+    requested_by = body.requested_by
+    if request.app.state.auth:
+        if requested_by not in (None, who.name) and "admin" not in who.scopes:
+            raise problems.Problem(
+                403, "forbidden", "naming another requester needs a token with the admin scope"
+            )
+        requested_by = requested_by or who.name
+    return await deps.engine(request).start(
+        body.workflow, *body.args, run_id=body.run_id, requested_by=requested_by, **body.kwargs
     )
-    return _run(run)
 
 
 def encode_cursor(run: models.Run) -> str:
@@ -43,29 +59,24 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         created, run_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(created, int | float) or not isinstance(run_id, str):
             raise ValueError(cursor)
-        return float(created), run_id
     except (ValueError, TypeError, binascii.Error):
-        raise problems.Problem(
-            400, "bad_cursor", "the cursor is not one this API handed out"
-        ) from None
+        raise views.bad_cursor() from None
+    return views.check_time(float(created)), run_id
 
 
-@router.get("/runs", response_model=schemas.RunPage)
+@router.get("/runs", response_model=schemas.RunPage, operation_id="list_runs")
 async def list_runs(
-    request: Request,
-    who: Reader,
-    status: Annotated[models.RunStatus | None, Query()] = None,
-    workflow: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    request: Request, who: Reader, query: Annotated[schemas.RunQuery, Query()]
 ) -> schemas.RunPage:
-    """Runs, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    before = decode_cursor(cursor) if cursor else None
+    """Runs, newest first; pass `next_cursor` back as `cursor` for the next page. Results
+    over 64 KiB of JSON are truncated (see `$truncated`)."""
+    limit = query.limit
+    before = decode_cursor(query.cursor) if query.cursor else None
     # Timestamps travel with microsecond precision: ask from just past the cursor and
     # drop what is not strictly older than it.
     runs = await deps.engine(request).list_runs(
-        status=status,
-        workflow=workflow,
+        status=query.status,
+        workflow=query.workflow,
         limit=limit + 1 + (_SLACK if before else 0),
         before=None if before is None else (before[0] + 1e-6, "\U0010ffff"),
     )
@@ -75,31 +86,36 @@ async def list_runs(
     page = runs[:limit]
     more = len(runs) > limit
     return schemas.RunPage(
-        items=[_run(r) for r in page], next_cursor=encode_cursor(page[-1]) if more else None
+        items=[views.clip_run(r) for r in page],
+        next_cursor=encode_cursor(page[-1]) if more else None,
     )
 
 
-@router.get("/runs/{run_id}", response_model=schemas.RunOut)
-async def get_run(run_id: RunId, request: Request, who: Reader) -> schemas.RunOut:
-    return _run(await deps.engine(request).get_run(run_id))
-
-
-@router.get("/runs/{run_id}/history", response_model=list[schemas.EventOut])
-async def run_history(run_id: RunId, request: Request, who: Reader) -> list[schemas.EventOut]:
+@router.get(
+    "/runs/{run_id:path}/history",
+    response_model=list[models.HistoryEvent],
+    operation_id="run_history",
+)
+async def run_history(run_id: str, request: Request, who: Reader) -> list[models.HistoryEvent]:
     """Everything that happened to the run, oldest first."""
-    events = await deps.engine(request).history(run_id)
-    return [schemas.EventOut.model_validate(e) for e in events]
+    return await deps.engine(request).history(run_id)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=schemas.RunOut)
+@router.post("/runs/{run_id:path}/cancel", response_model=models.Run, operation_id="cancel_run")
 async def cancel_run(
-    run_id: RunId, request: Request, who: Starter, body: schemas.CancelRun | None = None
-) -> schemas.RunOut:
+    run_id: str, request: Request, who: Starter, body: schemas.CancelRun | None = None
+) -> models.Run:
     reason = body.reason if body else None
-    return _run(await deps.engine(request).cancel(run_id, by=who.name, reason=reason))
+    return await deps.engine(request).cancel(run_id, by=who.name, reason=reason)
 
 
-@router.post("/runs/{run_id}/retry", response_model=schemas.RunOut)
-async def retry_run(run_id: RunId, request: Request, who: Starter) -> schemas.RunOut:
+@router.post("/runs/{run_id:path}/retry", response_model=models.Run, operation_id="retry_run")
+async def retry_run(run_id: str, request: Request, who: Starter) -> models.Run:
     """Resume a failed run from its failed step."""
-    return _run(await deps.engine(request).retry(run_id, by=who.name))
+    return await deps.engine(request).retry(run_id, by=who.name)
+
+
+@tail.get("/runs/{run_id:path}", response_model=models.Run, operation_id="get_run")
+async def get_run(run_id: str, request: Request, who: Reader) -> models.Run:
+    """One run, whole."""
+    return await deps.engine(request).get_run(run_id)

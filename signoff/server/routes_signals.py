@@ -12,7 +12,12 @@ router = APIRouter(tags=["signals"])
 Starter = Annotated[auth.Principal, Depends(auth.require("start"))]
 
 
-@router.post("/runs/{run_id}/signals/{name}", status_code=202, response_model=schemas.Accepted)
+@router.post(
+    "/runs/{run_id:path}/signals/{name}",
+    status_code=202,
+    response_model=schemas.Accepted,
+    operation_id="send_signal",
+)
 async def send_signal(
     run_id: str,
     name: Annotated[str, Path(min_length=1, max_length=200)],
@@ -25,7 +30,7 @@ async def send_signal(
     return schemas.Accepted()
 
 
-@router.post("/events", response_model=schemas.Published)
+@router.post("/events", response_model=schemas.Published, operation_id="publish_event")
 async def publish_event(
     body: schemas.PublishEvent, request: Request, who: Starter
 ) -> schemas.Published:

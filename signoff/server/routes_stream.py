@@ -34,7 +34,12 @@ def _respond(request: Request, run_id: str | None, after: int | None) -> Streami
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
 
-@router.get("/runs/{run_id}/stream", response_class=StreamingResponse, responses=SSE)
+@router.get(
+    "/runs/{run_id:path}/stream",
+    response_class=StreamingResponse,
+    responses=SSE,
+    operation_id="stream_run",
+)
 async def run_stream(
     run_id: str, request: Request, who: Reader, last_event_id: LastEventId = None
 ) -> StreamingResponse:
@@ -44,7 +49,12 @@ async def run_stream(
     return _respond(request, run_id, after)
 
 
-@router.get("/approvals/stream", response_class=StreamingResponse, responses=SSE)
+@router.get(
+    "/approvals/stream",
+    response_class=StreamingResponse,
+    responses=SSE,
+    operation_id="stream_approvals",
+)
 async def inbox_stream(
     request: Request, who: Reader, last_event_id: LastEventId = None
 ) -> StreamingResponse:

@@ -13,7 +13,9 @@ router = APIRouter(tags=["tokens"])
 Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
 
 
-@router.post("/tokens", status_code=201, response_model=schemas.TokenCreated)
+@router.post(
+    "/tokens", status_code=201, response_model=schemas.TokenCreated, operation_id="create_token"
+)
 async def create_token(
     body: schemas.CreateToken, request: Request, who: Admin
 ) -> schemas.TokenCreated:
@@ -23,12 +25,12 @@ async def create_token(
     return schemas.TokenCreated(token=schemas.TokenOut.model_validate(token), secret=secret)
 
 
-@router.get("/tokens", response_model=list[schemas.TokenOut])
+@router.get("/tokens", response_model=list[schemas.TokenOut], operation_id="list_tokens")
 async def list_tokens(request: Request, who: Admin) -> list[schemas.TokenOut]:
     return [schemas.TokenOut.model_validate(t) for t in await deps.engine(request).list_tokens()]
 
 
-@router.delete("/tokens/{token_id}", response_model=schemas.TokenOut)
+@router.delete("/tokens/{token_id}", response_model=schemas.TokenOut, operation_id="revoke_token")
 async def revoke_token(
     token_id: Annotated[str, Path(max_length=100)], request: Request, who: Admin
 ) -> schemas.TokenOut:

@@ -4,11 +4,14 @@ coercion refused) and response models built from the engine's records."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from signoff import models
 
 Action = Literal["approve", "reject", "edit", "request_changes"]
+WebhookAction = Literal["approve", "reject", "edit", "request_changes", "cancel"]
 LinkAction = Literal["approve", "reject", "request_changes", "any"]
 Scope = Literal["read", "start", "decide", "admin"]
 
@@ -26,6 +29,14 @@ class StartRun(Strict):
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     run_id: str | None = Field(default=None, min_length=1, max_length=200)
+    requested_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who asks for the run. With auth on it defaults to the token's name and "
+        "may name anyone else only with the admin scope; with auth off nobody is recorded "
+        "unless given.",
+    )
 
 
 class CancelRun(Strict):
@@ -41,23 +52,66 @@ class PublishEvent(Strict):
     data: Any = None
 
 
+def _digest() -> Any:
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The `digest` of the approval as shown; a stale one is refused with 409 "
+        "`stale_digest` and the current digest.",
+    )
+
+
 class Decide(Strict):
-    """`value` is the changed value, required for (and only for) `edit`."""
+    """`value` is the changed value, required for (and only for) `edit`. `by` names the
+    decider: with auth on it must be the token's name (it may be left out); with auth off
+    it says who decides (default `local`)."""
 
     action: Action
     value: Any = None
     reason: str | None = _text()
+    digest: str | None = _digest()
+    by: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Webhook(Strict):
     """An approval webhook as peers send it; `actor` needs the admin scope unless it is
-    the token's own name."""
+    the token's own name. `cancel` cancels the run (needs the start scope; no `key`)."""
 
-    key: str = Field(min_length=1, max_length=200)
-    action: Action
+    key: str | None = Field(default=None, min_length=1, max_length=1000)
+    action: WebhookAction
     value: Any = None
     reason: str | None = _text()
+    digest: str | None = _digest()
     actor: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class InboxQuery(BaseModel):
+    """The inbox's filters; unknown query parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approver: str | None = Field(default=None, min_length=1, max_length=200)
+    role: str | None = Field(default=None, min_length=1, max_length=200)
+    workflow: str | None = Field(default=None, min_length=1, max_length=200)
+    key_prefix: str | None = Field(default=None, min_length=1, max_length=1000)
+    run_id: str | None = Field(default=None, min_length=1, max_length=200)
+    older_than: str | None = Field(
+        default=None, max_length=50, description="a duration: `30m`, `4h`, `7d`, or seconds"
+    )
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=2000)
+
+
+class RunQuery(BaseModel):
+    """The run list's filters; unknown query parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: models.RunStatus | None = None
+    workflow: str | None = Field(default=None, min_length=1, max_length=200)
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=1000)
 
 
 class CreateToken(Strict):
@@ -72,66 +126,25 @@ class CreateLink(Strict):
 
 
 # responses -------------------------------------------------------------------------------
+# The records are the domain's dataclasses themselves (`models.Run`, `models.Approval`,
+# `models.Decision`, `models.HistoryEvent`): FastAPI serves them and documents them through
+# pydantic, and the client parses them back with TypeAdapters over the same dataclasses,
+# so no field can go missing on one surface only.
+
+T = TypeVar("T")
 
 
-class Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` back as `cursor` (None on the last page)."""
 
-
-class RunOut(Out):
-    id: str
-    workflow: str
-    status: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-    result: Any = None
-    error: dict[str, Any] | None = None
-    requested_by: str | None = None
-    created_at: datetime
-    updated_at: datetime
-    waiting_for: str | None = None
-    wake_at: datetime | None = None
-
-
-class RunPage(BaseModel):
-    items: list[RunOut]
+    items: list[T]
     next_cursor: str | None = None
 
 
-class ApprovalOut(Out):
-    run_id: str
-    workflow: str
-    key: str
-    round: int
-    status: str
-    summary: str
-    proposed: Any = None
-    value: Any = None
-    decided_by: str | None = None
-    reason: str | None = None
-    requested_at: datetime
-    decided_at: datetime | None = None
-    deadline: datetime | None = None
-
-
-class DecisionOut(Out):
-    key: str
-    status: str
-    value: Any = None
-    original: Any = None
-    by: str | None = None
-    reason: str | None = None
-    at: datetime | None = None
-    round: int
-
-
-class EventOut(Out):
-    id: int
-    run_id: str
-    at: datetime
-    type: str
-    actor: str | None = None
-    data: dict[str, Any]
+RunPage = Page[models.Run]
+ApprovalPage = Page[models.Approval]
+RUN = TypeAdapter(models.Run)
+DECISION = TypeAdapter(models.Decision)
 
 
 class Accepted(BaseModel):
@@ -142,7 +155,9 @@ class Published(BaseModel):
     woken: list[str]
 
 
-class TokenOut(Out):
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     scopes: list[str]
@@ -163,7 +178,12 @@ class LinkOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    """`ok`, or `degraded` when this process should run a worker and none runs. `worker`:
+    `running` (in this process), `external` (this app runs none; runs need a worker
+    elsewhere, e.g. `signoff worker`) or `stopped` (it should run one and does not)."""
+
+    status: Literal["ok", "degraded"] = "ok"
+    worker: Literal["running", "external", "stopped"]
 
 
 class ProblemOut(BaseModel):
@@ -175,4 +195,5 @@ class ProblemOut(BaseModel):
     run_id: str | None = None
     key: str | None = None
     decision: dict[str, Any] | None = None
+    current_digest: str | None = None
     errors: list[Any] | None = None

@@ -258,3 +258,19 @@ class Store(abc.ABC):
         """Raise `DatabaseNotFound` if the database does not exist yet, without creating
         it. (A backend that cannot tell without connecting lets the connection say so.)"""
         return None
+
+    async def reserve_response(self, **kw: Any) -> sql_api.StoredResponse | None:
+        """Reserve an idempotency key for a request (conditional insert: one of concurrent
+        requests wins); None when reserved, else what is kept under the key."""
+        return await self._write(_op(sql_api.reserve_response, **kw))
+
+    async def finish_response(self, **kw: Any) -> None:
+        """Keep the answer under a key reserved by `reserve_response`."""
+        await self._write(_op(sql_api.finish_response, **kw))
+
+    async def release_response(self, **kw: Any) -> None:
+        await self._write(_op(sql_api.release_response, **kw))
+
+    async def record_history(self, **kw: Any) -> None:
+        """Append one history entry to a run; one statement."""
+        await self._write(_op(sql_api.record_history, **kw))

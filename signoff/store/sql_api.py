@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from signoff import models
-from signoff.store.sql import Op, Query, dump_json
+from signoff.store.sql import Op, Query, dump_json, history
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,11 +30,16 @@ class ApiToken:
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
-    """The answer given to the first request under an idempotency key."""
+    """The answer given to the first request under an idempotency key; `status` 0 while
+    that request is still being answered (the key is reserved)."""
 
     request_hash: str
     status: int
     body: Any
+
+    @property
+    def pending(self) -> bool:
+        return self.status == 0
 
 
 _TOKEN_COLUMNS = "id, name, scopes, created_at, created_by, revoked_at"
@@ -119,6 +124,63 @@ def save_response(
     stored = yield from get_response(subject=subject, key=key)
     assert stored is not None
     return stored
+
+
+def reserve_response(
+    *, subject: str, key: str, request_hash: str, now: float, stale_after: float
+) -> Op[StoredResponse | None]:
+    """Reserve the key for this request: None when it is now ours (a conditional insert,
+    so of concurrent requests exactly one wins), else what is kept under it. A reservation
+    left by a request that never finished (its process died) is taken over by the same
+    request after `stale_after` seconds."""
+    res = yield Query(
+        "INSERT INTO idempotency_keys (subject, key, request_hash, status, response, created_at) "
+        "VALUES (?, ?, ?, 0, 'null', ?) ON CONFLICT (subject, key) DO NOTHING",
+        (subject, key, request_hash, now),
+    )
+    if res.rowcount == 1:
+        return None
+    kept = yield Query(
+        "SELECT request_hash, status, response, created_at FROM idempotency_keys "
+        "WHERE subject = ? AND key = ?",
+        (subject, key),
+    )
+    kept_hash, status, body, created_at = kept.rows[0]
+    if int(status) == 0 and kept_hash == request_hash and created_at < now - stale_after:
+        taken = yield Query(
+            "UPDATE idempotency_keys SET created_at = ? "
+            "WHERE subject = ? AND key = ? AND status = 0 AND created_at = ?",
+            (now, subject, key, created_at),
+        )
+        if taken.rowcount == 1:
+            return None
+    return StoredResponse(kept_hash, int(status), json.loads(body))
+
+
+def finish_response(*, subject: str, key: str, status: int, body: Any) -> Op[None]:
+    """Keep the answer of the request that reserved the key."""
+    yield Query(
+        "UPDATE idempotency_keys SET status = ?, response = ? "
+        "WHERE subject = ? AND key = ? AND status = 0",
+        (status, dump_json(body), subject, key),
+        wait=False,
+    )
+
+
+def release_response(*, subject: str, key: str) -> Op[None]:
+    """Give a reserved key up (its request failed before anything was recorded)."""
+    yield Query(
+        "DELETE FROM idempotency_keys WHERE subject = ? AND key = ? AND status = 0",
+        (subject, key),
+        wait=False,
+    )
+
+
+def record_history(
+    *, run_id: str, type: str, actor: str | None, data: dict[str, Any], now: float
+) -> Op[None]:
+    """Append an entry to a run's history (for example who relayed a webhook)."""
+    yield history(run_id, now, type, actor, data)
 
 
 # signed-link uses ------------------------------------------------------------------------

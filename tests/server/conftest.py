@@ -32,7 +32,9 @@ class Api:
 async def make_api(url: str) -> Api:
     engine = make_engine(url)
     await engine.start_worker()
-    app = create_app(engine, link_secret=SECRET, stream_poll_interval=0.01, heartbeat=0.5)
+    app = create_app(
+        engine, link_secret=SECRET, stream_poll_interval=0.01, heartbeat=0.5, run_worker=False
+    )
     tokens = {}
     for name, scopes in {
         "reader": ["read"],

@@ -38,9 +38,9 @@ async def test_async_client_operations(api: Api) -> None:
             await c.result(boom.id, timeout=10, poll_interval=0.02)
         assert (await c.retry(boom.id)).status in ("pending", "running", "failed")
         assert await c.notify("nothing-waits", 1) == []
-        page, cursor = await c.list_runs(limit=2)
-        assert len(page) == 2 and cursor is not None
-        rest, _ = await c.list_runs(limit=10, cursor=cursor)
+        page = await c.list_runs(limit=2)
+        assert len(page) == 2 and page.next_cursor is not None
+        rest = await c.list_runs(limit=10, cursor=page.next_cursor)
         assert {r.id for r in page} & {r.id for r in rest} == set()
 
 

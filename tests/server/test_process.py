@@ -113,12 +113,13 @@ def test_sync_client_against_a_real_server(server: Server) -> None:
             client.reject(run.id, "manager")
         assert exc.value.decision is not None and exc.value.decision.status == "edited"
         assert client.result(run.id, timeout=10)["value"] == {"amount": 50}
-        runs, cursor = client.list_runs(limit=10)
-        assert [r.id for r in runs] == [run.id] and cursor is None
+        runs = client.list_runs(limit=10)
+        assert [r.id for r in runs] == [run.id] and runs.next_cursor is None
         assert client.history(run.id)[-1].type == "run_completed"
-    with signoff.Client(server.url, server.tokens["reader"]) as reader, pytest.raises(
-        signoff.ApiError
-    ) as denied:
+    with (
+        signoff.Client(server.url, server.tokens["reader"]) as reader,
+        pytest.raises(signoff.ApiError) as denied,
+    ):
         reader.start("refund", "x")
     assert denied.value.http_status == 403
 

@@ -8,6 +8,9 @@ has not arrived parks the run (the coroutine is dropped; only database rows rema
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -16,7 +19,7 @@ import random as _random
 import traceback
 import typing
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -30,7 +33,33 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _current: ContextVar[Context] = ContextVar("signoff_context")
-_current_step: ContextVar[int] = ContextVar("signoff_step")
+_current_step: ContextVar[str] = ContextVar("signoff_step")
+_branch: ContextVar[_Branch] = ContextVar("signoff_branch")
+
+# How many turns of the event loop without any call of the run before its blocked waits
+# are taken as everything it waits for (a task resuming after a gather takes three).
+_QUIET_TURNS = 6
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Branch:
+    """One task of a run's workflow code: the workflow function's own task ("") or a task
+    it started, named by its parent and its rank among the parent's tasks ("0/", "0/1/")."""
+
+    owner: Context
+    task: asyncio.Task[Any] | None
+    prefix: str
+    calls: int = 0
+    children: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class _Blocked:
+    future: asyncio.Future[str | None]
+    kind: EntryKind
+    name: str
+    path: str
+
 
 _MAX_KEY = 200
 
@@ -59,15 +88,22 @@ class Host(Protocol):
         *,
         kind: EntryKind,
         seq: int,
+        path: str,
         name: str,
         deadline: float | None,
         summary: str,
         proposed_json: str | None,
         extra: list[JournalEntry],
         policy_json: str | None = None,
+        park: bool = True,
     ) -> WaitOutcome: ...
 
-    async def repark(self, seq: int, extra: list[JournalEntry]) -> None: ...
+    async def park(self, seqs: list[int], extra: list[JournalEntry]) -> dict[int, str | None]:
+        """Park the run on the open waits `seqs`; or, if some were answered meanwhile,
+        return those answers and leave the run running."""
+
+    async def close_waits(self, seqs: list[int], extra: list[JournalEntry]) -> None:
+        """Withdraw the open waits `seqs` (their approvals leave the inboxes)."""
 
 
 class Suspended(BaseException):
@@ -115,6 +151,24 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+async def _awaited(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def _discard(aw: Awaitable[Any]) -> None:
+    """Drop an awaitable that will not run (no 'never awaited' warning)."""
+    if inspect.iscoroutine(aw):
+        aw.close()
+    elif isinstance(aw, asyncio.Future):
+        aw.cancel()
+
+
+def _parked_by(task: asyncio.Task[Any]) -> bool:
+    """Whether the task ended because the run parked (or its execution stopped)."""
+    exc = task.exception()
+    return isinstance(exc, Suspended | Abandoned | StoreFailure)
+
+
 def _canonical(value: Any) -> str:
     """JSON text that is equal exactly when two JSON values are (`true` is not `1`)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -153,6 +207,23 @@ class Context:
         self._rng = _random.Random(self.run_id)
         self._uuids = 0
         self.fatal: BaseException | None = None
+        # Concurrency inside the run (asyncio.gather, any_of): the tasks making calls,
+        # the calls doing I/O now, and the waits that have no answer yet.
+        self._root: _Branch | None = None
+        self._children: list[_Branch] = []
+        self._inflight = 0
+        self._eased = asyncio.Event()  # set whenever a call doing I/O ends
+        self._activity = 0
+        self._blocked: dict[int, _Blocked] = {}
+        self._withdrawing: set[int] = set()
+        self._settler: asyncio.Task[None] | None = None
+        self.parked = False
+        self.unanswered: set[int] = set()  # waits opened and not answered in this execution
+
+    def enter(self) -> None:
+        """Make the calling task the workflow function's own (call where it will run)."""
+        self._root = _Branch(self, asyncio.current_task(), "")
+        _branch.set(self._root)
 
     # steps ---------------------------------------------------------------------------
 
@@ -190,18 +261,32 @@ class Context:
         step_name = name or _callable_name(fn)
         if name is not None:
             serialization.to_jsonable(name, "step name")
-        seq, entry = self._advance(EntryKind.STEP, step_name)
+        seq, entry, path = self._advance(EntryKind.STEP, step_name)
         rtype = _return_type(fn)
         if entry is not None:
             if entry.status is EntryStatus.FAILED:
                 raise self._step_error(step_name, serialization.loads(entry.error) or {})
             return serialization.revive(serialization.loads(entry.result), rtype)  # type: ignore[no-any-return]
+        with self._busy():
+            text = await self._run_step(seq, path, step_name, fn, args, kwargs, retry)
+        return serialization.revive(serialization.loads(text), rtype)  # type: ignore[no-any-return]
+
+    async def _run_step(
+        self,
+        seq: int,
+        path: str,
+        step_name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retry: models.RetryPolicy | None,
+    ) -> str:
         policy = retry or self._exec.default_retry
         attempt = 0
         while True:
             attempt += 1
             try:
-                value = await self._call(seq, fn, args, kwargs)
+                value = await self._call(path, fn, args, kwargs)
                 break
             except Exception as exc:
                 info = error_info(exc)
@@ -216,20 +301,26 @@ class Context:
                     name=step_name,
                     status=EntryStatus.FAILED,
                     error=serialization.dumps(info, "step error"),
+                    path=path,
                 )
                 await self._write_step(failed, attempt)
                 raise self._step_error(step_name, info, attempt) from exc
         text = serialization.dumps(value, where=f"the result of step {step_name!r}")
         done = JournalEntry(
-            seq=seq, kind=EntryKind.STEP, name=step_name, status=EntryStatus.DONE, result=text
+            seq=seq,
+            kind=EntryKind.STEP,
+            name=step_name,
+            status=EntryStatus.DONE,
+            result=text,
+            path=path,
         )
         await self._write_step(done, attempt)
-        return serialization.revive(serialization.loads(text), rtype)  # type: ignore[no-any-return]
+        return text
 
     async def _call(
-        self, seq: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, path: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        token = _current_step.set(seq)
+        token = _current_step.set(path)
         try:
             if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
                 getattr(fn, "func", None)
@@ -388,6 +479,97 @@ class Context:
         seconds = durations.to_seconds(duration, "duration")
         await self._wait(EntryKind.SLEEP, "sleep", seconds)
 
+    async def all_of(self, *waits: Awaitable[Any]) -> list[Any]:
+        """Wait for all of `waits` (approvals, signals, events, sleeps, or coroutines of
+        workflow code) at once: every approver is asked and every timer set together,
+        and the run goes on when all are answered. The same as `asyncio.gather`."""
+        return list(await asyncio.gather(*waits))
+
+    async def any_of(self, *waits: Awaitable[Any]) -> tuple[int, Any]:
+        """Wait for the first of `waits`: all are asked at once; returns `(index, value)`
+        of the first answered (its exception, if it raised) and withdraws the others:
+        their approvals leave the inboxes and their timers are dropped. The choice is
+        journaled, so a replay takes the same one."""
+        if not waits:
+            raise errors.InvalidArgument("any_of() needs at least one wait")
+        seq, entry, path = self._advance(EntryKind.CHOICE, "any_of")
+        parent = self._branch_here()
+        first = parent.children
+        parent.children += len(waits)
+        if entry is not None:  # chosen before: replay the winner, skip the others
+            winner = int(serialization.loads(entry.result))
+            for i, aw in enumerate(waits):
+                if i != winner:
+                    _discard(aw)
+                    self._cursor.skip(f"{parent.prefix}{first + i}/")
+            value = await self._spawn(waits[winner], f"{parent.prefix}{first + winner}/")
+            return winner, value
+        tasks = [self._spawn(aw, f"{parent.prefix}{first + i}/") for i, aw in enumerate(waits)]
+        try:
+            winner = await self._first(tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        with self._busy():
+            await self._quiet(mine=1)  # the others reach their waits or end
+            losers = [f"{parent.prefix}{first + i}/" for i in range(len(waits)) if i != winner]
+            await self._withdraw(seq, path, winner, tasks, losers)
+        return winner, tasks[winner].result()
+
+    def _spawn(self, aw: Awaitable[Any], prefix: str) -> asyncio.Task[Any]:
+        """A task of the run with its branch fixed by the code (not by timing)."""
+        copied = contextvars.copy_context()
+        branch = _Branch(self, None, prefix)
+        copied.run(_branch.set, branch)
+        task = asyncio.get_running_loop().create_task(_awaited(aw), context=copied)
+        branch.task = task
+        self._children.append(branch)
+        return task
+
+    async def _first(self, tasks: list[asyncio.Task[Any]]) -> int:
+        """The index of the first task to end with an answer (value or error)."""
+        pending = set(tasks)
+        while pending:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for i, task in enumerate(tasks):
+                if task.done() and not task.cancelled() and not _parked_by(task):
+                    return i
+        raise Suspended  # every one of them is parked
+
+    async def _withdraw(
+        self,
+        seq: int,
+        path: str,
+        winner: int,
+        tasks: list[asyncio.Task[Any]],
+        prefixes: list[str],
+    ) -> None:
+        """Journal the choice and withdraw the losers' open waits, in one transaction;
+        then stop the losing tasks."""
+        losers = [s for s, b in self._blocked.items() if b.path.startswith(tuple(prefixes))]
+        choice = JournalEntry(
+            seq=seq,
+            kind=EntryKind.CHOICE,
+            name="any_of",
+            status=EntryStatus.DONE,
+            result=str(winner),
+            path=path,
+        )
+        self._pending.append(choice)
+        self._withdrawing.update(losers)
+        await self._exec.close_waits(sorted(losers), self._take_pending())
+        if self.parked:
+            raise Suspended
+        self._cursor.remember(choice)
+        self.unanswered.difference_update(losers)
+        for i, task in enumerate(tasks):
+            if i != winner and not task.done():
+                task.cancel()
+        await asyncio.gather(
+            *(t for i, t in enumerate(tasks) if i != winner), return_exceptions=True
+        )
+
     async def _wait(
         self,
         kind: EntryKind,
@@ -397,26 +579,37 @@ class Context:
         proposed_json: str | None = None,
         build_policy: Callable[[], str] | None = None,
     ) -> str:
-        seq, entry = self._advance(kind, name)
+        seq, entry, path = self._advance(kind, name)
         if entry is not None and entry.status is EntryStatus.DONE:
             if kind is EntryKind.APPROVAL:
                 self._check_proposal(seq, name, proposed_json, entry.result)
             return entry.result or "null"
-        if entry is not None:  # opened earlier and still open: park again
-            await self._exec.repark(seq, self._take_pending())
-            raise Suspended
+        if entry is not None:  # opened earlier and still open
+            self.unanswered.add(seq)
+            if self._alone():
+                answers = await self._park([seq])
+                if seq in answers:  # answered while this execution replayed
+                    return self._answered(seq, kind, name, path, answers[seq])
+                raise Suspended
+            return await self._block(seq, kind, name, path)
         deadline = None if seconds is None else self._exec.clock.time() + seconds
         policy_json = None if build_policy is None else build_policy()
-        outcome = await self._exec.open_wait(
-            kind=kind,
-            seq=seq,
-            name=name,
-            deadline=deadline,
-            summary=summary,
-            proposed_json=proposed_json,
-            extra=self._take_pending(),
-            **({} if policy_json is None else {"policy_json": policy_json}),
-        )
+        # Alone, the wait parks the run in the same transaction that opens it; beside
+        # other tasks of the run it only opens, and the run parks once all have settled.
+        alone = self._alone()
+        with self._busy():
+            outcome = await self._exec.open_wait(
+                kind=kind,
+                seq=seq,
+                path=path,
+                name=name,
+                deadline=deadline,
+                summary=summary,
+                proposed_json=proposed_json,
+                extra=self._take_pending(),
+                park=alone,
+                **({} if policy_json is None else {"policy_json": policy_json}),
+            )
         if outcome.problem == "policy":
             raise errors.InvalidArgument(
                 f"approval {name!r}: {outcome.detail}", run_id=self.run_id, key=name
@@ -430,12 +623,23 @@ class Context:
                 key=name,
             )
         if outcome.resolved:
-            result = outcome.result or "null"
-            self._cursor.remember(
-                JournalEntry(seq=seq, kind=kind, name=name, status=EntryStatus.DONE, result=result)
+            return self._answered(seq, kind, name, path, outcome.result)
+        self.unanswered.add(seq)
+        if alone:
+            self.parked = True
+            raise Suspended
+        return await self._block(seq, kind, name, path)
+
+    def _answered(self, seq: int, kind: EntryKind, name: str, path: str, result: str | None) -> str:
+        text = result or "null"
+        self.unanswered.discard(seq)
+        self._activity += 1
+        self._cursor.remember(
+            JournalEntry(
+                seq=seq, kind=kind, name=name, status=EntryStatus.DONE, result=text, path=path
             )
-            return result
-        raise Suspended
+        )
+        return text
 
     def _check_proposal(
         self, seq: int, key: str, proposed_json: str | None, recorded: str | None
@@ -460,13 +664,18 @@ class Context:
 
     def now(self) -> datetime:
         """The current time, recorded on first execution and the same on every replay."""
-        seq, entry = self._advance(EntryKind.NOW, "now")
+        seq, entry, path = self._advance(EntryKind.NOW, "now")
         if entry is not None:
             ts = float(serialization.loads(entry.result))
         else:
             ts = self._exec.clock.time()
             reading = JournalEntry(
-                seq=seq, kind=EntryKind.NOW, name="now", status=EntryStatus.DONE, result=repr(ts)
+                seq=seq,
+                kind=EntryKind.NOW,
+                name="now",
+                status=EntryStatus.DONE,
+                result=repr(ts),
+                path=path,
             )
             self._pending.append(reading)
             self._cursor.remember(reading)
@@ -485,31 +694,167 @@ class Context:
         return self._rng.random()
 
     def idempotency_key(self) -> str:
-        """A key stable across retries of the current step (`run_id:position`)."""
+        """A key stable across retries of the current step (`run_id:path`; `path` is the
+        step's place in the workflow, e.g. `3`, or `0/1` inside a concurrent task)."""
         try:
-            seq = _current_step.get()
+            path = _current_step.get()
         except LookupError:
             raise errors.OutsideWorkflowError(
                 "idempotency_key() is only meaningful inside a step; call it from the "
                 "function passed to ctx.step()"
             ) from None
-        return f"{self.run_id}:{seq}"
+        return f"{self.run_id}:{path}"
 
     # plumbing ------------------------------------------------------------------------
 
-    def _advance(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
+    def _advance(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None, str]:
         if _current.get(None) is not self:
             raise errors.OutsideWorkflowError(
                 f"this Context belongs to run {self.run_id}, which is not executing here"
             )
+        if self.parked:  # every wait is written down: nothing more runs in this execution
+            raise Suspended
+        branch = self._branch_here()
+        path = f"{branch.prefix}{branch.calls}"
+        branch.calls += 1
+        self._activity += 1
         try:
-            seq, entry = self._cursor.advance(kind, name)
+            seq, entry = self._cursor.advance(kind, name, path)
         except errors.NonDeterminismError as exc:
             self.fatal = exc  # the run fails even if the workflow catches the error
             raise
         if entry is None:
             self._exec.beyond_journal()
-        return seq, entry
+        return seq, entry, path
+
+    def _branch_here(self) -> _Branch:
+        """The branch of the calling task; a task's first call names it after its parent
+        (the task that started it) and its rank among the parent's tasks."""
+        task = asyncio.current_task()
+        branch = _branch.get(None)
+        if branch is None or branch.owner is not self:
+            if self._root is None:
+                self.enter()
+            assert self._root is not None
+            return self._root
+        if branch.task is task:
+            return branch
+        child = _Branch(self, task, f"{branch.prefix}{branch.children}/")
+        branch.children += 1
+        self._children.append(child)
+        _branch.set(child)
+        return child
+
+    def _alone(self) -> bool:
+        """Whether the calling task is the only one of the run that can still make calls:
+        then a wait without an answer parks the run at once."""
+        branch = _branch.get(None)
+        return (
+            self._inflight == 0
+            and (branch is None or branch is self._root)
+            and all(c.task is None or c.task.done() for c in self._children)
+        )
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Around a call doing I/O (a step, opening a wait): the run does not park
+        while one runs, so no step is ever cut off by a sibling task's wait."""
+        self._inflight += 1
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+            self._activity += 1
+            self._eased.set()
+
+    async def _block(self, seq: int, kind: EntryKind, name: str, path: str) -> str:
+        """Wait for the answer of an open wait while other tasks of the run go on."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._blocked[seq] = _Blocked(future, kind, name, path)
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.get_running_loop().create_task(self._settle())
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            if seq not in self._withdrawing and not self.parked and self.fatal is None:
+                self.fatal = errors.ConcurrencyError(
+                    f"run {self.run_id}: the wait {kind} {name!r} was cancelled while it "
+                    "waited; durable waits cannot be cancelled by asyncio (a cancelled "
+                    "wait would be lost on replay). Use ctx.any_of(...) to wait for the "
+                    "first of several, or timeout= on the wait itself.",
+                    run_id=self.run_id,
+                    key=name,
+                )
+            raise
+        finally:
+            self._blocked.pop(seq, None)
+        return self._answered(seq, kind, name, path, result)
+
+    async def _settle(self) -> None:
+        """Park the run once every task of it is blocked on a wait or done."""
+        try:
+            while self._blocked and not self.parked:
+                await self._quiet()
+                if not self._blocked:
+                    return
+                seqs = sorted(self._blocked)
+                answers = await self._park(seqs)
+                if not answers:
+                    self.parked = True
+                    for blocked in self._blocked.values():
+                        if not blocked.future.done():
+                            blocked.future.set_exception(Suspended())
+                    return
+                for seq, result in answers.items():
+                    answered = self._blocked.get(seq)
+                    if answered is not None and not answered.future.done():
+                        answered.future.set_result(result)
+                self._activity += 1
+        except BaseException as exc:  # lease lost, store failure: every blocked task ends
+            for blocked in list(self._blocked.values()):
+                if not blocked.future.done():
+                    blocked.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+    async def _quiet(self, mine: int = 0) -> None:
+        """Return once no call of the run does I/O (but the caller's own `mine`) and none
+        was made for a few turns of the event loop: every task left is blocked on a
+        wait, done, or busy outside the run."""
+        turns, seen = 0, self._activity
+        while turns < _QUIET_TURNS:
+            if self._inflight > mine:
+                self._eased.clear()
+                await self._eased.wait()
+                turns, seen = 0, self._activity
+                continue
+            await asyncio.sleep(0)
+            if self._activity != seen:
+                turns, seen = 0, self._activity
+            else:
+                turns += 1
+
+    async def _park(self, seqs: list[int]) -> dict[int, str | None]:
+        with self._busy():
+            answers = await self._exec.park(seqs, self._take_pending())
+        if not answers:
+            self.parked = True
+        return answers
+
+    async def stop(self) -> None:
+        """The workflow function returned or raised: stop settling, and withdraw the waits
+        it opened and left unanswered (their approvals leave the inboxes)."""
+        if self._settler is not None and not self._settler.done():
+            self._settler.cancel()
+            with contextlib.suppress(BaseException):
+                await self._settler
+        self._withdrawing.update(self._blocked)
+        for blocked in list(self._blocked.values()):
+            if not blocked.future.done():
+                blocked.future.cancel()
+        for child in self._children:
+            if child.task is not None and not child.task.done():
+                child.task.cancel()
 
     def _take_pending(self) -> list[JournalEntry]:
         pending, self._pending = self._pending, []

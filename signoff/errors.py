@@ -23,6 +23,7 @@ SignoffError
 ├── StepError                    a step failed after its retries (raised in the workflow)
 ├── WaitTimeout                  wait_for_signal(timeout=) ran out
 ├── NonDeterminismError          replay found a different call than the journal holds
+├── ConcurrencyError             a durable wait was cancelled by asyncio (use any_of)
 ├── OutsideWorkflowError         a workflow helper called outside a run
 ├── StoreError                   the database failed
 │   ├── StoreUnavailable         it cannot be opened or reached
@@ -272,3 +273,9 @@ class AmbiguousRunId(InvalidArgument):
     def __init__(self, message: str | None = None, **attrs: Any) -> None:
         self.candidates: list[str] = attrs.pop("candidates", None) or []
         super().__init__(message, **attrs)
+
+
+class ConcurrencyError(SignoffError):
+    """Workflow code used concurrency around a durable wait in a way that cannot replay."""
+
+    code = "unsupported_concurrency"

@@ -23,6 +23,7 @@ class EntryKind(enum.StrEnum):
     SLEEP = "sleep"
     NOW = "now"
     EVENT = "event"
+    CHOICE = "choice"  # which of several waits `ctx.any_of` took
 
 
 class EntryStatus(enum.StrEnum):
@@ -33,48 +34,78 @@ class EntryStatus(enum.StrEnum):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class JournalEntry:
+    """One call of a run. `seq` orders entries as they were recorded; `path` says where
+    the call sits in the workflow: `"3"` is the fourth call of the workflow function,
+    `"0/1"` the second call of the first task it started (`asyncio.gather`, `ctx.any_of`).
+    Rows written before paths existed have none: their path is their `seq`."""
+
     seq: int
     kind: EntryKind
     name: str
     status: EntryStatus
     result: str | None = None  # JSON text
     error: str | None = None  # JSON text: {"type", "message", "traceback"}
+    path: str | None = None
+
+    @property
+    def where(self) -> str:
+        return self.path if self.path is not None else str(self.seq)
 
 
 class ReplayCursor:
-    """Hands out journal positions in call order and checks them against the record."""
+    """Matches calls to recorded entries by path, and numbers new entries.
 
-    __slots__ = ("_entries", "_next", "run_id")
+    A call's path is fixed by the code alone (the task that makes it and how many calls
+    that task made before), so concurrent tasks replay against their own records whatever
+    order their calls were first recorded in. New entries take the next `seq`.
+    """
+
+    __slots__ = ("_by_path", "_next_seq", "_seen", "run_id")
 
     def __init__(self, run_id: str, entries: list[JournalEntry]) -> None:
         self.run_id = run_id
-        self._entries = {e.seq: e for e in entries}
-        self._next = 0
+        self._by_path = {e.where: e for e in entries}
+        self._next_seq = max((e.seq for e in entries), default=-1) + 1
+        self._seen: set[str] = set()
 
     @property
     def position(self) -> int:
-        return self._next
+        """How many calls the replay has made so far."""
+        return len(self._seen)
 
-    def advance(self, kind: EntryKind, name: str) -> tuple[int, JournalEntry | None]:
-        """Take the next position for a call of `kind` named `name`.
+    def advance(
+        self, kind: EntryKind, name: str, path: str | None = None
+    ) -> tuple[int, JournalEntry | None]:
+        """Take the position `path` (default: the next call of a single task) for a call
+        of `kind` named `name`.
 
-        Returns the position and the recorded entry there (None on first execution).
+        Returns its seq and the recorded entry there (None on first execution).
         Raises `NonDeterminismError` when the record holds a different call.
         """
-        seq = self._next
-        self._next += 1
-        entry = self._entries.get(seq)
-        if entry is not None and (entry.kind != kind or entry.name != name):
-            raise mismatch(self.run_id, seq, f"{entry.kind} {entry.name!r}", f"{kind} {name!r}")
-        return seq, entry
+        where = path if path is not None else str(len(self._seen))
+        self._seen.add(where)
+        entry = self._by_path.get(where)
+        if entry is None:
+            seq = self._next_seq
+            self._next_seq += 1
+            return seq, None
+        if entry.kind != kind or entry.name != name:
+            raise mismatch(
+                self.run_id, entry.seq, f"{entry.kind} {entry.name!r}", f"{kind} {name!r}"
+            )
+        return entry.seq, entry
 
     def remember(self, entry: JournalEntry) -> None:
         """Add an entry written during this execution (so a later check sees it)."""
-        self._entries[entry.seq] = entry
+        self._by_path[entry.where] = entry
+
+    def skip(self, prefix: str) -> None:
+        """Count every entry under `prefix` as replayed (a task that will not run again)."""
+        self._seen.update(w for w in self._by_path if w.startswith(prefix))
 
     def unreplayed(self) -> JournalEntry | None:
         """The first recorded entry the workflow did not reach, if any."""
-        later = [e for seq, e in self._entries.items() if seq >= self._next]
+        later = [e for where, e in self._by_path.items() if where not in self._seen]
         return min(later, key=lambda e: e.seq) if later else None
 
 

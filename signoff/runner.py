@@ -120,16 +120,19 @@ class Execution:
         *,
         kind: EntryKind,
         seq: int,
+        path: str,
         name: str,
         deadline: float | None,
         summary: str,
         proposed_json: str | None,
         extra: list[JournalEntry],
         policy_json: str | None = None,
+        park: bool = True,
     ) -> WaitOutcome:
         wait = WaitRequest(
             kind=kind,
             seq=seq,
+            path=path,
             name=name,
             deadline=deadline,
             summary=summary,
@@ -143,14 +146,23 @@ class Execution:
                 wait=wait,
                 extra=extra,
                 now=self.clock.time(),
+                park=park,
             )
         )
         return outcome
 
-    async def repark(self, seq: int, extra: list[JournalEntry]) -> None:
+    async def park(self, seqs: list[int], extra: list[JournalEntry]) -> dict[int, str | None]:
+        answers: dict[int, str | None] = await self._guard(
+            self.store.park(
+                run_id=self.run_id, fence=self.fence, seqs=seqs, extra=extra, now=self.clock.time()
+            )
+        )
+        return answers
+
+    async def close_waits(self, seqs: list[int], extra: list[JournalEntry]) -> None:
         await self._guard(
-            self.store.repark(
-                run_id=self.run_id, fence=self.fence, seq=seq, extra=extra, now=self.clock.time()
+            self.store.close_waits(
+                run_id=self.run_id, fence=self.fence, seqs=seqs, extra=extra, now=self.clock.time()
             )
         )
 
@@ -182,19 +194,29 @@ async def execute(
     execution = Execution(claim, store, clock_, settings)
     ctx = Context(execution, claim.journal)
     token = _current.set(ctx)
+    ctx.enter()
     try:
         try:
             args, kwargs = wf.decode(claim.run.args, claim.run.kwargs)
-            result = await wf.fn(ctx, *args, **kwargs)
+            try:
+                result = await wf.fn(ctx, *args, **kwargs)
+            finally:
+                await ctx.stop()
+            if ctx.parked:  # the workflow went on after its tasks parked (return_exceptions)
+                raise Suspended
             ctx.check_ended()
             text = serialization.dumps(result, where=f"the result of workflow {wf.name!r}")
         except (Suspended, Abandoned, StoreFailure):
             raise
         except Exception as exc:
+            if ctx.parked:  # an error from a task the parking stopped, not the run's
+                raise Suspended from None
             failure = ctx.fatal or exc
             log.info("run failed", extra={"action": "run_failed", "run_id": ctx.run_id})
+            await _withdraw_left(execution, ctx)
             await execution.finish("failed", None, error_info(failure), ctx._take_pending())
             return "failed"
+        await _withdraw_left(execution, ctx)
         await execution.finish("completed", text, None, ctx._take_pending())
         return "completed"
     except Suspended:
@@ -210,3 +232,10 @@ async def execute(
         raise failure.__cause__ from None
     finally:
         _current.reset(token)
+
+
+async def _withdraw_left(execution: Execution, ctx: Context) -> None:
+    """The workflow ended with waits it opened still unanswered (tasks it left behind):
+    withdraw them so that no approval of a finished run stays in an inbox."""
+    if ctx.unanswered:
+        await execution.close_waits(sorted(ctx.unanswered), ctx._take_pending())

@@ -77,8 +77,11 @@ class _ReplayHost:
     async def open_wait(self, **kwargs: Any) -> WaitOutcome:
         raise _PastJournal
 
-    async def repark(self, seq: int, extra: list[JournalEntry]) -> None:
+    async def park(self, seqs: list[int], extra: list[JournalEntry]) -> dict[int, str | None]:
         raise _PastJournal  # the record ends waiting here
+
+    async def close_waits(self, seqs: list[int], extra: list[JournalEntry]) -> None:
+        raise _PastJournal
 
 
 async def export_journal(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -98,6 +101,7 @@ async def export_journal(engine: Engine, run_id: str) -> dict[str, Any]:
                 "status": e.status.value,
                 "result": e.result,
                 "error": e.error,
+                "path": e.path,
             }
             for e in entries
         ],
@@ -120,6 +124,7 @@ async def replay(workflow: Callable[..., Awaitable[Any]], recorded: dict[str, An
             status=EntryStatus(e["status"]),
             result=e["result"],
             error=e["error"],
+            path=e.get("path"),
         )
         for e in recorded["entries"]
     ]
@@ -127,10 +132,14 @@ async def replay(workflow: Callable[..., Awaitable[Any]], recorded: dict[str, An
     definition = runner.WorkflowDef.of(name, workflow)
     ctx = context.Context(_ReplayHost(recorded["run_id"], name), entries)
     token = context._current.set(ctx)
+    ctx.enter()
     try:
         args, kwargs = definition.decode(recorded["args"], recorded["kwargs"])
         try:
-            await workflow(ctx, *args, **kwargs)
+            try:
+                await workflow(ctx, *args, **kwargs)
+            finally:
+                await ctx.stop()
         except (_PastJournal, context.Suspended):
             return
         except Exception:

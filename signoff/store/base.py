@@ -178,8 +178,24 @@ class Store(abc.ABC):
         """Park the run on a wait, or answer at once from a kept signal; one transaction."""
         return await self._write(_op(sql_waits.open_wait, **kw))
 
-    async def repark(self, **kw: Any) -> None:
-        await self._write(_op(sql_waits.repark, **kw))
+    async def park(
+        self, *, run_id: str, fence: int, seqs: list[int], extra: list[JournalEntry], now: float
+    ) -> dict[int, str | None]:
+        """Park the run on its open waits `seqs` (any answer to one wakes it), unless
+        some were answered meanwhile: then return those answers, run left running."""
+        answers: dict[int, str | None] = await self._write(
+            _op(sql_waits.park, run_id=run_id, fence=fence, seqs=seqs, extra=extra, now=now)
+        )
+        return answers
+
+    async def close_waits(
+        self, *, run_id: str, fence: int, seqs: list[int], extra: list[JournalEntry], now: float
+    ) -> None:
+        """Withdraw open waits of the running run (approvals leave the inboxes); one
+        transaction with `extra` entries (the journaled choice of `any_of`)."""
+        await self._write(
+            _op(sql_waits.close_waits, run_id=run_id, fence=fence, seqs=seqs, extra=extra, now=now)
+        )
 
     async def decide(self, **kw: Any) -> DecideOutcome:
         """Record a decision if the approval is still pending (first writer wins) and wake

@@ -48,7 +48,7 @@ APPROVAL_COLUMNS = (
     "run_id, workflow, key, round, status, summary, proposed, value, decided_by, reason, "
     "requested_at, decided_at, deadline, policy, digest"
 )
-JOURNAL_COLUMNS = "seq, kind, name, status, result, error"
+JOURNAL_COLUMNS = "seq, kind, name, status, result, error, path"
 
 
 def drive(cursor: Any, op: Op[T], dialect: Dialect) -> T:
@@ -96,6 +96,8 @@ def row_to_run(row: Sequence[Any]) -> models.Run:
     waiting_for = None
     if row[9] is not None:
         waiting_for = row[9] if row[9] == "sleep" else f"{row[9]}:{row[10]}"
+        if row[9] == "group":  # several waits: "approval:legal, sleep:sleep"
+            waiting_for = row[10]
     return models.Run(
         id=row[0],
         workflow=row[1],
@@ -154,6 +156,7 @@ def row_to_entry(row: Sequence[Any]) -> JournalEntry:
         status=EntryStatus(row[3]),
         result=row[4],
         error=row[5],
+        path=row[6],
     )
 
 
@@ -184,7 +187,7 @@ def insert_entry(
     finished = None if entry.status is EntryStatus.OPEN else now
     return Query(
         "INSERT INTO journal (run_id, seq, kind, name, status, result, error, attempts, "
-        "wake_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "wake_at, started_at, finished_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             run_id,
             entry.seq,
@@ -197,6 +200,7 @@ def insert_entry(
             wake_at,
             now,
             finished,
+            entry.path,
         ),
         wait=False,
     )

@@ -252,6 +252,10 @@ def decide(
         )
         return DecideOutcome("approval_not_found", pending_keys=tuple(x[0] for x in keys.rows))
     if r.status != "pending":
+        # Who may decide is checked before anything is told about the decision on record.
+        who = policy.check_vote(r.rules, status=status.value, by=by, requested_by=requested_by)
+        if who is not None and who[0] in ("not_allowed", "self_approval"):
+            return DecideOutcome(who[0], detail=who[1])
         existing = _decision(key, r, (yield from votes_of(run_id, key, r.round)))
         return DecideOutcome(_settled(r, status, value_json), existing)
     if run_status in FINISHED:
@@ -446,6 +450,29 @@ def _wake_if_parked(
     claim_for: str | None,
     lease_until: float,
 ) -> Op[Claim | None]:
-    if wait_kind is None or wait_seq != seq:
-        return None
+    if wait_kind != GROUP and (wait_kind is None or wait_seq != seq):
+        return None  # not parked on this approval: its next execution finds the answer
     return (yield from wake(run_id, now, claim_for, lease_until))
+
+
+GROUP = "group"  # runs.wait_kind of a run parked on several waits (`sql_waits.park`)
+
+
+def withdraw(run_id: str, seq: int, now: float) -> Op[None]:
+    """Close the pending approval opened at journal position `seq`: the workflow no
+    longer waits for it (it took another answer first, or ended)."""
+    res = yield Query(
+        "SELECT key, round FROM approvals WHERE run_id = ? AND seq = ? AND status = 'pending'",
+        (run_id, seq),
+    )
+    for key, round_ in res.rows:
+        yield Query(
+            "UPDATE approvals SET status = 'cancelled', decided_at = ?, escalate_at = NULL, "
+            "remind_at = NULL WHERE run_id = ? AND key = ? AND round = ?",
+            (now, run_id, key, round_),
+            wait=False,
+        )
+        yield Query(
+            "DELETE FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key), wait=False
+        )
+        yield history(run_id, now, "approval_withdrawn", None, {"key": key, "round": round_})

@@ -95,8 +95,10 @@ def open_wait(
     wait: sql_waits.WaitRequest,
     extra: list[JournalEntry],
     now: float,
+    park: bool = True,
 ) -> Op[sql_waits.WaitOutcome]:
-    """Answer an event wait from a kept event, or park the run on the key.
+    """Answer an event wait from a kept event, or wait on the key (and with `park`,
+    park the run there).
 
     The wait's filter travels as `wait.proposed_json` (JSON text or None)."""
     key = wait.name
@@ -111,7 +113,12 @@ def open_wait(
         event_id, data_json, by, at = kept
         result = _result(event_id, data_json, by, at)
         done = JournalEntry(
-            seq=wait.seq, kind=EntryKind.EVENT, name=key, status=EntryStatus.DONE, result=result
+            seq=wait.seq,
+            kind=EntryKind.EVENT,
+            name=key,
+            status=EntryStatus.DONE,
+            result=result,
+            path=wait.path,
         )
         yield insert_entry(run_id, done, now)
         yield history(
@@ -120,23 +127,14 @@ def open_wait(
         return sql_waits.WaitOutcome(True, result)
     parked = {"key": key, "where": where, "deadline": wait.deadline}
     yield history(run_id, now, "waiting_for_event", None, parked)
-    yield insert_entry(
-        run_id,
-        JournalEntry(seq=wait.seq, kind=EntryKind.EVENT, name=key, status=EntryStatus.OPEN),
-        now,
-        wake_at=wait.deadline,
-    )
+    yield insert_entry(run_id, sql_waits.open_entry(wait), now, wake_at=wait.deadline)
     yield Query(
         "INSERT INTO event_waits (run_id, seq, key, filter, since) VALUES (?, ?, ?, ?, ?)",
         (run_id, wait.seq, key, wait.proposed_json, now),
         wait=False,
     )
-    yield Query(
-        "UPDATE runs SET status = 'waiting', wait_kind = ?, wait_name = ?, wait_seq = ?, "
-        "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?",
-        (EntryKind.EVENT.value, key, wait.seq, wait.deadline, now, run_id),
-        wait=False,
-    )
+    if park:
+        yield sql_waits.park_on(run_id, EntryKind.EVENT.value, key, wait.seq, wait.deadline, now)
     return sql_waits.WaitOutcome(False)
 
 
@@ -207,13 +205,17 @@ def notify(
             (run_id,),
         )
         status, wait_kind, wait_seq, workflow = run.rows[0] if run.rows else (None,) * 4
-        if status != "waiting" or wait_kind != EntryKind.EVENT.value or wait_seq != seq:
-            if status is None or status in FINISHED:  # cancelled while waiting
-                yield _drop_wait(run_id, seq)
+        if status is None or status in FINISHED:  # cancelled while waiting
+            yield _drop_wait(run_id, seq)
             continue
         yield resolve_entry(run_id, seq, result, now)
         yield _drop_wait(run_id, seq)
         yield history(run_id, now, "event_received", by, {"key": key, "event_id": event_id})
+        parked_here = wait_kind == sql_waits.GROUP or (
+            wait_kind == EntryKind.EVENT.value and wait_seq == seq
+        )
+        if status != "waiting" or not parked_here:
+            continue  # an open wait of a run not parked on it: its execution finds it
         owner = claim_for if workflow in claim_workflows else None
         claim = yield from wake(run_id, now, owner, lease_until)
         woken.append(run_id)

@@ -34,6 +34,7 @@ class WaitRequest:
     kind: EntryKind
     seq: int
     name: str
+    path: str | None = None
     deadline: float | None = None
     summary: str = ""
     proposed_json: str | None = None
@@ -54,10 +55,20 @@ class WaitOutcome:
 
 
 def open_wait(
-    *, run_id: str, fence: int, wait: WaitRequest, extra: list[JournalEntry], now: float
+    *,
+    run_id: str,
+    fence: int,
+    wait: WaitRequest,
+    extra: list[JournalEntry],
+    now: float,
+    park: bool = True,
 ) -> Op[WaitOutcome]:
+    """Open a wait: answer it at once (a kept signal, a sleep already over) or record it
+    open; with `park`, also park the run on it (else `park()` does, with its siblings)."""
     if wait.kind is EntryKind.EVENT:  # events lock their key before the run: sql_events
-        op = sql_events.open_wait(run_id=run_id, fence=fence, wait=wait, extra=extra, now=now)
+        op = sql_events.open_wait(
+            run_id=run_id, fence=fence, wait=wait, extra=extra, now=now, park=park
+        )
         return (yield from op)
     res = yield Query(
         "SELECT status, fence, workflow, requested_by FROM runs WHERE id = ?{for_update}",
@@ -107,41 +118,91 @@ def open_wait(
         return WaitOutcome(True, None)
     else:
         yield history(run_id, now, "sleep_started", None, {"until": deadline})
-    yield insert_entry(
-        run_id,
-        JournalEntry(seq=wait.seq, kind=wait.kind, name=wait.name, status=EntryStatus.OPEN),
-        now,
-        wake_at=deadline,
-    )
-    yield Query(
-        "UPDATE runs SET status = 'waiting', wait_kind = ?, wait_name = ?, wait_seq = ?, "
-        "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?",
-        (wait.kind.value, wait.name, wait.seq, deadline, now, run_id),
-        wait=False,
-    )
+    yield insert_entry(run_id, open_entry(wait), now, wake_at=deadline)
+    if park:
+        yield park_on(run_id, wait.kind.value, wait.name, wait.seq, deadline, now)
     return WaitOutcome(False)
 
 
-def repark(*, run_id: str, fence: int, seq: int, extra: list[JournalEntry], now: float) -> Op[None]:
-    """Park a run again on a wait it opened before (its journal entry is still open)."""
-    yield from insert_entries(run_id, extra, now)
-    res = yield Query(
-        "SELECT kind, name, wake_at FROM journal WHERE run_id = ? AND seq = ?", (run_id, seq)
+def open_entry(wait: WaitRequest) -> JournalEntry:
+    return JournalEntry(
+        seq=wait.seq, kind=wait.kind, name=wait.name, status=EntryStatus.OPEN, path=wait.path
     )
-    kind, name, wake_at = res.rows[0]
-    res = yield Query(
+
+
+def park_on(
+    run_id: str, kind: str, name: str | None, seq: int | None, wake_at: float | None, now: float
+) -> Query:
+    """Park the run (its row is locked and running under the caller's fence)."""
+    return Query(
         "UPDATE runs SET status = 'waiting', wait_kind = ?, wait_name = ?, wait_seq = ?, "
-        "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? "
-        "WHERE id = ? AND fence = ? AND status = 'running'",
-        (kind, name, seq, wake_at, now, run_id, fence),
+        "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?",
+        (kind, name, seq, wake_at, now, run_id),
+        wait=False,
     )
-    if res.rowcount == 0:
+
+
+def park(
+    *, run_id: str, fence: int, seqs: list[int], extra: list[JournalEntry], now: float
+) -> Op[dict[int, str | None]]:
+    """Park the run on its open waits `seqs` (one, or a group that any answer wakes).
+
+    An answer that arrived while the run was running (a decision, a signal or an event
+    delivered to an open wait) is found here, under the run's lock: then the run stays
+    running and the answers come back, `{seq: result}`; else it parks and `{}` returns."""
+    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
+    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
         raise LeaseLost(run_id)
+    yield from insert_entries(run_id, extra, now)
+    marks = ", ".join("?" for _ in seqs)
+    res = yield Query(
+        f"SELECT seq, kind, name, status, result, wake_at FROM journal WHERE run_id = ? "
+        f"AND seq IN ({marks}) ORDER BY seq",
+        (run_id, *seqs),
+    )
+    answers = {row[0]: row[4] for row in res.rows if row[3] != EntryStatus.OPEN.value}
+    if answers:
+        return answers
+    if len(res.rows) == 1:
+        seq, kind, name, _, _, wake_at = res.rows[0]
+        yield park_on(run_id, kind, name, seq, wake_at, now)
+        return {}
+    times = [row[5] for row in res.rows if row[5] is not None]
+    names = ", ".join(f"{row[1]}:{row[2]}" for row in res.rows)
+    yield park_on(run_id, GROUP, names, None, min(times, default=None), now)
+    return {}
+
+
+GROUP = "group"  # runs.wait_kind of a run parked on several waits at once
+
+
+def close_waits(
+    *, run_id: str, fence: int, seqs: list[int], extra: list[JournalEntry], now: float
+) -> Op[None]:
+    """Withdraw open waits the workflow no longer waits for (the losers of `any_of`, the
+    waits of tasks left behind when it ended): approvals are withdrawn from the inboxes,
+    event waits dropped; each journal entry is answered `{"withdrawn": true}`."""
+    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
+    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
+        raise LeaseLost(run_id)
+    yield from insert_entries(run_id, extra, now)
+    for seq in seqs:
+        yield resolve_entry(run_id, seq, WITHDRAWN, now)
+        yield Query("DELETE FROM event_waits WHERE run_id = ? AND seq = ?", (run_id, seq))
+        yield from sql_approvals.withdraw(run_id, seq, now)
+
+
+WITHDRAWN = '{"withdrawn":true}'
 
 
 def _done_entry(run_id: str, wait: WaitRequest, result: str | None, now: float) -> Query:
     entry = JournalEntry(
-        seq=wait.seq, kind=wait.kind, name=wait.name, status=EntryStatus.DONE, result=result
+        seq=wait.seq,
+        kind=wait.kind,
+        name=wait.name,
+        status=EntryStatus.DONE,
+        result=result,
+        path=wait.path,
     )
     return insert_entry(run_id, entry, now)
 
@@ -167,7 +228,15 @@ def send_signal(
     if status in FINISHED:
         return status, None
     yield history(run_id, now, "signal_received", by, {"name": name})
-    if status == "waiting" and wait_kind == "signal" and wait_name == name:
+    parked_here = status == "waiting" and wait_kind == "signal" and wait_name == name
+    if not parked_here:  # an open wait among several, or of a run not parked right now
+        found = yield Query(
+            "SELECT seq FROM journal WHERE run_id = ? AND kind = 'signal' AND name = ? "
+            "AND status = 'open' ORDER BY seq LIMIT 1",
+            (run_id, name),
+        )
+        wait_seq = found.rows[0][0] if found.rows else None
+    if wait_seq is not None:
         yield Query(
             "INSERT INTO signals (run_id, name, payload, sent_by, sent_at, consumed_seq) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -175,6 +244,8 @@ def send_signal(
             wait=False,
         )
         yield resolve_entry(run_id, wait_seq, '{"payload":' + payload_json + "}", now)
+        if not parked_here and wait_kind != GROUP:  # its next execution finds the answer
+            return "delivered", None
         return "delivered", (yield from wake(run_id, now, claim_for, lease_until))
     yield Query(
         "INSERT INTO signals (run_id, name, payload, sent_by, sent_at) VALUES (?, ?, ?, ?, ?)",
@@ -196,19 +267,49 @@ def fire_timers(
     )
     claims = []
     for run_id, kind, name, seq in res.rows:
-        if kind == "approval":
-            closed = yield from sql_approval_timers.fire_timer(run_id, name, seq, now)
-            if not closed:  # escalated or reminded: the run keeps waiting
-                continue
-        elif kind == "event":
-            yield from sql_events.time_out(run_id, name, seq, now)
-        elif kind == "signal":
-            yield resolve_entry(run_id, seq, '{"timed_out":true}', now)
-            yield history(run_id, now, "signal_timed_out", None, {"name": name})
+        if kind == GROUP:
+            closed = yield from _fire_group(run_id, now)
         else:
-            yield resolve_entry(run_id, seq, None, now)
-            yield history(run_id, now, "timer_fired", None, {"seq": seq})
+            closed = yield from _fire_one(run_id, kind, name, seq, now)
+        if not closed:  # escalated or reminded: the run keeps waiting
+            continue
         claim = yield from wake(run_id, now, claim_for, lease_until)
         if claim is not None:
             claims.append(claim)
     return claims
+
+
+def _fire_one(run_id: str, kind: str, name: str, seq: int, now: float) -> Op[bool]:
+    """Handle the due timer of one open wait; True when it answered the wait."""
+    if kind == "approval":
+        return (yield from sql_approval_timers.fire_timer(run_id, name, seq, now))
+    if kind == "event":
+        yield from sql_events.time_out(run_id, name, seq, now)
+    elif kind == "signal":
+        yield resolve_entry(run_id, seq, '{"timed_out":true}', now)
+        yield history(run_id, now, "signal_timed_out", None, {"name": name})
+    else:
+        yield resolve_entry(run_id, seq, None, now)
+        yield history(run_id, now, "timer_fired", None, {"seq": seq})
+    return True
+
+
+def _fire_group(run_id: str, now: float) -> Op[bool]:
+    """The due timers of a run parked on several waits; the run wakes when one of them
+    answered its wait, else it waits on until the earliest timer left."""
+    res = yield Query(
+        "SELECT seq, kind, name FROM journal WHERE run_id = ? AND status = 'open' "
+        "AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY seq",
+        (run_id, now),
+    )
+    closed = False
+    for seq, kind, name in res.rows:
+        closed = (yield from _fire_one(run_id, kind, name, seq, now)) or closed
+    if not closed:
+        yield Query(
+            "UPDATE runs SET wake_at = (SELECT MIN(wake_at) FROM journal WHERE run_id = ? "
+            "AND status = 'open') WHERE id = ?",
+            (run_id, run_id),
+            wait=False,
+        )
+    return closed

@@ -149,8 +149,8 @@ def _check_value(workflow: str, field: str, value: Any, hint: Any) -> None:
         revived = True
     try:
         adapter = serialization.adapter(hint)
-        if revived:
-            adapter.validate_python(value)
+        if revived:  # and refuse what revives to a value the store refuses (naive times)
+            serialization.to_jsonable(adapter.validate_python(value), f"argument {field!r}")
         else:
             adapter.validate_json(serialization.dumps(value), strict=True)
     except pydantic.ValidationError as exc:
@@ -159,6 +159,10 @@ def _check_value(workflow: str, field: str, value: Any, hint: Any) -> None:
             + _details(exc),
             workflow=workflow,
             field=field,
+        ) from None
+    except errors.NotSerializable as exc:
+        raise errors.NotSerializable(
+            f"workflow {workflow!r}: {exc}", workflow=workflow, field=field
         ) from None
     except (pydantic.PydanticUserError, pydantic.errors.PydanticUndefinedAnnotation, TypeError):
         return  # an annotation pydantic cannot describe: not checked, as documented

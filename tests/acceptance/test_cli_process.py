@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -115,7 +116,8 @@ def test_worker_process_runs_decisions_from_other_processes(
 
     _wait_for(lambda: status() == "waiting", "the run to wait for its approval")
     pending = signoff(workdir, "approvals", "list", "--json")
-    assert [(a["run_id"], a["key"]) for a in json.loads(pending.stdout)] == [(run_id, "manager")]
+    items = json.loads(pending.stdout)["items"]
+    assert [(a["run_id"], a["key"]) for a in items] == [(run_id, "manager")]
 
     approved = signoff(workdir, "approve", run_id, "manager", "--by", "alice", "--reason", "ok")
     assert approved.returncode == 0, approved.stderr
@@ -149,3 +151,70 @@ def test_worker_process_app_that_does_not_import(workdir: Path) -> None:
         "named 'missing_module'; run from the folder that holds it or add that folder to "
         "PYTHONPATH"
     ]
+
+
+def _read_until(log: Path, proc: subprocess.Popen[bytes], marker: bytes) -> str:
+    def seen() -> bool:
+        assert proc.poll() is None, log.read_text()
+        return marker in log.read_bytes()
+
+    _wait_for(seen, marker.decode())
+    return log.read_text()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_worker_and_serve_never_print_the_password(
+    workdir: Path, pg_url: str, command: str
+) -> None:
+    # trust auth takes any password, so a real one can be given and must stay hidden
+    parts = urlsplit(pg_url)
+    user = parts.username or "postgres"
+    url = urlunsplit(parts._replace(netloc=f"{user}:hunter2secret@{parts.hostname}:{parts.port}"))
+    log_path = workdir / f"{command}.log"
+    extra = ["--port", "0", "--no-auth"] if command == "serve" else []
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "signoff", "--db", url, command, "app:engine", *extra],
+            cwd=workdir,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            marker = b"signoff worker for" if command == "worker" else b"Uvicorn running"
+            text = _read_until(log_path, proc, marker)
+        finally:
+            _stop(proc)
+    text = log_path.read_text()
+    assert "hunter2secret" not in text
+    assert f"{user}:***@" in text
+
+
+@pytest.mark.slow
+def test_console_script_and_module_are_the_same_cli(workdir: Path) -> None:
+    script = Path(sys.executable).with_name("signoff")
+    for argv in ([str(script)], [sys.executable, "-m", "signoff"]):
+        done = subprocess.run(
+            [*argv, "runs", "list", "--db", "sqlite:///absent.db"],
+            cwd=workdir,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert done.stderr.startswith("error: no SQLite database at ")
+        assert len(done.stderr.splitlines()) == 1
+    assert not (workdir / "absent.db").exists()

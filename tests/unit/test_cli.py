@@ -7,129 +7,28 @@ engine on the same file, as it would in another process.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
 
 from signoff import Engine, cli
-
-APP_SOURCE = """
-from pathlib import Path
-
-from signoff import Context, Engine, RetryPolicy
-
-HERE = Path(__file__).parent
-engine = Engine("sqlite:///" + str(HERE / "app.db"), poll_interval=0.01, lease="5s")
-
-
-def calc(order_id: str) -> int:
-    return 40 + len(order_id)
-
-
-@engine.workflow()
-async def refund(ctx: Context, order_id: str) -> dict:
-    amount = await ctx.step(calc, order_id)
-    d = await ctx.approval("manager", summary=f"Refund [bold]{amount}[/bold]",
-                           proposed={"amount": amount}, timeout="7d")
-    return {"status": str(d.status), "value": d.value, "by": d.by}
-
-
-@engine.workflow()
-async def expense(ctx: Context, amount: int, who: str = "nobody") -> dict:
-    return {"amount": amount, "who": who}
-
-
-@engine.workflow()
-async def waiter(ctx: Context) -> object:
-    return await ctx.wait_for_signal("docs")
-
-
-def check() -> str:
-    if not (HERE / "fixed").exists():
-        raise RuntimeError("the service is down")
-    return "ok"
-
-
-@engine.workflow()
-async def flaky(ctx: Context) -> str:
-    return await ctx.step(check, retry=RetryPolicy(attempts=1))
-
-
-not_an_engine = 42
-"""
-
-EMPTY_APP = "from signoff import Engine\nengine = Engine('sqlite:///unused.db')\n"
-
-
-@dataclass
-class App:
-    name: str  # the module name, so "APP" is f"{name}:engine"
-    engine: Engine
-    db: str  # the database URL of the app and of the CLI
-    path: Path
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:engine"
+from tests.unit import cli_support
+from tests.unit.cli_support import EMPTY_APP, App, fails, ok, run_cli, start_waiting
 
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
-    name = f"cliapp_{uuid.uuid4().hex[:10]}"
-    (tmp_path / f"{name}.py").write_text(APP_SOURCE)
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SIGNOFF_DATABASE_URL", raising=False)
-    monkeypatch.delenv("SIGNOFF_BY", raising=False)
-    monkeypatch.delenv("SIGNOFF_APP", raising=False)
-    module = importlib.import_module(name)
-    engine: Engine = module.engine
-    yield App(name, engine, engine.url, tmp_path)
-    engine.sync.close()
-    sys.modules.pop(name, None)
+    yield from cli_support.make_app(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def worker(app: App) -> Iterator[Engine]:
-    """A worker for the app, running in a background thread."""
-    with app.engine.sync:
-        yield app.engine
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli.cli, list(args), env=env, catch_exceptions=False)
-
-
-def ok(app: App, *args: str, env: dict[str, str] | None = None) -> Result:
-    result = run_cli("--db", app.db, *args, env=env)
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def fails(result: Result, fragment: str) -> str:
-    """Assert the one-line error contract and return the message."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert fragment in lines[0]
-    return lines[0]
-
-
-def start_waiting(app: App, worker: Engine, order: str = "ord-1") -> str:
-    run = json.loads(ok(app, "start", "refund", "--input", json.dumps([order]), "--json").stdout)
-    assert worker.sync.settle(run["id"], timeout=10).status == "waiting"
-    return str(run["id"])
+    yield from cli_support.run_worker(app)
 
 
 # starting runs ---------------------------------------------------------------------------
@@ -171,7 +70,7 @@ def test_start_with_app_checks_its_registry_without_any_worker(app: App) -> None
     fails(run_cli("--db", fresh, "start", "expense"), "no workflow named 'expense'")
     fails(
         run_cli("--db", fresh, "start", "nope", "--app", app.ref),
-        "has no workflow named 'nope' (known: expense, flaky, refund, waiter)",
+        "has no workflow named 'nope' (known: expense, flaky, payment, refund, waiter)",
     )
 
 
@@ -225,9 +124,11 @@ def test_approvals_list_shows_pending_approvals(app: App, worker: Engine) -> Non
         "deadline",
     ):
         assert column in table
-    assert first in table and second in table
+    assert first[:12] in table and second[:12] in table  # a 12-character prefix names a run
+    for column in ("approvers", "votes", "stage", "digest"):
+        assert column in table
     assert "Refund [bold]45[/bold]" in table  # user text is shown as is, not as markup
-    rows = json.loads(ok(app, "approvals", "list", "--run", second, "--json").stdout)
+    rows = json.loads(ok(app, "approvals", "list", "--run", second, "--json").stdout)["items"]
     assert [(a["run_id"], a["key"], a["proposed"]) for a in rows] == [
         (second, "manager", {"amount": 46})
     ]
@@ -264,7 +165,7 @@ def test_unknown_runs_are_one_line_errors(app: App, worker: Engine) -> None:
         ["runs", "show", "nope"],
         ["runs", "cancel", "nope"],
         ["runs", "retry", "nope"],
-        ["approve", "nope", "manager"],
+        ["approve", "nope", "manager", "--by", "x"],
         ["signal", "nope", "docs"],
     ):
         fails(run_cli("--db", app.db, *args), "nope")
@@ -292,7 +193,9 @@ def test_approve_then_conflicting_decision(app: App, worker: Engine) -> None:
 
 def test_reject(app: App, worker: Engine) -> None:
     run_id = start_waiting(app, worker)
-    decision = json.loads(ok(app, "reject", run_id, "manager", "--reason", "no", "--json").stdout)
+    decision = json.loads(
+        ok(app, "reject", run_id, "manager", "--reason", "no", "--by", "bo", "--json").stdout
+    )
     assert decision["status"] == "rejected" and decision["reason"] == "no"
     assert worker.sync.result(run_id, timeout=10)["status"] == "rejected"
 
@@ -300,13 +203,14 @@ def test_reject(app: App, worker: Engine) -> None:
 def test_edit_with_a_json_value(app: App, worker: Engine) -> None:
     run_id = start_waiting(app, worker)
     fails(
-        run_cli("--db", app.db, "edit", run_id, "manager", "--value", "{amount: 1}"),
+        run_cli("--db", app.db, "edit", run_id, "manager", "--value", "{amount: 1}", "--by", "b"),
         "--value is not valid JSON",
     )
     fails(
-        run_cli("--db", app.db, "edit", run_id, "manager", "--value", '{"a": Infinity}'), "Infinity"
+        run_cli("--db", app.db, "edit", run_id, "manager", "--value", '{"a": Inf}', "--by", "b"),
+        "--value is not valid JSON",
     )
-    missing = run_cli("--db", app.db, "edit", run_id, "manager")
+    missing = run_cli("--db", app.db, "edit", run_id, "manager", "--by", "b")
     assert missing.exit_code == 2 and "Missing option '--value'" in missing.stderr
     ok(app, "edit", run_id, "manager", "--value", '{"amount": 10}', "--by", "bob")
     assert worker.sync.result(run_id, timeout=10) == {
@@ -318,7 +222,7 @@ def test_edit_with_a_json_value(app: App, worker: Engine) -> None:
 
 def test_request_changes(app: App, worker: Engine) -> None:
     run_id = start_waiting(app, worker)
-    out = ok(app, "request-changes", run_id, "manager", "--reason", "lower").stdout
+    out = ok(app, "request-changes", run_id, "manager", "--reason", "lower", "--by", "b").stdout
     assert out.startswith("changes_requested: approval 'manager'")
     assert worker.sync.result(run_id, timeout=10)["status"] == "changes_requested"
 
@@ -326,14 +230,15 @@ def test_request_changes(app: App, worker: Engine) -> None:
 def test_unknown_key_is_a_one_line_error(app: App, worker: Engine) -> None:
     run_id = start_waiting(app, worker)
     fails(
-        run_cli("--db", app.db, "approve", run_id, "cfo"),
+        run_cli("--db", app.db, "approve", run_id, "cfo", "--by", "alice"),
         f"run {run_id} has no approval 'cfo' (its approvals: 'manager')",
     )
 
 
-def test_by_comes_from_the_environment(app: App, worker: Engine) -> None:
+@pytest.mark.parametrize("variable", ["SIGNOFF_ACTOR", "SIGNOFF_BY"])
+def test_by_comes_from_the_environment(app: App, worker: Engine, variable: str) -> None:
     run_id = start_waiting(app, worker)
-    ok(app, "approve", run_id, "manager", env={"SIGNOFF_BY": "env-user"})
+    ok(app, "approve", run_id, "manager", env={variable: "env-user"})
     assert worker.sync.result(run_id, timeout=10)["by"] == "env-user"
 
 
@@ -360,7 +265,7 @@ def test_cancel(app: App, worker: Engine) -> None:
     event = worker.sync.history(run_id)[-1]
     assert (event.type, event.actor, event.data) == ("run_cancelled", "eve", {"reason": "dup"})
     fails(run_cli("--db", app.db, "runs", "cancel", run_id), run_id)
-    fails(run_cli("--db", app.db, "approve", run_id, "manager"), "has ended")
+    fails(run_cli("--db", app.db, "approve", run_id, "manager", "--by", "al"), "has ended")
 
 
 def test_retry_resumes_a_failed_run(app: App, worker: Engine) -> None:
@@ -428,8 +333,9 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
 def test_database_path_that_cannot_be_written(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
-    for args in (["db", "upgrade"], ["runs", "list"], ["approvals", "list"], ["approve", "r", "k"]):
-        fails(run_cli("--db", url, *args), "cannot open the SQLite database")
+    fails(run_cli("--db", url, "db", "upgrade"), "cannot open the SQLite database")
+    for args in (["runs", "list"], ["approvals", "list"], ["approve", "r", "k", "--by", "a"]):
+        fails(run_cli("--db", url, *args), "no SQLite database at")
     fails(run_cli("--db", "mysql://x", "runs", "list"), "unsupported database URL")
 
 
@@ -437,8 +343,9 @@ def test_database_from_env_or_after_the_command(app: App, worker: Engine) -> Non
     ok(app, "start", "expense", "--input", "[1]", "--run-id", "r1")
     assert "r1" in run_cli("runs", "list", env={"SIGNOFF_DATABASE_URL": app.db}).stdout
     assert "r1" in run_cli("runs", "list", "--db", app.db).stdout
-    assert "r1" not in run_cli("runs", "list").stdout  # default: ./signoff.db (chdir'd)
-    assert (app.path / "signoff.db").exists()
+    # default: ./signoff.db (chdir'd), which does not exist and is not created
+    fails(run_cli("runs", "list"), "no SQLite database at")
+    assert not (app.path / "signoff.db").exists()
 
 
 def test_options_come_from_signoff_environment_variables(app: App, worker: Engine) -> None:
@@ -469,15 +376,20 @@ def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Comm
 
 def _documented_names() -> list[tuple[str, str]]:
     names: list[tuple[str, str]] = [("signoff", "SIGNOFF_DATABASE_URL")]
-    for path, command, env_prefix in _commands(cli.cli, ""):
+    roots = [("", cli.cli, "SIGNOFF"), *_commands(cli.cli, "")]
+    for path, command, env_prefix in roots:
         names.append((path, f"signoff {path}"))
         for param in command.params:
+            if param.name in ("help", "version"):
+                continue
             if not isinstance(param, click.Option):
                 if param.envvar:
                     names.append((path, str(param.envvar)))
                 continue
             names.append((path, max(param.opts, key=len)))
-            if param.envvar:
+            if isinstance(param.envvar, list | tuple):
+                names += [(path, str(name)) for name in param.envvar]
+            elif param.envvar:
                 names.append((path, str(param.envvar)))
             elif param.allow_from_autoenv and param.name != "help":
                 names.append((path, f"{env_prefix}_{param.name}".upper()))

@@ -43,7 +43,11 @@ def one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip()) or "failed"
 
 
-def _message(exc: BaseException) -> str:
+def _message(exc: BaseException, app: str | None) -> str:
+    if isinstance(exc, errors.DatabaseNotFound) and app is not None:
+        return (
+            f"{exc}, the database of {app}; {_WHERE.replace('or at your app', 'or at another app')}"
+        )
     if isinstance(exc, errors.DatabaseNotFound):
         return f"{exc}; {_WHERE}"
     if isinstance(exc, pydantic.ValidationError):
@@ -63,7 +67,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (errors.SignoffError, pydantic.ValidationError, TimeoutError) as exc:
-            raise CliError(redact_text(one_line(_message(exc)))) from None
+            app = ctx.obj.app if isinstance(ctx.obj, Settings) else None
+            raise CliError(redact_text(one_line(_message(exc, app)))) from None
 
 
 @dataclasses.dataclass

@@ -253,3 +253,18 @@ def test_an_in_memory_url_is_refused(tmp_path: Path) -> None:
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert core.redact_url(url) == shown
     assert core.redact_text(f"cannot reach {url} now") == f"cannot reach {shown} now"
+
+
+def test_input_that_does_not_fit_the_workflow_starts_nothing(app: App) -> None:
+    fresh = f"sqlite:///{app.path / 'fresh.db'}"
+    assert run_cli("--db", fresh, "db", "upgrade").exit_code == 0
+    for given, fragment in (
+        ('{"amount": "a lot"}', "amount"),
+        ('{"amount": 1, "colour": "red"}', "colour"),
+        ("[]", "amount"),
+    ):
+        fails(
+            run_cli("--db", fresh, "start", "expense", "--input", given, "--app", app.ref),
+            fragment,
+        )
+    assert json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout) == []

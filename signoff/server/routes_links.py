@@ -121,7 +121,9 @@ async def _approval(request: Request, link: auth.Link) -> models.Approval | HTML
     return approval
 
 
-@router.get("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
+@router.get(
+    "/links/{token}", response_class=HTMLResponse, responses={200: HTML}, operation_id="show_link"
+)
 async def show_link(token: Token, request: Request) -> HTMLResponse:
     """The approval and a confirm form; changes nothing."""
     link = await _check(request, token)
@@ -173,7 +175,9 @@ def _form(raw: bytes) -> dict[str, str]:
     return {name: values[0] for name, values in form.items()}
 
 
-@router.post("/links/{token}", response_class=HTMLResponse, responses={200: HTML})
+@router.post(
+    "/links/{token}", response_class=HTMLResponse, responses={200: HTML}, operation_id="use_link"
+)
 async def use_link(token: Token, request: Request) -> HTMLResponse:
     """Take the link's decision (form fields `action`, optional `reason`, and the `digest`
     and `round` of the page shown), once."""

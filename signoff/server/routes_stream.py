@@ -11,7 +11,8 @@ from signoff.server import auth, deps, problems, stream
 
 router = APIRouter(tags=["stream"])
 Reader = Annotated[auth.Principal, Depends(auth.require("read"))]
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=100)]
+# No length limit here: a value that is not an id this API sent is 400 (`_cursor`).
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
 }
@@ -27,9 +28,33 @@ def _cursor(value: str | None) -> int | None:
         ) from None
 
 
+def _still_allowed(request: Request) -> stream.Allowed | None:
+    """Whether the caller's token still reads (revoked or gone: the stream ends)."""
+    if not request.app.state.auth:
+        return None
+    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
+    engine = deps.engine(request)
+
+    async def allowed() -> bool:
+        try:
+            token = await engine.authenticate(secret)
+        except Exception:  # a store outage: keep the stream; the next check decides
+            return True
+        return token is not None and auth.Principal(token.name, frozenset(token.scopes)).allows(
+            "read"
+        )
+
+    return allowed
+
+
 def _respond(request: Request, run_id: str | None, after: int | None) -> StreamingResponse:
     frames = stream.events(
-        request.app.state.hub, run_id=run_id, after=after, heartbeat=request.app.state.heartbeat
+        request.app.state.hub,
+        run_id=run_id,
+        after=after,
+        heartbeat=request.app.state.heartbeat,
+        allowed=_still_allowed(request),
+        recheck=request.app.state.token_recheck,
     )
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 

@@ -25,13 +25,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from signoff import models
 from signoff.engine import Engine
 
 log = logging.getLogger(__name__)
+Allowed = Callable[[], Awaitable[bool]]
 
 EVENT_NAMES = {
     "step_completed": "step_completed",
@@ -175,20 +176,47 @@ class Hub:
                 self.subscribers.discard(sub)
 
 
+class _Gate:
+    """Re-checks, at most every `every` seconds, that the stream's caller may still read
+    (a revoked token's stream ends within that time, even while nothing happens)."""
+
+    def __init__(self, allowed: Allowed | None, every: float) -> None:
+        self.allowed, self.every = allowed, every
+        self.due = asyncio.get_running_loop().time() + every
+
+    def wait(self, heartbeat: float) -> float:
+        if self.allowed is None:
+            return heartbeat
+        return max(0.0, min(heartbeat, self.due - asyncio.get_running_loop().time()))
+
+    async def closed(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self.allowed is None or now < self.due:
+            return False
+        self.due = now + self.every
+        return not await self.allowed()
+
+
 async def events(
     hub: Hub,
     *,
     run_id: str | None = None,
     after: int | None = None,
     heartbeat: float = 15.0,
+    allowed: Allowed | None = None,
+    recheck: float = 2.0,
 ) -> AsyncIterator[str]:
     """SSE frames: first what the database holds after `after` (a per-run stream without
     a cursor starts at the run's beginning; the inbox at now), then live events. A
-    per-run stream ends after the run's last event."""
+    per-run stream ends after the run's last event; any stream ends once `allowed()`
+    (asked every `recheck` seconds) says no."""
+    gate = _Gate(allowed, recheck)
     sub = await hub.subscribe(run_id)
     try:
         last = after if after is not None else (0 if run_id is not None else sub.start)
         while last < sub.start:  # catch up from the database
+            if await gate.closed():
+                return
             page = await hub.engine.events(last, run_id=run_id, limit=PAGE)
             page = [e for e in page if e.id <= sub.start]
             if not page:
@@ -205,11 +233,17 @@ async def events(
                 yield frame
             return
         yield ": connected\n\n"
+        loop = asyncio.get_running_loop()
+        beat = loop.time() + heartbeat
         while not sub.overflowed or not sub.queue.empty():
+            if await gate.closed():
+                return
             try:
-                event = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                event = await asyncio.wait_for(sub.queue.get(), gate.wait(beat - loop.time()))
             except TimeoutError:
-                yield ": keep-alive\n\n"
+                if loop.time() >= beat:
+                    beat = loop.time() + heartbeat
+                    yield ": keep-alive\n\n"
                 continue
             if event.id <= last:
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from signoff import Context, Engine
+from signoff import Context, Engine, Stage
 
 
 def calc(order_id: str, amount: int) -> int:
@@ -33,6 +33,41 @@ def make_engine(url: str, **kw: Any) -> Engine:
     async def named(ctx: Context) -> str:
         d = await ctx.approval("lead", summary="only alice", approvers=["alice"])
         return str(d.by)
+
+    @engine.workflow("panel")
+    async def panel(ctx: Context, amount: int = 10) -> dict[str, Any]:
+        d = await ctx.approval(
+            "board",
+            summary="two of three",
+            proposed={"amount": amount},
+            approvers=["alice", "bob", "carol"],
+            quorum=2,
+        )
+        return {"status": d.status.value, "voters": sorted(v.by for v in d.votes)}
+
+    @engine.workflow("chain")
+    async def chain(ctx: Context) -> str:
+        d = await ctx.approval_chain(
+            "refund",
+            [Stage(name="manager", approvers=["alice"]), Stage(name="finance")],
+            summary="chain",
+            proposed={"amount": 5},
+        )
+        return d.status.value
+
+    @engine.workflow("revised")
+    async def revised(ctx: Context, amounts: list[int]) -> dict[str, Any]:
+        """Asks again with the next amount each time changes are requested."""
+        for amount in amounts:
+            d = await ctx.approval("manager", summary=f"{amount}", proposed={"amount": amount})
+            if d.status.value != "changes_requested":
+                return {"status": d.status.value, "value": d.value}
+        return {"status": "gave up"}
+
+    @engine.workflow("big")
+    async def big(ctx: Context, size: int) -> str:
+        d = await ctx.approval("manager", summary="big", proposed={"blob": "x" * size})
+        return d.status.value
 
     @engine.workflow("boom")
     async def boom(ctx: Context) -> None:

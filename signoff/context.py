@@ -217,6 +217,7 @@ class Context:
         self._blocked: dict[int, _Blocked] = {}
         self._withdrawing: set[int] = set()
         self._settler: asyncio.Task[None] | None = None
+        self._stopping = False
         self.parked = False
         self.unanswered: set[int] = set()  # waits opened and not answered in this execution
 
@@ -771,7 +772,7 @@ class Context:
         """Wait for the answer of an open wait while other tasks of the run go on."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._blocked[seq] = _Blocked(future, kind, name, path)
-        if self._settler is None or self._settler.done():
+        if not self._stopping and (self._settler is None or self._settler.done()):
             self._settler = asyncio.get_running_loop().create_task(self._settle())
         try:
             result = await future
@@ -810,12 +811,12 @@ class Context:
                     if answered is not None and not answered.future.done():
                         answered.future.set_result(result)
                 self._activity += 1
+        except asyncio.CancelledError:
+            raise  # the execution stops (`stop`)
         except BaseException as exc:  # lease lost, store failure: every blocked task ends
             for blocked in list(self._blocked.values()):
                 if not blocked.future.done():
                     blocked.future.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
 
     async def _quiet(self, mine: int = 0) -> None:
         """Return once no call of the run does I/O (but the caller's own `mine`) and none
@@ -843,18 +844,24 @@ class Context:
 
     async def stop(self) -> None:
         """The workflow function returned or raised: stop settling, and withdraw the waits
-        it opened and left unanswered (their approvals leave the inboxes)."""
+        it opened and left unanswered (their approvals leave the inboxes). Tasks it left
+        running are stopped, but never in the middle of a step."""
+        self._stopping = True
         if self._settler is not None and not self._settler.done():
             self._settler.cancel()
             with contextlib.suppress(BaseException):
                 await self._settler
+        tasks = [c.task for c in self._children if c.task is not None]
+        if any(not t.done() for t in tasks):
+            await self._quiet()
         self._withdrawing.update(self._blocked)
         for blocked in list(self._blocked.values()):
             if not blocked.future.done():
                 blocked.future.cancel()
-        for child in self._children:
-            if child.task is not None and not child.task.done():
-                child.task.cancel()
+        for task in tasks:
+            task.cancel()
+        # Collect what the tasks ended with (parked, withdrawn): no "never retrieved".
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _take_pending(self) -> list[JournalEntry]:
         pending, self._pending = self._pending, []

@@ -18,6 +18,7 @@ Unannotated parameters, `Any`, and annotations pydantic cannot describe are not 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -68,10 +69,9 @@ def check(
     """Raise `InvalidArgument` (with `field` and `workflow`) when `args` and `kwargs`, as
     stored (plain JSON), do not fit `fn(ctx, *args, **kwargs)` and its annotations `hints`.
     `taken`: the names of `engine.start`'s own options that were given (`run_id`, ...)."""
-    sig = _signature(fn)
-    params = dict(list(sig.parameters.items())[1:])  # without the context
+    sig, params = _parameters(fn)
     try:
-        bound = sig.replace(parameters=list(params.values())).bind(*args, **kwargs)
+        bound = sig.bind(*args, **kwargs)
     except TypeError as exc:
         field, message = _binding_problem(params, args, kwargs, taken, exc)
         raise errors.InvalidArgument(
@@ -87,6 +87,13 @@ def check(
                 _check_value(workflow, key, item, hint)
         else:
             _check_value(workflow, name, value, hint)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameters(fn: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, inspect.Parameter]]:
+    """The signature without the context, and its parameters (a start checks them all)."""
+    params = dict(list(_signature(fn).parameters.items())[1:])
+    return inspect.Signature(list(params.values())), params
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
@@ -140,8 +147,14 @@ def _binding_problem(
     return None, str(exc)  # pragma: no cover - every TypeError of bind is covered above
 
 
+_PLAIN: dict[Any, tuple[type, ...]] = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
+
+
 def _check_value(workflow: str, field: str, value: Any, hint: Any) -> None:
     if hint is None or hint is Any:
+        return
+    plain = _PLAIN.get(hint) if isinstance(hint, type) else None
+    if plain is not None and type(value) in plain:  # the common case, without pydantic
         return
     try:
         revived = serialization.needs_revival(hint)

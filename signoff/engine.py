@@ -64,6 +64,7 @@ class Engine(access.ApiSupport):
     `event_retention`: how long `notify` keeps an event for runs that wait on its key
     later (0: only runs already waiting receive it). `directory`: resolves the roles in
     approvers (`role:finance`); default `signoff.Directory()`, which knows no roles.
+    `approval_timeout`: the deadline of approvals that name no `timeout` (default none).
     """
 
     def __init__(

@@ -269,3 +269,37 @@ async def test_a_naive_datetime_fails_the_step_with_the_fix(engine: Engine) -> N
             await engine.result(run.id, timeout=10)
     assert "datetime.now(UTC)" in str(info.value)
     assert "local-now" in str(info.value)
+
+
+class Payout(pydantic.BaseModel):
+    amount: Decimal
+    pay_on: date
+    account: uuid.UUID
+    tier: Tier
+
+
+async def test_approval_values_with_a_schema_take_business_types(engine: Engine) -> None:
+    @engine.workflow(name="payout")
+    async def payout(ctx: Context) -> list[Any]:
+        proposed = Payout(
+            amount=Decimal("100.00"), pay_on=date(2024, 6, 1), account=ORDER, tier=Tier.GOLD
+        )
+        decision = await ctx.approval("finance", proposed=proposed, schema=Payout)
+        value = Payout.model_validate(decision.value)  # the edited value, typed again
+        return [str(value.amount), value.pay_on.isoformat(), value.tier.name]
+
+    async with engine:
+        run = await engine.start(payout)
+        assert (await engine.settle(run.id)).status is RunStatus.WAITING
+        [approval] = await engine.approvals(run.id)
+        assert approval.proposed == {
+            "amount": "100.00",
+            "pay_on": "2024-06-01",
+            "account": str(ORDER),
+            "tier": "gold",
+        }
+        edited = Payout(
+            amount=Decimal("99.99"), pay_on=date(2024, 6, 2), account=RECEIPT, tier=Tier.SILVER
+        )
+        await engine.edit(run.id, "finance", edited, by="alice")
+        assert await engine.result(run.id, timeout=10) == ["99.99", "2024-06-02", "SILVER"]

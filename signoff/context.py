@@ -417,7 +417,10 @@ class Context:
         stage: dict[str, Any] | None = None,
     ) -> models.Decision:
         self._check_key(key, "approval key")
-        seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
+        if timeout is None:  # the engine's default deadline, if it has one
+            seconds: float | None = getattr(self._exec, "approval_timeout", None)
+        else:
+            seconds = durations.to_seconds(timeout, "timeout")
         proposed_json = serialization.dumps(proposed, where=f"the proposed value of {key!r}")
         if not isinstance(summary, str):
             raise errors.InvalidArgument("summary must be a string")
@@ -434,12 +437,24 @@ class Context:
         result = await self._wait(EntryKind.APPROVAL, key, seconds, summary, proposed_json, build)
         return models.Decision.from_json(serialization.loads(result))
 
-    async def wait_for_signal(self, name: str, *, timeout: durations.Duration | None = None) -> Any:
+    async def wait_for_signal(
+        self,
+        name: str,
+        *,
+        timeout: durations.Duration | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Any:
         """Pause until a signal `name` is sent to this run and return its data. A signal
-        sent earlier was kept and is returned at once. Raises `WaitTimeout` after `timeout`."""
+        sent earlier was kept and is returned at once. Raises `WaitTimeout` after `timeout`.
+        `metadata` (JSON) tells whoever sends the signal what is expected; it is recorded
+        with the wait in the run's history (`waiting_for_signal`)."""
         self._check_key(name, "signal name")
         seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
-        result = serialization.loads(await self._wait(EntryKind.SIGNAL, name, seconds))
+        if metadata is not None and not isinstance(metadata, dict):
+            raise errors.InvalidArgument(f"metadata must be a dict, not {metadata!r:.60}")
+        shown = None if metadata is None else serialization.dumps(metadata, "signal metadata")
+        text = await self._wait(EntryKind.SIGNAL, name, seconds, "", shown)
+        result = serialization.loads(text)
         if result.get("timed_out"):
             raise errors.WaitTimeout(
                 f"no signal {name!r} arrived within {timeout}", run_id=self.run_id, key=name

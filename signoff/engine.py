@@ -194,6 +194,7 @@ class Engine(access.ApiSupport):
             lease=self._lease,
             default_retry=self._default_retry,
             directory=self.directory,
+            approval_timeout=self.approval_timeout,
         )
         self._worker = worker.Worker(
             store=self.store,

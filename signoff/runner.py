@@ -60,6 +60,7 @@ class Settings:
     lease: float
     default_retry: models.RetryPolicy
     directory: Any = None  # resolves approvers' roles (`signoff.policy.DirectoryLike`)
+    approval_timeout: float | None = None  # seconds: approvals that name no timeout
 
 
 class Execution:
@@ -73,6 +74,7 @@ class Execution:
         self.clock = clock_
         self.default_retry = settings.default_retry
         self.directory = settings.directory
+        self.approval_timeout = settings.approval_timeout
 
     def beyond_journal(self) -> None:
         pass  # first execution of this call: do it and record it

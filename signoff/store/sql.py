@@ -163,6 +163,12 @@ def row_to_entry(row: Sequence[Any]) -> JournalEntry:
 dump_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def iso(ts: float | None) -> str | None:
+    """A time in history data: ISO 8601 in UTC, like every time the API shows."""
+    at = models.from_timestamp(ts)
+    return None if at is None else at.isoformat()
+
+
 def history(run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Query:
     return Query(
         "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",

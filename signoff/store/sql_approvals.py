@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff import models, policy
-from signoff.store.sql import Claim, Op, Query, dump_json, history, resolve_entry, wake
+from signoff.store.sql import Claim, Op, Query, dump_json, history, iso, resolve_entry, wake
 from signoff.store.sql_runs import FINISHED
 
 ROUND_COLUMNS = (
@@ -135,7 +135,12 @@ def open_approval(
         wait=False,
     )
     yield from add_to_inbox(principals, now, run_id, key, round_, workflow)
-    data: dict[str, Any] = {"key": key, "round": round_, "summary": summary, "deadline": deadline}
+    data: dict[str, Any] = {
+        "key": key,
+        "round": round_,
+        "summary": summary,
+        "deadline": iso(deadline),
+    }
     if rules is not None and rules.get("eligible") is not None:
         data.update(digest=digest, approvers=rules["approvers"], quorum=rules["quorum"])
     if rules is not None and rules.get("stage"):

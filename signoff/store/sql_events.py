@@ -36,6 +36,7 @@ from signoff.store.sql import (
     dump_json,
     history,
     insert_entry,
+    iso,
     resolve_entry,
     wake,
 )
@@ -125,7 +126,7 @@ def open_wait(
             run_id, now, "event_received", by, {"key": key, "event_id": event_id, "kept": True}
         )
         return sql_waits.WaitOutcome(True, result)
-    parked = {"key": key, "where": where, "deadline": wait.deadline}
+    parked = {"key": key, "where": where, "deadline": iso(wait.deadline)}
     yield history(run_id, now, "waiting_for_event", None, parked)
     yield insert_entry(run_id, sql_waits.open_entry(wait), now, wake_at=wait.deadline)
     yield Query(

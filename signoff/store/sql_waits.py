@@ -10,7 +10,9 @@ a person's approval.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store import sql_approval_timers, sql_approvals, sql_events
@@ -21,6 +23,7 @@ from signoff.store.sql import (
     Query,
     history,
     insert_entry,
+    iso,
     resolve_entry,
     wake,
 )
@@ -110,14 +113,15 @@ def open_wait(
             )
             yield _done_entry(run_id, wait, result, now)
             return WaitOutcome(True, result)
-        yield history(
-            run_id, now, "waiting_for_signal", None, {"name": wait.name, "deadline": deadline}
-        )
+        data: dict[str, Any] = {"name": wait.name, "deadline": iso(deadline)}
+        if wait.proposed_json is not None:  # the signal's metadata
+            data["metadata"] = json.loads(wait.proposed_json)
+        yield history(run_id, now, "waiting_for_signal", None, data)
     elif deadline is not None and deadline <= now:  # a sleep that is already over
         yield _done_entry(run_id, wait, None, now)
         return WaitOutcome(True, None)
     else:
-        yield history(run_id, now, "sleep_started", None, {"until": deadline})
+        yield history(run_id, now, "sleep_started", None, {"until": iso(deadline)})
     yield insert_entry(run_id, open_entry(wait), now, wake_at=deadline)
     if park:
         yield park_on(run_id, wait.kind.value, wait.name, wait.seq, deadline, now)

@@ -205,7 +205,6 @@ async def test_approval_timeout_is_validated(store_url: str, clock: FakeClock) -
         Engine(store_url, approval_timeout=-1)
 
 
-@pytest.mark.xfail(strict=True, reason="wired in context")
 async def test_engine_wide_default_deadline_for_approvals(store_url: str, clock: FakeClock) -> None:
     engine = Engine(store_url, clock=clock, poll_interval=0.01, approval_timeout="7d")
 

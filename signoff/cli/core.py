@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 import pydantic
@@ -157,32 +157,20 @@ def seconds(text: str, what: str) -> float:
     return durations.to_seconds(value, what)
 
 
+# user:password@ in a URL's authority (up to the last "@" before the path), and
+# password=... in its query; quotes and spaces end a URL inside a message.
+_USERINFO = re.compile(r"""(\b[a-z][a-z0-9+.-]*://[^/\s'":@]*):[^/\s'"]*@""", re.I)
+_PASSWORD_OPTION = re.compile(r"""([?&]password=)[^&\s'"]*""", re.I)
+
+
 def redact_url(url: str) -> str:
     """The URL without its password (`postgresql://app:***@db/x`), to show or log."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None and "password" not in parts.query:
-        return url  # untouched: urlunsplit would also fold sqlite://// into sqlite://
-    netloc = parts.netloc
-    if password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    query = parts.query
-    if "password" in query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return redact_text(url)
 
 
 def redact_text(text: str) -> str:
-    """Error text with any database URL in it redacted."""
-    words = text.split(" ")
-    return " ".join(
-        redact_url(w) if "://" in w and ("@" in w or "password" in w) else w for w in words
-    )
+    """Text (a URL, an error message) with the password of every URL in it replaced."""
+    return _PASSWORD_OPTION.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
 
 
 @click.group(

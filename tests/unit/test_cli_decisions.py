@@ -247,12 +247,15 @@ def test_an_in_memory_url_is_refused(tmp_path: Path) -> None:
             "postgresql://app@db/x?password=***&sslmode=require",
         ),
         ("postgresql://app@db/x", "postgresql://app@db/x"),
+        ("postgresql://app:p@ss:w0rd@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("postgresql://:s3cret@db/x", "postgresql://:***@db/x"),
         ("sqlite:////abs/path.db", "sqlite:////abs/path.db"),
     ],
 )
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert core.redact_url(url) == shown
     assert core.redact_text(f"cannot reach {url} now") == f"cannot reach {shown} now"
+    assert core.redact_text(f"cannot reach '{url}': x") == f"cannot reach '{shown}': x"
 
 
 def test_input_that_does_not_fit_the_workflow_starts_nothing(app: App) -> None:

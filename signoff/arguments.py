@@ -18,8 +18,10 @@ Unannotated parameters, `Any`, and annotations pydantic cannot describe are not 
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -156,6 +158,8 @@ def _check_value(workflow: str, field: str, value: Any, hint: Any) -> None:
     plain = _PLAIN.get(hint) if isinstance(hint, type) else None
     if plain is not None and type(value) in plain:  # the common case, without pydantic
         return
+    if _has_members(hint):  # Literal[Tier.GOLD]: pydantic cannot read it from JSON
+        return
     try:
         revived = serialization.needs_revival(hint)
     except TypeError:  # unhashable annotation: the worker lets pydantic decide
@@ -179,6 +183,10 @@ def _check_value(workflow: str, field: str, value: Any, hint: Any) -> None:
         ) from None
     except (pydantic.PydanticUserError, pydantic.errors.PydanticUndefinedAnnotation, TypeError):
         return  # an annotation pydantic cannot describe: not checked, as documented
+
+
+def _has_members(hint: Any) -> bool:
+    return isinstance(hint, enum.Enum) or any(_has_members(a) for a in typing.get_args(hint))
 
 
 def _details(exc: pydantic.ValidationError) -> str:

@@ -161,7 +161,7 @@ def _scan(value: Any, where: str, depth: int) -> None:
         raise errors.NotSerializable(
             f"{where} is nested deeper than {_MAX_DEPTH} levels (or is cyclic)", where=where
         )
-    if isinstance(value, dt.datetime | decimal.Decimal):
+    if isinstance(value, dt.datetime | dt.time | decimal.Decimal):
         _as_text(value, where)
     elif isinstance(value, pydantic.BaseModel):
         fields = {n: getattr(value, n, None) for n in type(value).model_fields}

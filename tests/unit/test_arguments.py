@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -113,6 +113,7 @@ async def flow(
     anything: Any = None,
     bare=None,  # unannotated: not checked
     opaque: Opaque | None = None,
+    member: Literal[Kind.A] | None = None,
     **extra: uuid.UUID,
 ) -> None:
     return None
@@ -127,7 +128,7 @@ def test_check_accepts_what_the_worker_reads() -> None:
     check(1)
     check(1, {"sku": "a", "price": "1.10"}, {"sku": "b", "price": 2})
     check(1, ratio=2, pair=[3, "x"], kind="a", anything={"x": [1]}, bare=object)
-    check(1, opaque={"whatever": True}, ref=str(uuid.uuid4()))
+    check(1, opaque={"whatever": True}, ref=str(uuid.uuid4()), member="a")
 
 
 @pytest.mark.parametrize(

@@ -408,3 +408,19 @@ def test_keys_that_would_collide_or_are_not_text_are_refused() -> None:
     for key in (Level.HIGH, Size.LARGE, decimal.Decimal("NaN"), dt.datetime(2024, 1, 1)):
         with pytest.raises(errors.NotSerializable):
             serialization.dumps({key: 1})
+
+
+def test_literal_enum_members_and_times_in_models() -> None:
+    from typing import Literal
+
+    # pydantic cannot read a Literal of enum members from JSON: left as stored
+    assert not serialization.needs_revival(Literal[Size.SMALL])
+    assert serialization.revive("s", Literal[Size.SMALL]) == "s"
+
+    class Shift(pydantic.BaseModel):
+        start: dt.time
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    with pytest.raises(errors.NotSerializable, match="no fixed UTC offset"):
+        serialization.dumps(Shift(start=dt.time(9, tzinfo=paris)))
+    assert serialization.dumps(Shift(start=dt.time(9))) == '{"start":"09:00:00"}'

@@ -5,6 +5,7 @@ run (any unique id prefix), in which database (never a new one by accident)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -271,3 +272,16 @@ def test_input_that_does_not_fit_the_workflow_starts_nothing(app: App) -> None:
             fragment,
         )
     assert json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout) == []
+
+
+def test_worker_and_serve_take_the_app_from_app_or_ask_for_one(app: App) -> None:
+    for command in ("worker", "serve"):
+        fails(run_cli(command), "give the APP to run")
+    empty = f"{app.name}_empty"
+    (app.path / f"{empty}.py").write_text(cli_support.EMPTY_APP)
+    try:
+        fails(run_cli("--app", f"{empty}:engine", "worker"), "has no workflows")
+        fails(run_cli("worker", "--app", f"{empty}:engine"), "has no workflows")
+        fails(run_cli("worker", env={"SIGNOFF_APP": f"{empty}:engine"}), "has no workflows")
+    finally:
+        sys.modules.pop(empty, None)

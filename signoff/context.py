@@ -206,6 +206,7 @@ class Context:
         self._pending: list[JournalEntry] = []  # ctx.now() readings, saved with the next write
         self._rng = _random.Random(self.run_id)
         self._uuids = 0
+        self._gated_calls: dict[str, int] = {}  # gated key prefix -> calls needing approval
         self.fatal: BaseException | None = None
         # Concurrency inside the run (asyncio.gather, any_of): the tasks making calls,
         # the calls doing I/O now, and the waits that have no answer yet.

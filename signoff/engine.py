@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-EDIT_CHECKS: list[Callable[[str, Any], None]] = []
-"""Called with (key, edited value) before an edit is recorded; raise to refuse it."""
 
 _FINISHED = (models.RunStatus.COMPLETED, models.RunStatus.FAILED, models.RunStatus.CANCELLED)
 _SETTLED = (models.RunStatus.WAITING, *_FINISHED)
@@ -97,6 +95,8 @@ class Engine(access.ApiSupport):
             if approval_timeout is None
             else durations.to_seconds(approval_timeout, "approval_timeout")
         )
+        # Checks of edits of gated calls' approvals, by key prefix (`signoff.gated`).
+        self.edit_checks: dict[str, Callable[[Any], Any]] = {}
         self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
 
     def configure(
@@ -195,6 +195,7 @@ class Engine(access.ApiSupport):
             default_retry=self._default_retry,
             directory=self.directory,
             approval_timeout=self.approval_timeout,
+            edit_checks=self.edit_checks,
         )
         self._worker = worker.Worker(
             store=self.store,
@@ -454,8 +455,10 @@ class Engine(access.ApiSupport):
         An approval with a `schema` refuses a value that does not fit it (`InvalidEdit`
         with `.errors`); it stays pending."""
         value_json = serialization.dumps(value, where="the edited value")
-        for check in EDIT_CHECKS:  # e.g. a gated call's edit must fit its function
-            check(key, serialization.loads(value_json))
+        prefix, _, n = key.rpartition(":") if isinstance(key, str) else ("", "", "")
+        check = self.edit_checks.get(prefix) if n.isdigit() else None
+        if check is not None:  # a gated call's edit must fit its function
+            check(serialization.loads(value_json))
         return await self._decide(
             run_id, key, models.DecisionStatus.EDITED, value_json, by, reason, digest
         )

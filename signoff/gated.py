@@ -22,30 +22,24 @@ the decision, and `fn` does not run.
 An edit must still fit `fn`'s signature: the same shape, no unknown argument names, every
 required argument present. One that does not is refused when the decision is recorded
 (`engine.edit` raises `InvalidEdit` naming the problem) and the approval stays
-pending. The check runs in the deciding process when it has defined the gated function
-(the usual case: the app that runs the workflows also takes the decisions); the approval
-also carries a JSON Schema of the arguments (`Gated.schema`, passed as `schema=`), which
-every decider checks, also one without the code (the CLI, the HTTP API).
+pending. The check runs in an engine that has executed a call of the gated function (the
+usual case: the app that runs the workflows also takes the decisions; the engine keeps
+the check, no process-wide registry); the approval also carries a JSON Schema of the
+arguments (`Gated.schema`, passed as `schema=`), which every decider checks, also one
+without the code (the CLI, the HTTP API).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import typing
-import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from signoff import context, durations, engine, errors, models, serialization
+from signoff import context, durations, errors, models, serialization
 
 R = TypeVar("R")
-
-_counters: weakref.WeakKeyDictionary[context.Context, dict[str, itertools.count[int]]] = (
-    weakref.WeakKeyDictionary()
-)
-_gates: dict[str, Gated[Any]] = {}  # key prefix -> gate, for checking edits
 
 
 class CallRejected(errors.SignoffError):
@@ -93,7 +87,6 @@ class Gated(Generic[R]):
         self.schema = arguments_schema(self.signature)
         self._hints = _param_hints(fn)
         functools.update_wrapper(self, fn)
-        _gates[self.prefix] = self
 
     def __repr__(self) -> str:
         return f"<gated {self.name}>"
@@ -106,9 +99,11 @@ class Gated(Generic[R]):
             raise errors.InvalidArgument(f"gated call {self.name}(): {exc}") from None
         if not self._needs_approval(args, kwargs):
             return await self._run(ctx, args, kwargs)
-        counters = _counters.setdefault(ctx, {})
-        n = next(counters.setdefault(self.prefix, itertools.count(1)))
+        n = ctx._gated_calls[self.prefix] = ctx._gated_calls.get(self.prefix, 0) + 1
         key = f"{self.prefix}:{n}"
+        checks = getattr(ctx._exec, "edit_checks", None)
+        if checks is not None:  # the engine running this checks edits of its approvals
+            checks[self.prefix] = self.check
         proposed = self.arguments(args, kwargs)
         summary = self._summary(args, kwargs)
         options: dict[str, Any] = {}
@@ -255,20 +250,6 @@ def gated(
     return Gated(
         fn, requires_approval=requires_approval, describe=describe, key=key, timeout=timeout
     )
-
-
-def check_edit(key: str, value: Any) -> None:
-    """Refuse an edit of a gated call's approval that does not fit the function (called
-    by `engine.edit` before the decision is recorded). Other keys pass."""
-    if not isinstance(key, str):
-        return
-    prefix, _, n = key.rpartition(":")
-    gate = _gates.get(prefix)
-    if gate is not None and n.isdigit():
-        gate.check(value)
-
-
-engine.EDIT_CHECKS.append(check_edit)
 
 
 def arguments_schema(signature: inspect.Signature) -> dict[str, Any]:

@@ -61,6 +61,8 @@ class Settings:
     default_retry: models.RetryPolicy
     directory: Any = None  # resolves approvers' roles (`signoff.policy.DirectoryLike`)
     approval_timeout: float | None = None  # seconds: approvals that name no timeout
+    # gated key prefix -> check of an edit (filled as gated calls run; `signoff.gated`)
+    edit_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
 
 
 class Execution:
@@ -75,6 +77,7 @@ class Execution:
         self.default_retry = settings.default_retry
         self.directory = settings.directory
         self.approval_timeout = settings.approval_timeout
+        self.edit_checks = settings.edit_checks
 
     def beyond_journal(self) -> None:
         pass  # first execution of this call: do it and record it

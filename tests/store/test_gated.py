@@ -21,7 +21,6 @@ from signoff import (
     RunFailed,
     RunStatus,
 )
-from signoff import engine as engine_module
 from signoff.gated import arguments_schema
 from signoff.testing import FakeClock
 
@@ -251,7 +250,7 @@ async def test_a_decider_without_the_code_refuses_the_same_edits(
         run = await engine.start(wf)
         await engine.settle(run.id)
         with monkeypatch.context() as m:  # as if deciding from a process without `send`
-            m.setattr(engine_module, "EDIT_CHECKS", [])
+            m.setattr(engine, "edit_checks", {})
             with pytest.raises(InvalidEdit) as info:
                 await engine.edit(run.id, "gated:transfer:1", edit, by="eve")
             assert info.value.errors
@@ -345,3 +344,24 @@ def test_agent_example_runs_end_to_end(
     assert "'outcome': 'rejected', 'reason': 'invoice disputed'" in out
     sent = [(p["to"], p["amount"]) for p in agent_tools.SENT]
     assert sent == [("acme", 40.0), ("globex", 1000.0)]  # initech was never paid
+
+
+async def test_two_engines_keep_their_own_edit_checks(engine: Engine, store_url: str) -> None:
+    """No process-wide registry: the engine that ran a gated call checks its edits; another
+    engine in the same process knows nothing of it (it still checks the JSON Schema)."""
+    other = Engine(store_url)
+
+    @engine.workflow()
+    async def wf(ctx: Context) -> Any:
+        return await send("ann", 500)
+
+    try:
+        async with engine:
+            run = await engine.start(wf)
+            await engine.settle(run.id)
+        assert set(engine.edit_checks) == {"gated:transfer"}
+        assert other.edit_checks == {}
+        with pytest.raises(InvalidEdit):
+            await engine.edit(run.id, "gated:transfer:1", {"args": [], "kwargs": {}}, by="eve")
+    finally:
+        await other.close()

@@ -23,14 +23,15 @@ import asyncio
 import time
 import urllib.parse
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from pydantic import TypeAdapter
 
 from signoff import errors, models
 
-T = TypeVar("T")
+_SETTLED = frozenset({models.RunStatus.WAITING, models.RunStatus.COMPLETED,
+                      models.RunStatus.FAILED, models.RunStatus.CANCELLED})  # fmt: skip
 _BY_CODE: dict[str, type[errors.SignoffError]] = {}
 
 
@@ -337,6 +338,20 @@ class AsyncClient:
         body = _decision_body("request_changes", None, reason, digest, by)
         return await self._decide(run_id, key, body, idempotency_key)
 
+    async def settle(
+        self, run_id: str, *, timeout: float | None = 30.0, poll_interval: float = 0.2
+    ) -> models.Run:
+        """Poll until the run waits for something (a decision, a signal) or has finished,
+        and return it; `TimeoutError` after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = await self.get_run(run_id)
+            if run.status in _SETTLED:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
+            await asyncio.sleep(poll_interval)
+
     async def result(
         self, run_id: str, *, timeout: float | None = None, poll_interval: float = 0.2
     ) -> Any:
@@ -535,6 +550,20 @@ class Client:
     ) -> models.Decision:
         body = _decision_body("request_changes", None, reason, digest, by)
         return self._decide(run_id, key, body, idempotency_key)
+
+    def settle(
+        self, run_id: str, *, timeout: float | None = 30.0, poll_interval: float = 0.2
+    ) -> models.Run:
+        """Poll until the run waits for something (a decision, a signal) or has finished,
+        and return it; `TimeoutError` after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.get_run(run_id)
+            if run.status in _SETTLED:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
+            time.sleep(poll_interval)
 
     def result(
         self, run_id: str, *, timeout: float | None = None, poll_interval: float = 0.2

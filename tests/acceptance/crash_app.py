@@ -93,9 +93,27 @@ async def crash_flow(ctx: Context, n: int, mode: str = "fast") -> dict[str, Any]
     return {"n": n, "status": "done", "key": key}
 
 
+async def mail(n: int, to: str) -> str:
+    """A gated side effect that lingers after it is applied (an email being sent)."""
+    key = _record_attempt(f"mail:{to}")
+    _apply_effect(key, n)
+    await asyncio.sleep(SLOW / 2)
+    return key
+
+
+send_mail = signoff.gated(mail, key="mail")
+
+
+async def parallel_flow(ctx: Context, n: int) -> dict[str, Any]:
+    """Two gated calls started together, as an agent's parallel tool calls are."""
+    keys = await asyncio.gather(send_mail(n, "legal"), send_mail(n, "finance"))
+    return {"n": n, "keys": list(keys)}
+
+
 def make_engine(url: str) -> Engine:
     eng = Engine(url, lease=LEASE, poll_interval=POLL)
     eng.workflow("crash_flow")(crash_flow)
+    eng.workflow("parallel_flow")(parallel_flow)
     return eng
 
 

@@ -202,9 +202,43 @@ def test_app_module_loads_as_module_engine(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [sys.executable, "-c", "from tests.acceptance.crash_app import engine, LEDGER; "
-                               "print(engine.url, engine.workflows, LEDGER)"],
+                               "print(engine.url, ','.join(engine.workflows), LEDGER)"],
         cwd=root, env=env, capture_output=True, text=True, timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [f"sqlite:///{tmp_path / 'x.db'}", "['crash_flow']",
+    assert proc.stdout.split() == [f"sqlite:///{tmp_path / 'x.db'}", "crash_flow,parallel_flow",
                                    str(tmp_path / "l.db")]
+
+
+def test_a_step_beside_a_wait_is_never_cut_off_across_workers(workers: Workers,
+                                                              client: Engine) -> None:
+    """Two gated calls started together in each run, two worker processes: the first
+    approval's step is still sending when the second approval arrives and parks the run
+    again. Each step runs exactly once, in one process: no process crashed, so nothing
+    may run twice."""
+    workers.start()
+    workers.start()
+    n = 8
+    runs = [client.sync.start(crash_app.parallel_flow, i).id for i in range(n)]
+    wait_until(lambda: count_status(client, RunStatus.WAITING) == n, 30,
+               "every run to wait on both approvals", workers)
+    for run_id in runs:
+        assert sorted(a.key for a in client.sync.pending_approvals(run_id=run_id)) == [
+            "mail:1", "mail:2"]
+        client.sync.approve(run_id, "mail:1", by="tester")
+    # the first mails are being sent (they linger); now the second approvals arrive
+    wait_until(lambda: ledger(workers, "SELECT COUNT(*) FROM effects") == [(n,)], 30,
+               "the first mails to be applied", workers)
+    for run_id in runs:
+        client.sync.approve(run_id, "mail:2", by="tester")
+    wait_until(lambda: count_status(client, RunStatus.COMPLETED) == n, 60,
+               "every run to complete", workers)
+
+    effects = per_run(workers, "effects")
+    assert effects == Counter({run_id: 2 for run_id in runs}), "each mail exactly once"
+    legal = per_run(workers, "attempts", "step = 'mail:legal'")
+    finance = per_run(workers, "attempts", "step = 'mail:finance'")
+    assert legal == finance == Counter({run_id: 1 for run_id in runs}), "never cut off"
+    for run_id in runs:
+        result = client.sync.result(run_id, timeout=5)
+        assert len(set(result["keys"])) == 2

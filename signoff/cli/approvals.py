@@ -77,7 +77,7 @@ def approvals_list(
     if not page:
         click.echo("no pending approvals")
         return
-    output.console().print(output.table(None, output.PENDING_COLUMNS, list(page)))
+    output.console().print(output.table(None, output.inbox_columns(list(page)), list(page)))
     if page.next_cursor:
         click.echo(f"more: signoff approvals list --cursor {page.next_cursor}")
 

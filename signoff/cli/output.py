@@ -33,7 +33,8 @@ APPROVAL_COLUMNS = {"key": "key", "round": "round", "stage": "stage", "status": 
                     "by": "decided_by", "reason": "reason", "decided": "decided_at"}  # fmt: skip
 TOKEN_COLUMNS = {"id": "id", "name": "name", "scopes": "scopes", "created": "created_at",
                  "revoked": "revoked_at"}  # fmt: skip
-_NO_WRAP = ("run", "id", "time", "requested", "deadline", "created", "decided", "digest")
+_NO_WRAP = ("run", "id", "time", "requested (UTC)", "deadline (UTC)", "created", "decided",
+            "digest")  # fmt: skip
 
 
 def console() -> Console:
@@ -108,6 +109,13 @@ def fields(pairs: list[tuple[str, str]]) -> Table:
 # approvals -------------------------------------------------------------------------------
 
 
+def inbox_columns(approvals: list[models.Approval]) -> dict[str, Column]:
+    """The inbox's columns; `stage` only when some approval is a stage of a chain."""
+    if any(a.stage for a in approvals):
+        return PENDING_COLUMNS
+    return {name: col for name, col in PENDING_COLUMNS.items() if name != "stage"}
+
+
 def votes(approval: models.Approval) -> str:
     """Votes so far against the quorum, e.g. "1/2"."""
     return f"{len(approval.votes)}/{approval.quorum}"
@@ -118,8 +126,14 @@ def short_digest(approval: models.Approval) -> str:
 
 
 def short_id(run_id: str) -> str:
-    """A run id as tables show it: 12 characters name a run (any unique 6+ prefix does)."""
-    return run_id if len(run_id) <= ID_SHOWN else run_id[:ID_SHOWN]
+    """A run id as the inbox shows it: a long (generated) id by its first 12 characters,
+    which name the run (any unique prefix of 6 or more does); a short one whole."""
+    return run_id if len(run_id) <= 16 else run_id[:ID_SHOWN]
+
+
+def minute(at: datetime | None) -> str:
+    """To the minute, in UTC: enough for when an approval was asked and is due."""
+    return "" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 PENDING_COLUMNS: dict[str, Column] = {
@@ -132,8 +146,8 @@ PENDING_COLUMNS: dict[str, Column] = {
     "proposed": "proposed",
     "approvers": lambda a: ", ".join(a.approvers) or "anyone",
     "votes": votes,
-    "requested": "requested_at",
-    "deadline": "deadline",
+    "requested (UTC)": lambda a: minute(a.requested_at),
+    "deadline (UTC)": lambda a: minute(a.deadline),
     "digest": short_digest,
 }
 

@@ -19,7 +19,7 @@ from signoff import Engine, cli
 APP_SOURCE = """
 from pathlib import Path
 
-from signoff import Context, Directory, Engine, RetryPolicy
+from signoff import Context, Directory, Engine, RetryPolicy, Stage
 
 HERE = Path(__file__).parent
 engine = Engine("sqlite:///" + str(HERE / "app.db"), poll_interval=0.01, lease="5s",
@@ -64,6 +64,13 @@ async def payment(ctx: Context, cents: int) -> dict:
     d = await ctx.approval("finance", summary=f"Pay {cents}", proposed={"cents": cents},
                            approvers=["alice", "bob", "role:finance"], quorum=2)
     return {"status": str(d.status), "value": d.value}
+
+
+@engine.workflow()
+async def chained(ctx: Context, cents: int) -> dict:
+    d = await ctx.approval_chain("spend", [Stage(name="lead"), Stage(name="cfo")],
+                                 summary=f"Spend {cents}", proposed={"cents": cents})
+    return {"status": str(d.status)}
 
 
 not_an_engine = 42

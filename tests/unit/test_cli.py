@@ -70,7 +70,7 @@ def test_start_with_app_checks_its_registry_without_any_worker(app: App) -> None
     fails(run_cli("--db", fresh, "start", "expense"), "no workflow named 'expense'")
     fails(
         run_cli("--db", fresh, "start", "nope", "--app", app.ref),
-        "has no workflow named 'nope' (known: expense, flaky, payment, refund, waiter)",
+        "has no workflow named 'nope' (known: chained, expense, flaky, payment, refund, waiter)",
     )
 
 
@@ -125,7 +125,7 @@ def test_approvals_list_shows_pending_approvals(app: App, worker: Engine) -> Non
     ):
         assert column in table
     assert first[:12] in table and second[:12] in table  # a 12-character prefix names a run
-    for column in ("approvers", "votes", "stage", "digest"):
+    for column in ("approvers", "votes", "digest"):
         assert column in table
     assert "Refund [bold]45[/bold]" in table  # user text is shown as is, not as markup
     rows = json.loads(ok(app, "approvals", "list", "--run", second, "--json").stdout)["items"]

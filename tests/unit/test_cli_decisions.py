@@ -96,6 +96,20 @@ def test_approvals_list_for_an_approver_shows_digest_votes_and_stage(
     assert worker.sync.result(paying, timeout=10)["status"] == "approved"
 
 
+def test_approvals_list_shows_the_stage_of_a_chain(app: App, worker: Engine) -> None:
+    plain = start_waiting(app, worker)
+    assert "stage" not in ok(app, "approvals", "list").stdout  # no chain: no empty column
+    run = json.loads(ok(app, "start", "chained", "--input", "[500]", "--json").stdout)
+    assert worker.sync.settle(run["id"], timeout=10).status == "waiting"
+    staged = inbox(app, "--key-prefix", "spend/")
+    assert [(a["key"], a["stage"]) for a in staged] == [("spend/lead", "lead")]
+    table = ok(app, "approvals", "list").stdout
+    assert "stage" in table and "spend/lead" in table and plain[:12] in table
+    ok(app, "approve", run["id"][:8], "spend/lead", "--by", "lee")
+    assert worker.sync.settle(run["id"], timeout=10).status == "waiting"
+    assert [a["stage"] for a in inbox(app, "--key-prefix", "spend/")] == ["cfo"]
+
+
 def test_approvals_list_pages_with_a_cursor(app: App, worker: Engine) -> None:
     ids = [start_waiting(app, worker, f"ord-{n}") for n in range(3)]
     first = json.loads(ok(app, "approvals", "list", "--limit", "2", "--json").stdout)

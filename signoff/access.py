@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 TOKEN_SCOPES = ("read", "start", "decide", "admin")
 StoredResponse = sql_api.StoredResponse
-ApiToken = sql_api.ApiToken
 
 
 def token_hash(secret: str) -> str:
@@ -94,19 +93,6 @@ class ApiSupport:
     async def stored_response(self, subject: str, key: str) -> sql_api.StoredResponse | None:
         """The response kept for a request under this idempotency key, if any."""
         return await self.store.get_response(subject=subject, key=key)
-
-    async def store_response(
-        self, subject: str, key: str, request_hash: str, status: int, body: Any
-    ) -> sql_api.StoredResponse:
-        """Keep a response under an idempotency key; the first one kept wins."""
-        return await self.store.save_response(
-            subject=subject,
-            key=key,
-            request_hash=request_hash,
-            status=status,
-            body=body,
-            now=self.clock.time(),
-        )
 
     async def reserve_response(
         self, subject: str, key: str, request_hash: str, *, stale_after: float = 60.0

@@ -52,7 +52,8 @@ async def test_every_domain_field_is_in_openapi_and_in_what_the_client_returns(
     api: Api,
 ) -> None:
     doc = (await api.client.get("/openapi.json", headers=api.auth("reader"))).json()
-    for record in (models.Run, models.Approval, models.Decision, models.Vote):
+    records = (models.Run, models.Approval, models.Decision, models.Vote, models.HistoryEvent)
+    for record in records:
         wanted = {f.name for f in dataclasses.fields(record)}
         assert wanted <= _schema_fields(doc, record), record
     run_id = await start(api, "panel")
@@ -286,6 +287,8 @@ async def test_keys_and_run_ids_with_slashes_are_addressable(api: Api) -> None:
     assert await api.engine.result(run_id, timeout=10) == "approved"
     quoted = await api.client.get("/runs/team%2Fa%2F1", headers=api.auth("reader"))
     assert quoted.status_code == 200 and quoted.json()["status"] == "completed"
+    frames = await api.client.get(f"/runs/{run_id}/stream", headers=api.auth("reader"))
+    assert frames.status_code == 200 and "event: run_completed" in frames.text
 
 
 @pytest.mark.parametrize("name", ["requested_by", "run_id", "workflow"])

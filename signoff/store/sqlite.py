@@ -5,7 +5,8 @@ has gathered in one `BEGIN IMMEDIATE` transaction (each operation in its own sav
 so one failing operation rolls back alone) and commits once: group commit, so many
 concurrent runs share one commit. A second thread serves reads on its own connection.
 `busy_timeout` plus `BEGIN IMMEDIATE` means another process holding the write lock makes
-us wait, never fail with "database is locked".
+us wait, never fail with "database is locked". What one batch does inside its transaction
+is `signoff.store.sqlite_batch`; this module is where batches run.
 
 URL: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`; options as query
 parameters: `synchronous=full|normal` (default full: a commit survives power loss),
@@ -22,15 +23,14 @@ import os
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from signoff import errors
-from signoff.store import schema
+from signoff.store import schema, sqlite_batch
 from signoff.store.base import Store
-from signoff.store.sql import SQLITE, LeaseLost, Op, drive
+from signoff.store.sql import SQLITE, Op
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class _Executor(threading.Thread):
                     conn = self._connect()
                 outcomes = self._run_batch(conn, batch)
             except BaseException as exc:  # connection or commit failed: all fail
-                wrapped = _wrap(exc)
+                wrapped = sqlite_batch.wrap(exc)
                 outcomes = [(False, wrapped)] * len(batch)
             _deliver(batch, outcomes)
         if conn is not None:
@@ -119,89 +119,9 @@ class _Executor(threading.Thread):
         cur = conn.cursor()
         ops = [op for op, _, _ in batch]
         if not self._write:
-            return run_reads(cur, ops)
-        _begin_immediate(cur)
-        return run_writes(conn, cur, ops)
-
-
-def run_reads(cur: sqlite3.Cursor, ops: list[Op[Any]]) -> list[tuple[bool, Any]]:
-    """Run read operations in one snapshot."""
-    cur.execute("BEGIN")
-    outcomes: list[tuple[bool, Any]] = []
-    try:
-        outcomes = [_attempt(cur, _start(op)) for op in ops]
-    finally:
-        failed = _end_read(cur.connection, cur)
-    if failed is not None:
-        return [(False, v if not ok else failed) for ok, v in outcomes]
-    return outcomes
-
-
-def _end_read(conn: sqlite3.Connection, cur: sqlite3.Cursor) -> BaseException | None:
-    """End a read transaction; the wrapped error if even that fails (a damaged file
-    fails its COMMIT too), leaving the connection out of any transaction."""
-    try:
-        cur.execute("COMMIT")
-        return None
-    except sqlite3.Error as exc:
-        with contextlib.suppress(sqlite3.Error):
-            if conn.in_transaction:
-                conn.rollback()
-        return _wrap(exc)
-
-
-def run_writes(
-    conn: sqlite3.Connection, cur: sqlite3.Cursor, items: list[Any]
-) -> list[tuple[bool, Any]]:
-    """Run write operations in the transaction just begun and commit.
-
-    Operations run back to back; only if one raises is the batch rolled back to its
-    start and run again with a savepoint around each, so that the failing one alone is
-    undone. (Items are operation factories; a bare generator cannot run twice and
-    always gets its own savepoint.)
-    """
-    if len(items) == 1:
-        ok, value = _attempt(cur, _start(items[0]))
-        cur.execute("COMMIT" if ok else "ROLLBACK")
-        return [(ok, value)]
-    outcomes: list[tuple[bool, Any]] = []
-    try:
-        if not any(inspect.isgenerator(item) for item in items):
-            cur.execute("SAVEPOINT batch")
-            for item in items:
-                ok, value = _attempt(cur, item())
-                if not ok:
-                    cur.execute("ROLLBACK TO batch")
-                    outcomes = []
-                    break
-                outcomes.append((ok, value))
-            cur.execute("RELEASE batch")
-        if len(outcomes) != len(items):
-            outcomes = [_in_savepoint(cur, item) for item in items]
-        cur.execute("COMMIT")
-    except BaseException:
-        conn.rollback()
-        raise
-    return outcomes
-
-
-def _in_savepoint(cur: sqlite3.Cursor, item: Any) -> tuple[bool, Any]:
-    cur.execute("SAVEPOINT op")
-    ok, value = _attempt(cur, _start(item))
-    if not ok:
-        cur.execute("ROLLBACK TO op")
-    cur.execute("RELEASE op")
-    return ok, value
-
-
-def _start(item: Any) -> Op[Any]:
-    op: Op[Any] = item if inspect.isgenerator(item) else item()
-    return op
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
+            return sqlite_batch.run_reads(cur, ops)
+        sqlite_batch.begin_immediate(cur)
+        return sqlite_batch.run_writes(conn, cur, ops)
 
 
 class _Checkpointer(threading.Thread):
@@ -295,7 +215,7 @@ class _Inline:
             with self._lock:
                 outcomes, busy = self._run(batch)
         except BaseException as exc:  # never leave a caller waiting on a lost future
-            outcomes, busy = [(f, False, _wrap(exc)) for _, f in batch], []
+            outcomes, busy = [(f, False, sqlite_batch.wrap(exc)) for _, f in batch], []
         if self._checkpointer is not None and outcomes:
             self._checkpointer.wrote()
         for op, future in busy:  # another process holds a lock: wait for it in the thread
@@ -309,74 +229,28 @@ class _Inline:
         try:
             cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
         except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
+            if sqlite_batch.is_busy(exc):
                 return [], batch
-            return [(f, False, _wrap(exc)) for _, f in batch], []
+            return [(f, False, sqlite_batch.wrap(exc)) for _, f in batch], []
         if self._write:
             try:
-                results = run_writes(self._conn, cur, [op for op, _ in batch])
+                results = sqlite_batch.run_writes(self._conn, cur, [op for op, _ in batch])
             except BaseException as exc:
-                results = [(False, _wrap(exc))] * len(batch)
+                results = [(False, sqlite_batch.wrap(exc))] * len(batch)
             return [(f, ok, v) for (_, f), (ok, v) in zip(batch, results, strict=True)], []
         done, busy = [], []
         try:
             for op, future in batch:
-                ok, value = _attempt(cur, _start(op))
-                if not ok and _busy_cause(value) and not inspect.isgenerator(op):
+                ok, value = sqlite_batch.attempt(cur, sqlite_batch.start_op(op))
+                if not ok and sqlite_batch.busy_cause(value) and not inspect.isgenerator(op):
                     busy.append((op, future))
                 else:
                     done.append((future, ok, value))
         finally:
-            failed = _end_read(self._conn, cur)
+            failed = sqlite_batch.end_read(self._conn, cur)
         if failed is not None:  # a damaged file: every read of the batch reports it
             return [(f, False, v if not ok else failed) for f, ok, v in done], busy
         return done, busy
-
-
-def _busy_cause(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, sqlite3.OperationalError) and _is_busy(cause)
-
-
-def _begin_immediate(cur: sqlite3.Cursor) -> None:
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise
-            log.warning(
-                "database is busy; waiting for the write lock", extra={"action": "sqlite_busy"}
-            )
-
-
-def _attempt(cur: sqlite3.Cursor, op: Op[Any]) -> tuple[bool, Any]:
-    try:
-        return True, drive(cur, op, SQLITE)
-    except (LeaseLost, errors.SignoffError) as exc:
-        return False, exc
-    except BaseException as exc:
-        return False, _wrap(exc)
-
-
-def _wrap(exc: BaseException) -> BaseException:
-    if isinstance(exc, errors.SignoffError | LeaseLost):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        hint = "; the database file is damaged: restore it from a backup"
-        hint = hint if _is_damaged(exc) else ""
-        wrapped = errors.StoreError(f"SQLite error: {exc}{hint}")
-        wrapped.__cause__ = exc
-        return wrapped
-    return exc
-
-
-def _is_damaged(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
@@ -440,7 +314,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             where = os.path.abspath(self.path)
-            if _is_damaged(exc):
+            if sqlite_batch.is_damaged(exc):
                 raise errors.StoreUnavailable(
                     f"the SQLite database {where!r} is damaged or not a database ({exc}); "
                     "point at the right file, or restore it from a backup"

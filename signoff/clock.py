@@ -17,3 +17,28 @@ class SystemClock:
 
     def time(self) -> float:
         return time.time()
+
+
+class DatabaseClock:
+    """The machine's clock corrected to the database's: every process that shares a
+    database judges deadlines, timers and leases by one clock, so a worker whose own clock
+    runs fast neither expires approvals early nor takes over live leases. The engine
+    measures the offset when it opens and its worker again every `resync` seconds."""
+
+    resync = 60.0
+
+    def __init__(self, local: Clock | None = None) -> None:
+        self.local: Clock = local or SystemClock()
+        self.offset = 0.0
+        self.synced_at: float | None = None  # local time of the last measurement
+
+    def time(self) -> float:
+        return self.local.time() + self.offset
+
+    def due(self) -> bool:
+        return self.synced_at is None or self.local.time() - self.synced_at >= self.resync
+
+    def measured(self, before: float, database: float, after: float) -> None:
+        """Take the database's time read between local `before` and `after`."""
+        self.offset = database - (before + after) / 2
+        self.synced_at = after

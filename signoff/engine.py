@@ -78,11 +78,11 @@ class Engine(access.ApiSupport):
         directory: policy.DirectoryLike | None = None,
         approval_timeout: durations.Duration | None = None,
     ) -> None:
-        from signoff.clock import SystemClock
+        from signoff.clock import DatabaseClock
 
         self.url = url
         self.store: Store = open_store(url)
-        self.clock = clock or SystemClock()
+        self.clock = clock or DatabaseClock()
         self._registry: dict[str, runner.WorkflowDef] = {}
         self._worker: worker.Worker | None = None
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -177,8 +177,10 @@ class Engine(access.ApiSupport):
     # lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect to the database and migrate its schema (done on first use anyway)."""
+        """Connect to the database and migrate its schema (done on first use anyway), and
+        set the engine's clock by the database's."""
         await self.store.open()
+        await worker.sync_clock(self.store, self.clock)
 
     async def close(self) -> None:
         await self.stop_worker()
@@ -527,6 +529,7 @@ class Engine(access.ApiSupport):
         reason: str | None,
         digest: str | None = None,
     ) -> DecideOutcome:
+        await worker.sync_clock(self.store, self.clock)  # a deadline is judged by the database
         owner, lease_until = self._claimer()
         outcome = await self.store.decide(
             run_id=run_id,

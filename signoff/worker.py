@@ -23,6 +23,20 @@ from signoff.store.base import Claim, Store
 log = logging.getLogger(__name__)
 
 
+async def sync_clock(store: Store, clock_: clock.Clock) -> None:
+    """Correct a `DatabaseClock` to the database's time when it is due (else nothing)."""
+    if isinstance(clock_, clock.DatabaseClock) and clock_.due():
+        before = clock_.local.time()
+        database = await store.database_time()
+        clock_.measured(before, database, clock_.local.time())
+        if abs(clock_.offset) > 1.0:
+            log.warning(
+                "this machine's clock is %.1fs off the database's; using the database's",
+                -clock_.offset,
+                extra={"action": "clock_skew", "offset": clock_.offset},
+            )
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -112,13 +126,17 @@ class Worker:
         delay = 0.05
         while not self._stopping and run_id not in self._active:
             try:
-                await self._store.release(owner=self.id, run_ids=[run_id],
-                                          now=self._clock.time())
+                await self._store.release(owner=self.id, run_ids=[run_id], now=self._clock.time())
                 self.wake()
                 return
             except Exception as exc:
-                log.warning("cannot give back run %s (%s); retrying in %.2fs", run_id, exc,
-                            delay, extra={"action": "release_retry", "run_id": run_id})
+                log.warning(
+                    "cannot give back run %s (%s); retrying in %.2fs",
+                    run_id,
+                    exc,
+                    delay,
+                    extra={"action": "release_retry", "run_id": run_id},
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -132,8 +150,11 @@ class Worker:
             except Exception:
                 failures += 1
                 pause = min(2.0, max(self._poll, 0.01) * 2**failures)
-                log.exception("worker poll failed; retrying in %.2fs", pause,
-                              extra={"action": "poll_failed", "failures": failures})
+                log.exception(
+                    "worker poll failed; retrying in %.2fs",
+                    pause,
+                    extra={"action": "poll_failed", "failures": failures},
+                )
                 await asyncio.sleep(pause)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -143,6 +164,7 @@ class Worker:
         free = self._concurrency - len(self._active) - len(self._queue)
         if free <= 0:
             return
+        await sync_clock(self._store, self._clock)
         now = self._clock.time()
         due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
         if due:

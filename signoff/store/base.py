@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from signoff import errors, models
 from signoff.journal import JournalEntry
-from signoff.store import schema, sql_api, sql_events, sql_inbox, sql_runs, sql_waits
+from signoff.store import schema, sql, sql_api, sql_events, sql_inbox, sql_runs, sql_waits
 from signoff.store.sql import Claim, Dialect, LeaseLost, Op
 from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
 
@@ -290,3 +290,9 @@ class Store(abc.ABC):
     async def record_history(self, **kw: Any) -> None:
         """Append one history entry to a run; one statement."""
         await self._write(_op(sql_api.record_history, **kw))
+
+    async def database_time(self) -> float:
+        """The database's current time (epoch seconds): the clock every process judges
+        deadlines and leases by (`signoff.clock.DatabaseClock`)."""
+        value: float = await self._read(_op(sql.database_time))
+        return value

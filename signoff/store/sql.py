@@ -70,6 +70,7 @@ class Dialect:
     for_update: str
     skip_locked: str
     paramstyle: str  # "qmark" or "format"
+    epoch_now: str = ""  # an expression: the database's current time, epoch seconds
 
     def render(self, sql: str) -> str:
         return _render(self, sql)
@@ -80,15 +81,32 @@ def _render(dialect: Dialect, sql: str) -> str:
     if "{" in sql:
         sql = sql.replace("{for_update}", dialect.for_update)
         sql = sql.replace("{skip_locked}", dialect.skip_locked)
+        sql = sql.replace("{epoch_now}", dialect.epoch_now)
     if dialect.paramstyle == "format":
         sql = sql.replace("%", "%%").replace("?", "%s")
     return sql
 
 
-SQLITE = Dialect("sqlite", for_update="", skip_locked="", paramstyle="qmark")
-POSTGRES = Dialect(
-    "postgres", for_update=" FOR UPDATE", skip_locked=" FOR UPDATE SKIP LOCKED", paramstyle="format"
+SQLITE = Dialect(
+    "sqlite",
+    for_update="",
+    skip_locked="",
+    paramstyle="qmark",
+    epoch_now="(julianday('now') - 2440587.5) * 86400.0",
 )
+POSTGRES = Dialect(
+    "postgres",
+    for_update=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    paramstyle="format",
+    epoch_now="EXTRACT(EPOCH FROM clock_timestamp())::float8",
+)
+
+
+def database_time() -> Op[float]:
+    """The database's clock, in epoch seconds."""
+    res = yield Query("SELECT {epoch_now}")
+    return float(res.rows[0][0])
 
 
 def row_to_run(row: Sequence[Any]) -> models.Run:

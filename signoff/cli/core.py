@@ -43,21 +43,20 @@ def one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip()) or "failed"
 
 
-def _message(exc: BaseException, app: str | None) -> str:
-    if isinstance(exc, errors.DatabaseNotFound) and app is not None:
-        return (
-            f"{exc}, the database of {app}; {_WHERE.replace('or at your app', 'or at another app')}"
-        )
+def _message(exc: BaseException, settings: Settings | None) -> str:
     if isinstance(exc, errors.DatabaseNotFound):
-        return f"{exc}; {_WHERE}"
+        app = settings.app if settings is not None and not settings.db_explicit else None
+        if app is None:
+            return f"{exc}; {_WHERE}"
+        return f"{exc}, the database of {app}; {_WHERE.replace('at your app', 'at another app')}"
+    if isinstance(exc, errors.SignoffError):
+        return str(exc)
     if isinstance(exc, pydantic.ValidationError):
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
         )
         return f"invalid input: {problems}"
-    if isinstance(exc, TimeoutError):
-        return f"{exc}; is a worker running for it?"
-    return str(exc)
+    return f"{exc}; is a worker running for it?"  # a TimeoutError waiting for a run
 
 
 class _Group(click.Group):
@@ -67,8 +66,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (errors.SignoffError, pydantic.ValidationError, TimeoutError) as exc:
-            app = ctx.obj.app if isinstance(ctx.obj, Settings) else None
-            raise CliError(redact_text(one_line(_message(exc, app)))) from None
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            raise CliError(redact_text(one_line(_message(exc, settings)))) from None
 
 
 @dataclasses.dataclass

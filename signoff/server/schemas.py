@@ -141,8 +141,14 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-RunPage = Page[models.Run]
-ApprovalPage = Page[models.Approval]
+class RunPage(Page[models.Run]):
+    """One page of runs, newest first."""
+
+
+class ApprovalPage(Page[models.Approval]):
+    """One page of the inbox, oldest first."""
+
+
 RUN = TypeAdapter(models.Run)
 DECISION = TypeAdapter(models.Decision)
 

@@ -21,12 +21,13 @@ import asyncio
 import contextlib
 import datetime
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from signoff import (
     access,
     arguments,
+    audit,
     clock,
     durations,
     errors,
@@ -681,6 +682,30 @@ class Engine(access.ApiSupport):
     async def require_database(self) -> None:
         """Raise `DatabaseNotFound` unless the database exists; never creates it."""
         await self.store.require_existing()
+
+    # the audit chain -------------------------------------------------------------------
+
+    async def audit_log(
+        self, run_id: str | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[audit.AuditEntry]:
+        """The audit chains (of one run, or all and the "tokens" chain), entry by entry
+        in chain order: what `signoff audit export` writes."""
+        after: tuple[str, int] | None = None
+        while True:
+            page = await self.store.audit_entries(chain=run_id, after=after, limit=page_size)
+            for entry in page:
+                yield entry
+            if len(page) < page_size:
+                return
+            after = (page[-1].chain, page[-1].seq)
+
+    async def verify_audit(self, run_id: str | None = None) -> audit.Verifier:
+        """Check the audit chains: `.problems` lists every changed, removed or reordered
+        entry (empty when whole); `.entries` and `.chains` say how much was checked."""
+        verifier = audit.Verifier()
+        async for entry in self.audit_log(run_id):
+            verifier.feed([entry])
+        return verifier
 
 
 _MIN_PREFIX = 6

@@ -12,9 +12,18 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from signoff import errors, models
+from signoff import audit, errors, models
 from signoff.journal import JournalEntry
-from signoff.store import schema, sql, sql_api, sql_events, sql_inbox, sql_runs, sql_waits
+from signoff.store import (
+    schema,
+    sql,
+    sql_api,
+    sql_audit,
+    sql_events,
+    sql_inbox,
+    sql_runs,
+    sql_waits,
+)
 from signoff.store.sql import Claim, Dialect, LeaseLost, Op
 from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
 
@@ -296,3 +305,10 @@ class Store(abc.ABC):
         deadlines and leases by (`signoff.clock.DatabaseClock`)."""
         value: float = await self._read(_op(sql.database_time))
         return value
+
+    async def audit_entries(
+        self, *, chain: str | None = None, after: tuple[str, int] | None = None, limit: int = 1000
+    ) -> list[audit.AuditEntry]:
+        """A page of the audit chains in (chain, seq) order; reads."""
+        page: list[audit.AuditEntry] = await self._read(_op(sql_audit.entries, chain, after, limit))
+        return page

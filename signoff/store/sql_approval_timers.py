@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from signoff import policy
+from signoff.store import sql_audit
 from signoff.store.sql import Op, Query, dump_json, history
 from signoff.store.sql_approvals import (
     ROUND_COLUMNS,
@@ -83,7 +84,7 @@ def _escalate(
         res.rows[0][0],
     )
     yield from add_to_inbox(principals, requested_at, run_id, key, r.round, workflow)
-    yield history(
+    yield from sql_audit.recorded(
         run_id,
         now,
         "approval_escalated",

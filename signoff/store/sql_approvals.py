@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff import models, policy
+from signoff.store import sql_audit
 from signoff.store.sql import Claim, Op, Query, dump_json, history, iso, resolve_entry, wake
 from signoff.store.sql_runs import FINISHED
 
@@ -339,7 +340,7 @@ def _record_vote(
 ) -> Op[DecideOutcome]:
     rules = r.rules or {}
     approvals = sum(1 for v in votes if v.status.value in ("approved", "edited"))
-    yield history(
+    yield from sql_audit.recorded(
         run_id,
         now,
         "approval_voted",
@@ -413,10 +414,12 @@ def _close_round(
     decision = _decision(key, closed, votes)
     yield resolve_entry(run_id, r.seq, dump_json(decision.to_json()), now)
     if status == "expired":
-        yield history(run_id, now, "approval_expired", None, {"key": key, "round": r.round})
+        yield from sql_audit.recorded(
+            run_id, now, "approval_expired", None, {"key": key, "round": r.round}
+        )
     elif timed_out:
         data = {"key": key, "round": r.round, "outcome": status, "by": policy.TIMEOUT_ACTOR}
-        yield history(run_id, now, "approval_timed_out", None, data)
+        yield from sql_audit.recorded(run_id, now, "approval_timed_out", None, data)
     else:
         data = {"key": key, "round": r.round, "status": status, "reason": final["reason"]}
         if status == "edited":
@@ -424,7 +427,7 @@ def _close_round(
             data["original"] = json.loads(r.proposed) if r.proposed else None
         if len(votes) > 1:
             data["votes"] = [v.to_json() for v in votes]
-        yield history(run_id, now, "approval_decided", final["by"], data)
+        yield from sql_audit.recorded(run_id, now, "approval_decided", final["by"], data)
     return decision
 
 
@@ -480,4 +483,6 @@ def withdraw(run_id: str, seq: int, now: float) -> Op[None]:
         yield Query(
             "DELETE FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key), wait=False
         )
-        yield history(run_id, now, "approval_withdrawn", None, {"key": key, "round": round_})
+        yield from sql_audit.recorded(
+            run_id, now, "approval_withdrawn", None, {"key": key, "round": round_}
+        )

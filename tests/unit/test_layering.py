@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "signoff"
-DOMAIN = ["models", "errors", "serialization", "journal", "clock", "durations"]
+DOMAIN = ["models", "errors", "serialization", "journal", "clock", "durations", "audit"]
 UPPER = ["store", "runner", "worker", "engine", "cli", "server", "sync", "context", "notify"]
 DRIVERS = {"sqlite3", "psycopg", "psycopg_pool", "psycopg2", "asyncpg"}
 

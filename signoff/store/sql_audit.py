@@ -1,0 +1,62 @@
+"""Store operations on the audit chain (`signoff.audit`): append in the caller's
+transaction, read in chain order.
+
+Appends to a run's chain happen in transactions that hold the run's row, so they take
+turns; the primary key (chain, seq) refuses a fork rather than keep one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signoff import audit
+from signoff.store.sql import Op, Query, dump_json, history, iso
+
+COLUMNS = "chain, seq, at, type, actor, data, prev, hash"
+
+
+def append(chain: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Op[None]:
+    res = yield Query(
+        "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1", (chain,)
+    )
+    seq, prev = (int(res.rows[0][0]), str(res.rows[0][1])) if res.rows else (0, audit.GENESIS)
+    entry = audit.make(chain, seq + 1, iso(at) or "", type_, actor, dump_json(data), prev)
+    yield Query(
+        f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (entry.chain, entry.seq, entry.at, entry.type, entry.actor, entry.data, entry.prev,
+         entry.hash),
+        wait=False,
+    )  # fmt: skip
+
+
+def entries(
+    chain: str | None, after: tuple[str, int] | None, limit: int
+) -> Op[list[audit.AuditEntry]]:
+    """Up to `limit` entries in (chain, seq) order, of one chain or all, after `after`."""
+    where: list[str] = []
+    params: list[Any] = []
+    if chain is not None:
+        where.append("chain = ?")
+        params.append(chain)
+    if after is not None:
+        where.append("(chain > ? OR (chain = ? AND seq > ?))")
+        params.extend([after[0], after[0], after[1]])
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    res = yield Query(
+        f"SELECT {COLUMNS} FROM audit{clause} ORDER BY chain, seq LIMIT ?", (*params, limit)
+    )
+    return [
+        audit.AuditEntry(
+            chain=r[0], seq=int(r[1]), at=r[2], type=r[3], actor=r[4], data=r[5], prev=r[6],
+            hash=r[7],
+        )
+        for r in res.rows
+    ]  # fmt: skip
+
+
+def recorded(
+    run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]
+) -> Op[None]:
+    """A history event of a run that also goes on its audit chain."""
+    yield history(run_id, at, type_, actor, data)
+    yield from append(run_id, at, type_, actor, data)

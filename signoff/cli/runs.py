@@ -178,12 +178,25 @@ async def _exists(e: Engine, run_id: str) -> bool:
     return True
 
 
+_START_OPTIONS = {
+    "workflow": "the WORKFLOW argument",
+    "run_id": "use --run-id",
+    "requested_by": "use --requested-by",
+}
+
+
 def _split_input(value: Any) -> tuple[list[Any], dict[str, Any]]:
     if value is None:
         return [], {}
     if isinstance(value, list):
         return value, {}
     if isinstance(value, dict):
+        taken = sorted(set(value) & set(_START_OPTIONS))
+        if taken:  # Engine.start's own keywords cannot also be the workflow's
+            raise errors.InvalidArgument(
+                f"--input: {taken[0]!r} is not a workflow argument that can be passed by "
+                f"name here; it is start's own: {_START_OPTIONS[taken[0]]}"
+            )
         return [], value
     raise errors.InvalidArgument(
         "--input must be a JSON object (keyword arguments) or array (positional arguments), "

@@ -280,6 +280,8 @@ def test_input_that_does_not_fit_the_workflow_starts_nothing(app: App) -> None:
         ('{"amount": "a lot"}', "amount"),
         ('{"amount": 1, "colour": "red"}', "colour"),
         ("[]", "amount"),
+        ('{"amount": 1, "run_id": "x"}', "'run_id' is not a workflow argument"),
+        ('{"amount": 1, "requested_by": "x"}', "use --requested-by"),
     ):
         fails(
             run_cli("--db", fresh, "start", "expense", "--input", given, "--app", app.ref),

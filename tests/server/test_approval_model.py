@@ -323,3 +323,26 @@ async def test_operations_have_explicit_ids(api: Api) -> None:
     assert {"start_run", "get_run", "list_runs", "decide", "list_approvals", "get_approval",
             "webhook", "cancel_run", "health"} <= ids  # fmt: skip
     assert not [i for i in ids if i.endswith(("_get", "_post", "_delete"))]
+
+
+async def test_with_auth_on_separation_of_duties_holds(api: Api) -> None:
+    res = await api.client.post(
+        "/runs", json={"workflow": "refund", "args": ["o"]}, headers=api.auth("admin")
+    )
+    run_id = res.json()["id"]
+    await api.engine.settle(run_id, timeout=10)
+    url = f"/runs/{run_id}/approvals/manager/decision"
+    res = await api.client.post(url, json={"action": "approve"}, headers=api.auth("admin"))
+    assert res.status_code == 403 and res.json()["code"] == "self_approval"
+    res = await api.client.post(
+        url, json={"action": "approve", "by": "bob"}, headers=api.auth("admin")
+    )
+    assert res.status_code == 403  # no naming someone else in the body, even as admin
+    shown = await latest(api, run_id, "manager")
+    res = await api.client.post(
+        f"/runs/{run_id}/webhook",
+        json={"key": "manager", "action": "approve", "digest": "0" * 64},
+        headers=api.auth("bob"),
+    )
+    assert res.status_code == 409 and res.json()["current_digest"] == shown.digest
+    assert (await latest(api, run_id, "manager")).status == "pending"

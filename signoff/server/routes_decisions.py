@@ -90,7 +90,9 @@ async def decide_once(
     ).hexdigest()
     kept = await engine.reserve_response(who.name, idempotency_key, request_hash)
     if kept is not None:
-        return _replay(await _settled(request, who, idempotency_key, kept), request_hash)
+        if kept.request_hash == request_hash:  # a retry: wait for the first answer
+            kept = await _settled(request, who, idempotency_key, kept)
+        return _replay(kept, request_hash)
     try:
         status, body = 200, schemas.DECISION.dump_python(await act(), mode="json")
     except errors.DecisionConflict as exc:

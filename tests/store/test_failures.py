@@ -397,7 +397,7 @@ async def test_history_is_the_whole_timeline(engine: Engine, clock: FakeClock) -
     assert events[0].data == {"workflow": refund.__qualname__}
     assert events[1].data["name"] == "calculate"
     assert events[2].data == {"key": "manager", "round": 1, "summary": "Refund 25",
-                              "deadline": (T0 + timedelta(days=7)).timestamp()}
+                              "deadline": (T0 + timedelta(days=7)).isoformat()}
     assert events[3].data["status"] == "approved" and events[3].data["reason"] == "fine"
     assert events[4].data["name"] == "issue"
     with pytest.raises(RunNotFound):

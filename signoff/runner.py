@@ -30,6 +30,7 @@ class WorkflowDef:
     name: str
     fn: WorkflowFn
     params: tuple[tuple[str, Any], ...] = field(default=())
+    kinds: tuple[Any, ...] = field(default=())  # each parameter's inspect kind
 
     @classmethod
     def of(cls, name: str, fn: WorkflowFn) -> WorkflowDef:
@@ -41,17 +42,47 @@ class WorkflowDef:
             hints = typing.get_type_hints(fn)
         except Exception:
             hints = {}
-        names = list(inspect.signature(fn).parameters)[1:]
-        return cls(name, fn, tuple((n, hints.get(n)) for n in names))
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        return cls(
+            name,
+            fn,
+            tuple((p.name, hints.get(p.name)) for p in params),
+            tuple(p.kind for p in params),
+        )
 
     def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Revive JSON input by the parameters' hints: `*items` and `**extra` by theirs."""
         types = dict(self.params)
-        order = [n for n, _ in self.params]
-        decoded = [
-            serialization.revive(a, types.get(order[i])) if i < len(order) else a
-            for i, a in enumerate(args)
+        positional = [
+            (n, k)
+            for (n, _), k in zip(self.params, self.kinds, strict=False)
+            if k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         ]
-        return decoded, {k: serialization.revive(v, types.get(k)) for k, v in kwargs.items()}
+        star = next(
+            (
+                n
+                for (n, _), k in zip(self.params, self.kinds, strict=False)
+                if k is inspect.Parameter.VAR_POSITIONAL
+            ),
+            None,
+        )
+        extra = next(
+            (
+                n
+                for (n, _), k in zip(self.params, self.kinds, strict=False)
+                if k is inspect.Parameter.VAR_KEYWORD
+            ),
+            None,
+        )
+        decoded = []
+        for i, a in enumerate(args):
+            name = positional[i][0] if i < len(positional) else star
+            decoded.append(serialization.revive(a, types.get(name) if name else None))
+        named = {
+            k: serialization.revive(v, types.get(k) if k in types else types.get(extra or ""))
+            for k, v in kwargs.items()
+        }
+        return decoded, named
 
 
 @dataclass(slots=True)

@@ -303,3 +303,24 @@ async def test_approval_values_with_a_schema_take_business_types(engine: Engine)
         )
         await engine.edit(run.id, "finance", edited, by="alice")
         assert await engine.result(run.id, timeout=10) == ["99.99", "2024-06-02", "SILVER"]
+
+
+async def test_star_args_and_extra_keywords_are_revived_by_their_hints(engine: Engine) -> None:
+    seen: list[Any] = []
+
+    @engine.workflow()
+    async def wf(ctx: Context, first: Decimal, *more: Decimal, **named: Tier) -> str:
+        seen.append((first, more, named))
+        await ctx.approval("ok")
+        return "done"
+
+    async with engine:
+        run = await engine.start(wf, Decimal("1.10"), Decimal("2.20"), Decimal("3"), a=Tier.GOLD)
+        await engine.settle(run.id)
+        await engine.approve(run.id, "ok", by="carol")
+        assert await engine.result(run.id, timeout=5) == "done"
+    assert len(seen) == 2  # the first execution and the replay after the decision
+    for first, more, named in seen:
+        assert first == Decimal("1.10") and isinstance(first, Decimal)
+        assert more == (Decimal("2.20"), Decimal("3")) and all(isinstance(m, Decimal) for m in more)
+        assert named == {"a": Tier.GOLD}

@@ -126,7 +126,7 @@ def _params(**given: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in given.items():
         if isinstance(value, timedelta):
-            value = f"{value.total_seconds():g}s"
+            value = f"{int(value.total_seconds())}s"
         if value is not None:
             out[name] = str(value)
     return out

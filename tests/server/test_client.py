@@ -65,3 +65,19 @@ async def test_async_client_raises_typed_errors(api: Api) -> None:
         with pytest.raises(signoff.ApiError) as unauth:
             await bad.get_run(run_id)
         assert unauth.value.http_status == 401
+
+
+async def test_the_client_filters_and_pages_the_inbox(api: Api) -> None:
+    from datetime import timedelta
+
+    runs = [await start_waiting(api, f"o{i}") for i in range(3)]
+    async with client_for(api, "reader") as c:
+        first = await c.pending_approvals(limit=2, key_prefix="man", older_than=timedelta(0))
+        assert len(first) == 2 and first.next_cursor is not None
+        rest = await c.pending_approvals(limit=2, cursor=first.next_cursor)
+        assert [a.run_id for a in [*first, *rest]] == runs and rest.next_cursor is None
+        assert await c.pending_approvals(older_than=timedelta(days=12)) == []
+        assert await c.pending_approvals(approver="nobody", role="finance") == []
+        with pytest.raises(signoff.ApiError) as bad:
+            await c.pending_approvals(cursor="garbage!")
+        assert bad.value.http_status == 400 and bad.value.problem_code == "bad_cursor"

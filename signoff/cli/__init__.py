@@ -10,13 +10,13 @@ signoff start refund --input '["ord-1"]'
 ```
 One module per concern: `core` (root group, settings, shared options, errors), `output`
 (tables and JSON), `apps` (which engine and database), `runs`, `approvals`, `serve`
-(worker and HTTP API), `admin` (tokens, schema). Every option can also be set from a
-`SIGNOFF_*` environment variable (shown by `--help`).
+(worker and HTTP API), `admin` (tokens, schema), `audit` (verify and export the record).
+Every option can also be set from a `SIGNOFF_*` environment variable (shown by `--help`).
 """
 
 from __future__ import annotations
 
-from signoff.cli import admin, approvals, runs, serve  # noqa: F401 - they register commands
+from signoff.cli import admin, approvals, audit, runs, serve  # noqa: F401 - they register commands
 from signoff.cli.apps import load_app
 from signoff.cli.core import CliError, cli, main
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from signoff import audit, errors, models
 from signoff.journal import JournalEntry
@@ -28,6 +28,7 @@ from signoff.store.sql import Claim, Dialect, LeaseLost, Op
 from signoff.store.sql_waits import DecideOutcome, WaitOutcome, WaitRequest
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 __all__ = ["Claim", "DecideOutcome", "LeaseLost", "Store", "WaitOutcome", "WaitRequest"]
 
@@ -35,6 +36,39 @@ __all__ = ["Claim", "DecideOutcome", "LeaseLost", "Store", "WaitOutcome", "WaitR
 def _op(fn: Callable[..., Op[T]], *args: Any, **kw: Any) -> Callable[[], Op[T]]:
     """A write operation as a factory, so a backend may run it again after a rollback."""
     return functools.partial(fn, *args, **kw)
+
+
+class _Operation(Generic[P, T]):
+    """A store method that runs one SQL operation (`sql_*.fn`) in one transaction, with
+    the operation's own typed signature: the contract's argument and outcome types are
+    the operation's, so the engine and runtime cannot pass what the store does not take."""
+
+    def __init__(self, fn: Callable[P, Op[T]], *, write: bool, doc: str) -> None:
+        self.fn = fn
+        self.write = write
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, store: None, owner: type[Any]) -> _Operation[P, T]: ...
+    @overload
+    def __get__(self, store: Store, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
+    def __get__(
+        self, store: Store | None, owner: type[Any]
+    ) -> _Operation[P, T] | Callable[P, Awaitable[T]]:
+        if store is None:
+            return self
+        run = store._write if self.write else store._read
+        fn = self.fn
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await run(functools.partial(fn, *args, **kwargs))
+
+        call.__doc__ = self.__doc__
+        return call
+
+
+def _writes(fn: Callable[P, Op[T]], doc: str) -> _Operation[P, T]:
+    return _Operation(fn, write=True, doc=doc)
 
 
 class Store(abc.ABC):
@@ -79,13 +113,15 @@ class Store(abc.ABC):
 
     # runs ----------------------------------------------------------------------------
 
-    async def create_run(self, **kw: Any) -> tuple[models.Run, Claim | None, bool]:
-        """Insert a run and its `run_started` event atomically; idempotent on `run_id`."""
-        return await self._write(_op(sql_runs.create_run, **kw))
+    create_run = _writes(
+        sql_runs.create_run,
+        """Insert a run and its `run_started` event atomically; idempotent on `run_id`.""",
+    )
 
-    async def claim_runnable(self, **kw: Any) -> list[Claim]:
-        """Lease runnable runs to one worker, bumping each run's fencing token."""
-        return await self._write(_op(sql_runs.claim_runnable, **kw))
+    claim_runnable = _writes(
+        sql_runs.claim_runnable,
+        """Lease runnable runs to one worker, bumping each run's fencing token.""",
+    )
 
     async def poll(self, *, workflows: list[str], now: float, owner: str) -> tuple[bool, bool]:
         """(a timer is due, a run could be claimed by `owner`): one cheap read."""
@@ -99,16 +135,20 @@ class Store(abc.ABC):
         """Hand back held runs (on shutdown) so another worker may take them at once."""
         return await self._write(_op(sql_runs.release, owner=owner, run_ids=run_ids, now=now))
 
-    async def record_step(self, **kw: Any) -> None:
-        """Journal a step result under the fencing token; raises `LeaseLost` if stale."""
-        await self._write(_op(sql_runs.record_step, **kw))
+    record_step = _writes(
+        sql_runs.record_step,
+        """Journal a step result under the fencing token; raises `LeaseLost` if stale.""",
+    )
 
-    async def record_attempt_failure(self, **kw: Any) -> None:
-        await self._write(_op(sql_runs.record_attempt_failure, **kw))
+    record_attempt_failure = _writes(
+        sql_runs.record_attempt_failure,
+        """Record a failed attempt of a step that will be retried, under the fencing token.""",
+    )
 
-    async def finish_run(self, **kw: Any) -> None:
-        """Complete or fail the run under the fencing token; raises `LeaseLost` if stale."""
-        await self._write(_op(sql_runs.finish_run, **kw))
+    finish_run = _writes(
+        sql_runs.finish_run,
+        """Complete or fail the run under the fencing token; raises `LeaseLost` if stale.""",
+    )
 
     async def cancel_run(
         self, *, run_id: str, by: str | None, reason: str | None, now: float
@@ -183,9 +223,10 @@ class Store(abc.ABC):
 
     # waits ---------------------------------------------------------------------------
 
-    async def open_wait(self, **kw: Any) -> WaitOutcome:
-        """Park the run on a wait, or answer at once from a kept signal; one transaction."""
-        return await self._write(_op(sql_waits.open_wait, **kw))
+    open_wait = _writes(
+        sql_waits.open_wait,
+        """Park the run on a wait, or answer at once from a kept signal; one transaction.""",
+    )
 
     async def park(
         self, *, run_id: str, fence: int, seqs: list[int], extra: list[JournalEntry], now: float
@@ -206,23 +247,27 @@ class Store(abc.ABC):
             _op(sql_waits.close_waits, run_id=run_id, fence=fence, seqs=seqs, extra=extra, now=now)
         )
 
-    async def decide(self, **kw: Any) -> DecideOutcome:
+    decide = _writes(
+        sql_waits.decide,
         """Record a decision if the approval is still pending (first writer wins) and wake
-        the run; all in one transaction. Never raises for conflicts: see the outcome."""
-        return await self._write(_op(sql_waits.decide, **kw))
+        the run; all in one transaction. Never raises for conflicts: see the outcome.""",
+    )
 
-    async def send_signal(self, **kw: Any) -> tuple[str, Claim | None]:
-        """Deliver a signal to the waiting run or keep it for later; one transaction."""
-        return await self._write(_op(sql_waits.send_signal, **kw))
+    send_signal = _writes(
+        sql_waits.send_signal,
+        """Deliver a signal to the waiting run or keep it for later; one transaction.""",
+    )
 
-    async def notify_event(self, **kw: Any) -> tuple[list[str], list[Claim]]:
+    notify_event = _writes(
+        sql_events.notify,
         """Keep an event and wake every run waiting on its key whose filter matches;
-        one transaction. Returns the woken run ids and claims made for `claim_for`."""
-        return await self._write(_op(sql_events.notify, **kw))
+        one transaction. Returns the woken run ids and claims made for `claim_for`.""",
+    )
 
-    async def fire_timers(self, **kw: Any) -> list[Claim]:
-        """Resolve due waits (expire, time out, wake) and make their runs runnable."""
-        return await self._write(_op(sql_waits.fire_timers, **kw))
+    fire_timers = _writes(
+        sql_waits.fire_timers,
+        """Resolve due waits (expire, time out, wake) and make their runs runnable.""",
+    )
 
     async def pending_approvals(self, **kw: Any) -> models.ApprovalPage:
         """One page of pending approvals and the total count, from one snapshot

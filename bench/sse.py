@@ -141,7 +141,7 @@ async def bench(n: int, db: str, concurrency: int) -> dict[str, Any]:
             while True:  # until every run waits for its approval
                 res = await http.get("/approvals", params={"limit": 500}, headers=starter)
                 page = res.json()
-                if len(page) >= min(n, 500):
+                if len(page["items"]) >= min(n, 500):
                     waiting = await _count_waiting(db)
                     if waiting >= n:
                         break

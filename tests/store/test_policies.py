@@ -428,3 +428,23 @@ async def test_edits_under_a_quorum_and_anonymous_votes_are_refused(eng: Engine)
         await eng.approve(run.id, "pay", by="alice")
         await eng.approve(run.id, "pay", by="zed")
         assert await eng.result(run.id, timeout=5) == "approved"
+
+
+async def test_authorization_comes_before_acknowledgement(eng: Engine) -> None:
+    """Once someone decided, a caller who may not decide is refused (403), not shown the
+    decision on record as if theirs were acknowledged; so is the requester."""
+
+    @eng.workflow()
+    async def wf(ctx: Context) -> Any:
+        return (await ctx.approval("pay", approvers=["bob", "carol"])).by
+
+    async with eng:
+        run = await eng.start(wf, requested_by="bob")
+        await eng.settle(run.id)
+        await eng.approve(run.id, "pay", by="carol")
+        assert await eng.result(run.id, timeout=5) == "carol"
+        with pytest.raises(NotAllowedToDecide):
+            await eng.approve(run.id, "pay", by="mallory")
+        with pytest.raises(SelfApproval):
+            await eng.approve(run.id, "pay", by="bob")
+        assert (await eng.approve(run.id, "pay", by="carol")).by == "carol"  # a repeat

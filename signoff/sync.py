@@ -9,16 +9,50 @@ async method to await instead.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from signoff import errors, models
-
-if TYPE_CHECKING:
-    from signoff.engine import Engine
+from signoff import errors
+from signoff.engine import Engine
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class _Blocking(Generic[P, T]):
+    """A blocking twin of an async `Engine` method, with its signature (for IDEs, mypy)."""
+
+    def __init__(self, method: Callable[Concatenate[Engine, P], Coroutine[Any, Any, T]]) -> None:
+        self.method = method
+        self.name = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, sync: None, owner: type[Any]) -> _Blocking[P, T]: ...
+    @overload
+    def __get__(self, sync: SyncEngine, owner: type[Any]) -> Callable[P, T]: ...
+    def __get__(
+        self, sync: SyncEngine | None, owner: type[Any]
+    ) -> _Blocking[P, T] | Callable[P, T]:
+        if sync is None:
+            return self
+        method, name = self.method, self.name
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return sync._call(name, method(sync._engine, *args, **kwargs))
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = method.__doc__
+        call.__signature__ = inspect.signature(getattr(sync._engine, name))  # type: ignore[attr-defined]
+        return call
+
+
+def _blocking(
+    method: Callable[Concatenate[Engine, P], Coroutine[Any, Any, T]],
+) -> _Blocking[P, T]:
+    return _Blocking(method)
 
 
 class SyncEngine:
@@ -71,47 +105,23 @@ class SyncEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, workflow: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> models.Run:
-        return self._call("start", self._engine.start(workflow, *args, **kwargs))
-
-    def approve(self, run_id: str, key: str, **kw: Any) -> models.Decision:
-        return self._call("approve", self._engine.approve(run_id, key, **kw))
-
-    def reject(self, run_id: str, key: str, **kw: Any) -> models.Decision:
-        return self._call("reject", self._engine.reject(run_id, key, **kw))
-
-    def edit(self, run_id: str, key: str, value: Any, **kw: Any) -> models.Decision:
-        return self._call("edit", self._engine.edit(run_id, key, value, **kw))
-
-    def request_changes(self, run_id: str, key: str, **kw: Any) -> models.Decision:
-        return self._call("request_changes", self._engine.request_changes(run_id, key, **kw))
-
-    def signal(self, run_id: str, name: str, data: Any = None, **kw: Any) -> None:
-        self._call("signal", self._engine.signal(run_id, name, data, **kw))
-
-    def cancel(self, run_id: str, **kw: Any) -> models.Run:
-        return self._call("cancel", self._engine.cancel(run_id, **kw))
-
-    def retry(self, run_id: str, **kw: Any) -> models.Run:
-        return self._call("retry", self._engine.retry(run_id, **kw))
-
-    def result(self, run_id: str, **kw: Any) -> Any:
-        return self._call("result", self._engine.result(run_id, **kw))
-
-    def settle(self, run_id: str, **kw: Any) -> models.Run:
-        return self._call("settle", self._engine.settle(run_id, **kw))
-
-    def get_run(self, run_id: str) -> models.Run:
-        return self._call("get_run", self._engine.get_run(run_id))
-
-    def list_runs(self, **kw: Any) -> list[models.Run]:
-        return self._call("list_runs", self._engine.list_runs(**kw))
-
-    def pending_approvals(self, **kw: Any) -> list[models.Approval]:
-        return self._call("pending_approvals", self._engine.pending_approvals(**kw))
-
-    def approvals(self, run_id: str) -> list[models.Approval]:
-        return self._call("approvals", self._engine.approvals(run_id))
-
-    def history(self, run_id: str) -> list[models.HistoryEvent]:
-        return self._call("history", self._engine.history(run_id))
+    # every operation of the engine, blocking: derived from the async methods (one body)
+    start = _blocking(Engine.start)
+    get_run = _blocking(Engine.get_run)
+    list_runs = _blocking(Engine.list_runs)
+    count_runs = _blocking(Engine.count_runs)
+    history = _blocking(Engine.history)
+    cancel = _blocking(Engine.cancel)
+    retry = _blocking(Engine.retry)
+    settle = _blocking(Engine.settle)
+    result = _blocking(Engine.result)
+    approve = _blocking(Engine.approve)
+    reject = _blocking(Engine.reject)
+    edit = _blocking(Engine.edit)
+    request_changes = _blocking(Engine.request_changes)
+    pending_approvals = _blocking(Engine.pending_approvals)
+    approvals = _blocking(Engine.approvals)
+    signal = _blocking(Engine.signal)
+    notify = _blocking(Engine.notify)
+    resolve_run_id = _blocking(Engine.resolve_run_id)
+    verify_audit = _blocking(Engine.verify_audit)

@@ -57,7 +57,10 @@ def test_with_engine_sync_runs_a_worker(url: str, clock: FakeClock) -> None:
             sync.reject(run.id, "manager", by="bob")
         sync.signal(run.id, "note", "thanks")
         assert sync.result(run.id, timeout=5) == {
-            "status": "edited", "value": {"amount": 30}, "note": "thanks"}
+            "status": "edited",
+            "value": {"amount": 30},
+            "note": "thanks",
+        }
         assert sync.get_run(run.id).status is RunStatus.COMPLETED
         assert [r.id for r in sync.list_runs(status="completed")] == [run.id]
         assert [a.status for a in sync.approvals(run.id)] == ["edited"]
@@ -143,3 +146,30 @@ def test_sync_engine_can_be_used_again_after_close(url: str, clock: FakeClock) -
         sync.reject(run.id, "manager")
         assert sync.result(run.id, timeout=5)["status"] == "rejected"
     engine.sync.close()  # closing twice is harmless
+
+
+def test_every_engine_operation_has_a_blocking_twin_with_its_signature() -> None:
+    """engine.sync cannot drift: each operation is derived from the async method."""
+    import inspect
+
+    from signoff import Engine
+    from signoff.sync import SyncEngine
+
+    plumbing = {"open", "close", "start_worker", "stop_worker", "require_database"}
+    api_support = {
+        name
+        for name, _ in inspect.getmembers(Engine, inspect.iscoroutinefunction)
+        if name not in Engine.__dict__
+    }
+    operations = {
+        name
+        for name, fn in inspect.getmembers(Engine, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name not in plumbing | api_support
+    }
+    missing = {name for name in operations if not hasattr(SyncEngine, name)}
+    assert missing == set()
+    engine = Engine("sqlite:///unused.db")
+    for name in operations:
+        assert inspect.signature(getattr(engine.sync, name)) == inspect.signature(
+            getattr(engine, name)
+        ), name

@@ -151,3 +151,111 @@ async def replay(workflow: Callable[..., Awaitable[Any]], recorded: dict[str, An
         ctx.check_ended()
     finally:
         context._current.reset(token)
+
+
+# helpers for tests of a web app's flows ------------------------------------------------
+
+
+def copy_engine(
+    engine: Engine,
+    url: str,
+    *,
+    clock: Clock | None = None,
+    lease: durations.Duration = "30s",
+    poll_interval: durations.Duration = 0.01,
+) -> Engine:
+    """A new engine on `url` with `engine`'s workflows (under the same names), directory,
+    default approval deadline, retry policy and event retention: your app's flows on a
+    test database, with a fake clock. The app's own engine is left as it is."""
+    from signoff.engine import Engine
+
+    copy = Engine(
+        url,
+        clock=clock,
+        lease=lease,
+        poll_interval=poll_interval,
+        default_retry=engine._default_retry,
+        event_retention=engine._event_retention,
+        directory=engine.directory,
+        approval_timeout=engine.approval_timeout,
+    )
+    for name, definition in engine._registry.items():
+        copy.workflow(name)(definition.fn)
+    return copy
+
+
+async def fire_due_timers(engine: Engine, *, timeout: float = 10.0) -> list[str]:
+    """Fire every timer due at `engine.clock`'s time now, as the worker's next poll would:
+    approval deadlines, escalations and reminders, sleeps, signal and event timeouts.
+    Then wait until each run that had a due timer is waiting again or finished, so a test
+    can assert right after `clock.advance(...)` without polling. Returns those runs' ids.
+
+    Needs the engine's worker (inside `async with engine:`) to run the woken runs."""
+    import asyncio
+
+    now = engine.clock.time()
+    due = [run.id for run in await _waiting_runs(engine) if _due(run, now)]
+    if not due:
+        return []
+    deadline = time.monotonic() + timeout
+    await _fire(engine, now, deadline)
+    if engine._worker is None:
+        return due  # woken, pending: a worker elsewhere runs them
+    for run_id in due:
+        while True:
+            run = await engine.get_run(run_id)
+            if run.status in _SETTLED and not _due(run, now):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} is still {run.status} after its timers fired")
+            await asyncio.sleep(0.005)
+    return due
+
+
+_SETTLED = (
+    models.RunStatus.WAITING,
+    models.RunStatus.COMPLETED,
+    models.RunStatus.FAILED,
+    models.RunStatus.CANCELLED,
+)
+
+
+def _due(run: models.Run, now: float) -> bool:
+    # `wake_at` went through a datetime (whole microseconds): allow for its rounding
+    return (
+        run.status is models.RunStatus.WAITING
+        and run.wake_at is not None
+        and run.wake_at.timestamp() <= now + 1e-6
+    )
+
+
+async def _waiting_runs(engine: Engine) -> list[models.Run]:
+    runs: list[models.Run] = []
+    before: tuple[float, str] | None = None
+    while True:
+        page = await engine.list_runs(status=models.RunStatus.WAITING, limit=500, before=before)
+        runs.extend(page)
+        if len(page) < 500:
+            return runs
+        last = page[-1]
+        before = (last.created_at.timestamp(), last.id)
+
+
+async def _fire(engine: Engine, now: float, deadline: float) -> None:
+    """Fire due timers, handing the runs they wake to the engine's worker (if any)."""
+    worker = engine._worker
+    owner = None if worker is None else worker.id
+    lease_until = 0.0 if worker is None else worker.lease_until
+    while True:  # a due escalation or reminder wakes nothing: ask until none is due
+        claims = await engine.store.fire_timers(
+            now=now, limit=100, claim_for=owner, lease_until=lease_until
+        )
+        for claim in claims:
+            if worker is not None and worker.handles(claim.run.workflow):
+                worker.submit(claim)
+            elif owner is not None:
+                await engine.store.release(owner=owner, run_ids=[claim.run.id], now=now)
+        if time.monotonic() > deadline:
+            return  # the caller's wait for the runs says which one is stuck
+        if not any(_due(run, now) for run in await _waiting_runs(engine)):
+            return

@@ -147,7 +147,7 @@ def page_dir(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("page", _pending("runs", PENDING | {"docs/guide.md"}))
+@pytest.mark.parametrize("page", _pending("runs", PENDING))
 def test_page_runs(page: str, page_dir: Path, request: pytest.FixtureRequest) -> None:
     found = [b for b in page_blocks(page) if b.not_run_reason is None]
     for block in found:

@@ -73,10 +73,10 @@ class ApiSupport:
     async def list_tokens(self) -> list[sql_api.ApiToken]:
         return await self.store.list_tokens()
 
-    async def revoke_token(self, token_id: str) -> sql_api.ApiToken:
-        """Revoke a token at once (repeating it is harmless)."""
-        serialization.check_texts((token_id, "token id"))
-        token = await self.store.revoke_token(id=token_id, now=self.clock.time())
+    async def revoke_token(self, token_id: str, *, by: str | None = None) -> sql_api.ApiToken:
+        """Revoke a token at once (repeating it is harmless); `by` goes on the audit chain."""
+        serialization.check_texts((token_id, "token id"), (by, "by"))
+        token = await self.store.revoke_token(id=token_id, now=self.clock.time(), by=by)
         if token is None:
             raise errors.InvalidArgument(
                 f"no token with id {token_id!r}; see `signoff tokens list`"

@@ -57,9 +57,10 @@ def tokens_list(as_json: bool) -> None:
 @tokens.command("revoke")
 @where_options
 @click.argument("token_id", metavar="ID")
-def tokens_revoke(token_id: str) -> None:
+@core.by_option()
+def tokens_revoke(token_id: str, by: str | None) -> None:
     """Revoke a token at once."""
-    token = apps.with_engine(lambda e: e.revoke_token(token_id))
+    token = apps.with_engine(lambda e: e.revoke_token(token_id, by=by))
     click.echo(f"revoked token {token.id} ({token.name})")
 
 

@@ -36,7 +36,7 @@ async def revoke_token(
 ) -> schemas.TokenOut:
     """Revoke a token at once; revoking again is harmless."""
     try:
-        token = await deps.engine(request).revoke_token(token_id)
+        token = await deps.engine(request).revoke_token(token_id, by=who.name)
     except errors.InvalidArgument as exc:
         raise problems.Problem(404, "token_not_found", str(exc)) from None
     return schemas.TokenOut.model_validate(token)

@@ -289,9 +289,11 @@ class Store(abc.ABC):
     async def list_tokens(self) -> list[sql_api.ApiToken]:
         return await self._read(_op(sql_api.list_tokens))
 
-    async def revoke_token(self, *, id: str, now: float) -> sql_api.ApiToken | None:
+    async def revoke_token(
+        self, *, id: str, now: float, by: str | None = None
+    ) -> sql_api.ApiToken | None:
         """Mark the token revoked (idempotent); None if there is no such token."""
-        return await self._write(_op(sql_api.revoke_token, id=id, now=now))
+        return await self._write(_op(sql_api.revoke_token, id=id, now=now, by=by))
 
     async def get_response(self, *, subject: str, key: str) -> sql_api.StoredResponse | None:
         return await self._read(_op(sql_api.get_response, subject=subject, key=key))

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from signoff import models
+from signoff import audit, models
+from signoff.store import sql_audit
 from signoff.store.sql import Op, Query, dump_json, history
 
 
@@ -68,6 +69,8 @@ def create_token(
         (id, name, hash, ",".join(scopes), now, by),
         wait=False,
     )
+    data = {"id": id, "name": name, "scopes": scopes}
+    yield from sql_audit.append(audit.TOKENS, now, "token_created", by, data)
     return ApiToken(
         id=id,
         name=name,
@@ -87,13 +90,14 @@ def list_tokens() -> Op[list[ApiToken]]:
     return [_token(r) for r in res.rows]
 
 
-def revoke_token(*, id: str, now: float) -> Op[ApiToken | None]:
-    yield Query(
-        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        (now, id),
-        wait=False,
+def revoke_token(*, id: str, now: float, by: str | None = None) -> Op[ApiToken | None]:
+    done = yield Query(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, id)
     )
     res = yield Query(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?", (id,))
+    if done.rowcount and res.rows:
+        data = {"id": id, "name": res.rows[0][1]}
+        yield from sql_audit.append(audit.TOKENS, now, "token_revoked", by, data)
     return _token(res.rows[0]) if res.rows else None
 
 

@@ -16,6 +16,12 @@ COLUMNS = "chain, seq, at, type, actor, data, prev, hash"
 
 
 def append(chain: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Op[None]:
+    if chain == audit.TOKENS:  # no run row serializes this chain: lock a row of its own
+        yield Query(
+            "INSERT INTO event_keys (key, touched_at) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET touched_at = excluded.touched_at",
+            ("signoff:audit:tokens", at),
+        )
     res = yield Query(
         "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1", (chain,)
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from signoff import models
 from signoff.journal import EntryStatus, JournalEntry
+from signoff.store import sql_audit
 from signoff.store.sql import (
     JOURNAL_COLUMNS,
     RUN_COLUMNS,
@@ -257,7 +258,7 @@ def cancel_run(
         wait=False,
     )
     yield Query("DELETE FROM approval_inbox WHERE run_id = ?", (run_id,), wait=False)
-    yield history(run_id, now, "run_cancelled", by, {"reason": reason})
+    yield from sql_audit.recorded(run_id, now, "run_cancelled", by, {"reason": reason})
     return "ok", (yield from get_run(run_id))
 
 

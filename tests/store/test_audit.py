@@ -83,3 +83,23 @@ async def test_an_edit_in_the_database_is_found(
         assert (await engine.verify_audit()).problems != []
     finally:
         await engine.close()
+
+
+async def test_tokens_and_cancellations_are_on_the_record(engine: Engine) -> None:
+    token, _ = await engine.create_token("alice", ["decide"], by="admin")
+    await engine.revoke_token(token.id, by="admin")
+    await engine.revoke_token(token.id, by="admin")  # a repeat changes nothing
+
+    @engine.workflow()
+    async def wf(ctx: Context) -> None:
+        await ctx.approval("never")
+
+    async with engine:
+        run = await engine.start(wf)
+        await engine.settle(run.id)
+        await engine.cancel(run.id, by="ops", reason="duplicate order")
+    tokens = [(e.type, e.actor) async for e in engine.audit_log(audit.TOKENS)]
+    assert tokens == [("token_created", "admin"), ("token_revoked", "admin")]
+    cancelled = [(e.type, e.actor) async for e in engine.audit_log(run.id)]
+    assert cancelled == [("run_cancelled", "ops")]
+    assert (await engine.verify_audit()).problems == []

@@ -57,8 +57,10 @@ def _ledger(sql: str, params: tuple[Any, ...]) -> None:
 
 async def prepare(n: int) -> int:
     key = signoff.idempotency_key()
-    _ledger("INSERT INTO attempts (run_id, step, pid) VALUES (?, ?, ?)",
-            (key.split(":")[0], "prepare", os.getpid()))
+    _ledger(
+        "INSERT INTO attempts (run_id, step, pid) VALUES (?, ?, ?)",
+        (key.split(":")[0], "prepare", os.getpid()),
+    )
     return 100 * n
 
 
@@ -66,11 +68,14 @@ async def pay(amount: int) -> str:
     """The side effect: slow enough that kills land inside it."""
     key = signoff.idempotency_key()
     run_id = key.split(":")[0]
-    _ledger("INSERT INTO attempts (run_id, step, pid) VALUES (?, ?, ?)",
-            (run_id, "pay", os.getpid()))
+    _ledger(
+        "INSERT INTO attempts (run_id, step, pid) VALUES (?, ?, ?)", (run_id, "pay", os.getpid())
+    )
     await asyncio.sleep(random.random() * 0.2)
-    _ledger("INSERT OR IGNORE INTO effects (key, run_id, amount) VALUES (?, ?, ?)",
-            (key, run_id, amount))
+    _ledger(
+        "INSERT OR IGNORE INTO effects (key, run_id, amount) VALUES (?, ?, ?)",
+        (key, run_id, amount),
+    )
     await asyncio.sleep(random.random() * 0.2)
     return key
 
@@ -115,8 +120,10 @@ def _decide(url: str, runs_file: Path, seed: int) -> None:
                     outcome, detail = "ok", decision.status.value
             except signoff.SignoffError as exc:
                 outcome, detail = "refused", exc.code
-            _ledger("INSERT INTO acks (run_id, action, outcome, detail) VALUES (?, ?, ?, ?)",
-                    (run_id, action, outcome, detail))
+            _ledger(
+                "INSERT INTO acks (run_id, action, outcome, detail) VALUES (?, ?, ?, ?)",
+                (run_id, action, outcome, detail),
+            )
             time.sleep(rng.random() * 0.01)
 
 

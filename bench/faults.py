@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fault_app  # noqa: E402
+import fault_app
 
-from signoff import RunStatus  # noqa: E402
+from signoff import RunStatus
 
 APP = Path(fault_app.__file__).resolve()
 

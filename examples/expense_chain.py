@@ -26,8 +26,7 @@ from signoff import Context, Engine
 FINANCE_ABOVE = 1_000
 CEO_ABOVE = 10_000
 
-engine = Engine(os.environ.get("SIGNOFF_DATABASE_URL", "sqlite:///signoff.db"),
-                poll_interval=0.05)
+engine = Engine(os.environ.get("SIGNOFF_DATABASE_URL", "sqlite:///signoff.db"), poll_interval=0.05)
 
 
 def approvers_for(amount: float) -> list[str]:
@@ -47,8 +46,7 @@ def book_expense(employee: str, amount: float) -> dict[str, Any]:
 
 
 @engine.workflow("expense_chain")
-async def expense_chain(ctx: Context, employee: str, amount: float,
-                        purpose: str) -> dict[str, Any]:
+async def expense_chain(ctx: Context, employee: str, amount: float, purpose: str) -> dict[str, Any]:
     approved_by: list[str] = []
     for key in approvers_for(amount):
         decision = await ctx.approval(
@@ -58,9 +56,13 @@ async def expense_chain(ctx: Context, employee: str, amount: float,
             timeout="14d",
         )
         if not decision.approved:
-            return {"status": decision.status.value, "stopped_at": key,
-                    "by": decision.by, "reason": decision.reason,
-                    "approved_by": approved_by}
+            return {
+                "status": decision.status.value,
+                "stopped_at": key,
+                "by": decision.by,
+                "reason": decision.reason,
+                "approved_by": approved_by,
+            }
         approved_by.append(f"{key}:{decision.by}")
         amount = decision.value["amount"]  # an edit may lower it for the next approver
     booking = await ctx.step(book_expense, employee, amount)
@@ -78,8 +80,9 @@ CLAIMS = [
 ]
 
 
-async def decide_all(eng: Engine, run_id: str, *,
-                     reject: dict[str, str] | None = None) -> list[str]:
+async def decide_all(
+    eng: Engine, run_id: str, *, reject: dict[str, str] | None = None
+) -> list[str]:
     """Decide the run's approvals as they come up, until it finishes; return the keys
     asked, in order. `reject` maps an approval key to the reason for rejecting it."""
     asked: list[str] = []
@@ -114,16 +117,20 @@ async def demo(eng: Engine) -> list[dict[str, Any]]:
             result = await eng.result(run.id, timeout=10)
             outcomes.append({"amount": amount, "asked": asked, "result": result})
             signers = ", ".join(s.split(":", 1)[1] for s in result["approved_by"])
-            table.add_row(purpose, f"{amount:,.2f}", " -> ".join(asked),
-                          f"{result['status']} by {signers}")
+            table.add_row(
+                purpose, f"{amount:,.2f}", " -> ".join(asked), f"{result['status']} by {signers}"
+            )
     console.print(table)
     return outcomes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run three expense claims through the chain.")
-    parser.add_argument("--db", help="SQLite file to use (deleted first if it exists); "
-                                     "default: a fresh file in a temporary directory")
+    parser.add_argument(
+        "--db",
+        help="SQLite file to use (deleted first if it exists); "
+        "default: a fresh file in a temporary directory",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="signoff-expenses-") as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "expenses.db"

@@ -112,17 +112,22 @@ async def refund_review(ctx: Context, ticket_id: str) -> dict[str, Any]:
     draft = await ctx.step(draft_recommendation, ticket)
     decision = await ctx.approval(
         "manager",
-        summary=(f"Refund {draft['amount']:.2f} to {ticket['customer']} for "
-                 f"{ticket['order_id']} ({draft['reason']})"),
+        summary=(
+            f"Refund {draft['amount']:.2f} to {ticket['customer']} for "
+            f"{ticket['order_id']} ({draft['reason']})"
+        ),
         proposed={"amount": draft["amount"]},
         timeout="7d",
     )
     if not decision.approved:
-        return {"ticket": ticket_id, "status": decision.status.value,
-                "by": decision.by, "reason": decision.reason}
+        return {
+            "ticket": ticket_id,
+            "status": decision.status.value,
+            "by": decision.by,
+            "reason": decision.reason,
+        }
     refund = await ctx.step(issue_refund, ticket["order_id"], decision.value["amount"])
-    return {"ticket": ticket_id, "status": "refunded", "approved_by": decision.by,
-            **refund}
+    return {"ticket": ticket_id, "status": "refunded", "approved_by": decision.by, **refund}
 
 
 # The demo ----------------------------------------------------------------------------
@@ -160,8 +165,10 @@ async def demo(eng: Engine, ticket_id: str = "T-1042") -> dict[str, Any]:
         run = await eng.start(refund_review, ticket_id, requested_by="support-bot")
         console.print(f"[bold]1. started[/] run [cyan]{run.id}[/] for ticket {ticket_id}")
         run = await eng.settle(run.id, timeout=10)
-        console.print(f"[bold]2. paused[/]  status [yellow]{run.status}[/], "
-                      f"waiting for [yellow]{run.waiting_for}[/]")
+        console.print(
+            f"[bold]2. paused[/]  status [yellow]{run.status}[/], "
+            f"waiting for [yellow]{run.waiting_for}[/]"
+        )
 
         table = Table(title="pending approvals", title_justify="left")
         for col in ("run", "key", "summary", "proposed", "deadline"):
@@ -171,22 +178,28 @@ async def demo(eng: Engine, ticket_id: str = "T-1042") -> dict[str, Any]:
             table.add_row(a.run_id[:8], a.key, a.summary, str(a.proposed), deadline)
         console.print(table)
 
-        decision = await eng.approve(run.id, "manager", by="alice",
-                                     reason="photos confirm the damage")
-        console.print(f"[bold]3. decided[/] [green]{decision.status}[/] by {decision.by}: "
-                      f"{decision.reason!r} (value {decision.value})")
+        decision = await eng.approve(
+            run.id, "manager", by="alice", reason="photos confirm the damage"
+        )
+        console.print(
+            f"[bold]3. decided[/] [green]{decision.status}[/] by {decision.by}: "
+            f"{decision.reason!r} (value {decision.value})"
+        )
         result = await eng.result(run.id, timeout=10)
         run = await eng.get_run(run.id)
         console.print(f"[bold]4. resumed[/] status [green]{run.status}[/]")
-        console.print(Panel.fit("\n".join(f"{k}: {v}" for k, v in result.items()),
-                                title="result"))
+        console.print(Panel.fit("\n".join(f"{k}: {v}" for k, v in result.items()), title="result"))
 
         timeline = Table(title=f"timeline of run {run.id[:8]}", title_justify="left")
         for col in ("time", "event", "actor", "details"):
             timeline.add_column(col)
         for event in await eng.history(run.id):
-            timeline.add_row(event.at.strftime("%H:%M:%S.%f")[:-3], event.type,
-                             event.actor or "", _describe(event))
+            timeline.add_row(
+                event.at.strftime("%H:%M:%S.%f")[:-3],
+                event.type,
+                event.actor or "",
+                _describe(event),
+            )
         console.print(timeline)
     conn = _ledger()
     try:
@@ -202,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     `--db` names the file to keep."""
     global LEDGER
     parser = argparse.ArgumentParser(description="Run the refund review demo end to end.")
-    parser.add_argument("--db", help="SQLite file for the demo (deleted first if it exists); "
-                                     "default: a fresh file in a temporary directory")
+    parser.add_argument(
+        "--db",
+        help="SQLite file for the demo (deleted first if it exists); "
+        "default: a fresh file in a temporary directory",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="signoff-demo-") as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "demo.db"

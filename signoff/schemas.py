@@ -47,10 +47,8 @@ def validate(value: Any, schema: dict[str, Any]) -> list[str]:
 
 def _is_type(value: Any, name: str) -> bool:
     if name == "integer":
-        return (
-            (isinstance(value, int)
-            and not isinstance(value, bool))
-            or (isinstance(value, float) and value.is_integer())
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
         )
     if name == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)

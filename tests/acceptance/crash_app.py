@@ -36,11 +36,15 @@ def connect_ledger(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("CREATE TABLE IF NOT EXISTS effects (idempotency_key TEXT PRIMARY KEY, "
-                 "run_id TEXT NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL)")
-    conn.execute("CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                  "run_id TEXT NOT NULL, step TEXT NOT NULL, pid INTEGER NOT NULL, "
-                  "at REAL NOT NULL)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS effects (idempotency_key TEXT PRIMARY KEY, "
+        "run_id TEXT NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "run_id TEXT NOT NULL, step TEXT NOT NULL, pid INTEGER NOT NULL, "
+        "at REAL NOT NULL)"
+    )
     return conn
 
 
@@ -49,8 +53,10 @@ def _record_attempt(step: str) -> str:
     run_id = key.rsplit(":", 1)[0]
     conn = connect_ledger(LEDGER)
     try:
-        conn.execute("INSERT INTO attempts (run_id, step, pid, at) VALUES (?, ?, ?, ?)",
-                     (run_id, step, os.getpid(), time.time()))
+        conn.execute(
+            "INSERT INTO attempts (run_id, step, pid, at) VALUES (?, ?, ?, ?)",
+            (run_id, step, os.getpid(), time.time()),
+        )
     finally:
         conn.close()
     return key
@@ -59,8 +65,10 @@ def _record_attempt(step: str) -> str:
 def _apply_effect(key: str, n: int) -> None:
     conn = connect_ledger(LEDGER)
     try:
-        conn.execute("INSERT OR IGNORE INTO effects (idempotency_key, run_id, n, at) "
-                     "VALUES (?, ?, ?, ?)", (key, key.rsplit(":", 1)[0], n, time.time()))
+        conn.execute(
+            "INSERT OR IGNORE INTO effects (idempotency_key, run_id, n, at) VALUES (?, ?, ?, ?)",
+            (key, key.rsplit(":", 1)[0], n, time.time()),
+        )
     finally:
         conn.close()
 
@@ -85,8 +93,9 @@ async def effect(n: int, mode: str) -> str:
 
 async def crash_flow(ctx: Context, n: int, mode: str = "fast") -> dict[str, Any]:
     prepared = await ctx.step(prepare, n)
-    decision = await ctx.approval("manager", summary=f"apply effect {n}",
-                                  proposed={"amount": prepared["amount"]})
+    decision = await ctx.approval(
+        "manager", summary=f"apply effect {n}", proposed={"amount": prepared["amount"]}
+    )
     if not decision.approved:
         return {"n": n, "status": decision.status.value}
     key = await ctx.step(effect, n, mode)

@@ -42,7 +42,8 @@ class Workers:
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, str(APP), "worker", str(self.db), str(self.ledger)],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         self.procs.append(proc)
@@ -86,8 +87,9 @@ def client(workers: Workers) -> Iterator[Engine]:
         eng.sync.close()
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str,
-               workers: Workers | None = None) -> None:
+def wait_until(
+    cond: Callable[[], bool], timeout: float, what: str, workers: Workers | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if workers is not None:
@@ -106,20 +108,28 @@ def ledger(workers: Workers, sql: str) -> list[tuple[Any, ...]]:
 
 
 def per_run(workers: Workers, table: str, where: str = "1") -> Counter[str]:
-    return Counter({run_id: count for run_id, count in ledger(
-        workers, f"SELECT run_id, COUNT(*) FROM {table} WHERE {where} GROUP BY run_id")})
+    return Counter(
+        {
+            run_id: count
+            for run_id, count in ledger(
+                workers, f"SELECT run_id, COUNT(*) FROM {table} WHERE {where} GROUP BY run_id"
+            )
+        }
+    )
 
 
 def count_status(eng: Engine, status: RunStatus) -> int:
     return len(eng.sync.list_runs(status=status, limit=10 * N))
 
 
-def test_kill_while_runs_wait_then_decide_without_a_worker(workers: Workers,
-                                                           client: Engine) -> None:
+def test_kill_while_runs_wait_then_decide_without_a_worker(
+    workers: Workers, client: Engine
+) -> None:
     first = workers.start()
     runs = [client.sync.start(crash_app.crash_flow, n).id for n in range(N)]
-    wait_until(lambda: count_status(client, RunStatus.WAITING) == N, 30,
-               "every run to wait", workers)
+    wait_until(
+        lambda: count_status(client, RunStatus.WAITING) == N, 30, "every run to wait", workers
+    )
     workers.kill(first)
 
     # decided while no worker runs: nothing executes yet, nothing is lost
@@ -130,21 +140,25 @@ def test_kill_while_runs_wait_then_decide_without_a_worker(workers: Workers,
     assert count_status(client, RunStatus.COMPLETED) == 0
 
     workers.start()
-    wait_until(lambda: count_status(client, RunStatus.COMPLETED) == N, 30,
-               "every run to complete", workers)
+    wait_until(
+        lambda: count_status(client, RunStatus.COMPLETED) == N, 30, "every run to complete", workers
+    )
 
     results = [client.sync.result(run_id, timeout=5) for run_id in runs]
     assert sorted(r["n"] for r in results) == list(range(N))
     assert all(r["status"] == "done" for r in results)
     effects = per_run(workers, "effects")
     assert effects == Counter({run_id: 1 for run_id in runs}), "each effect exactly once"
-    assert {r["key"] for r in results} == {k for (k,) in ledger(
-        workers, "SELECT idempotency_key FROM effects")}
+    assert {r["key"] for r in results} == {
+        k for (k,) in ledger(workers, "SELECT idempotency_key FROM effects")
+    }
     # prepare ran once, before the kill; nothing was recomputed after it
     assert per_run(workers, "attempts", "step = 'prepare'") == Counter(
-        {run_id: 1 for run_id in runs})
+        {run_id: 1 for run_id in runs}
+    )
     assert per_run(workers, "attempts", "step = 'effect'") == Counter(
-        {run_id: 1 for run_id in runs})
+        {run_id: 1 for run_id in runs}
+    )
     for run_id in runs[:3]:
         decided = [e for e in client.sync.history(run_id) if e.type == "approval_decided"]
         assert [(e.actor, e.data["status"]) for e in decided] == [("tester", "approved")]
@@ -153,14 +167,21 @@ def test_kill_while_runs_wait_then_decide_without_a_worker(workers: Workers,
 def test_kill_in_the_middle_of_the_side_effect_step(workers: Workers, client: Engine) -> None:
     first = workers.start()
     runs = {client.sync.start(crash_app.crash_flow, n, "slow").id: n for n in range(N)}
-    wait_until(lambda: count_status(client, RunStatus.WAITING) == N, 30,
-               "every run to wait", workers)
+    wait_until(
+        lambda: count_status(client, RunStatus.WAITING) == N, 30, "every run to wait", workers
+    )
     for run_id in runs:
         client.sync.approve(run_id, "manager", by="tester")
     # every run is inside the effect step; the even ones have applied their effect
-    wait_until(lambda: ledger(workers, "SELECT COUNT(*) FROM attempts WHERE step = 'effect'")
-               == [(N,)] and ledger(workers, "SELECT COUNT(*) FROM effects") == [(N // 2,)],
-               30, "every run to enter the effect step", workers)
+    wait_until(
+        lambda: (
+            ledger(workers, "SELECT COUNT(*) FROM attempts WHERE step = 'effect'") == [(N,)]
+            and ledger(workers, "SELECT COUNT(*) FROM effects") == [(N // 2,)]
+        ),
+        30,
+        "every run to enter the effect step",
+        workers,
+    )
     workers.kill(first)
     pid = first.pid
 
@@ -172,8 +193,12 @@ def test_kill_in_the_middle_of_the_side_effect_step(workers: Workers, client: En
     assert cut - applied_before, "no run was killed before applying its effect"
 
     workers.start()
-    wait_until(lambda: count_status(client, RunStatus.COMPLETED) == N, 45,
-               "every run to complete after the lease expired", workers)
+    wait_until(
+        lambda: count_status(client, RunStatus.COMPLETED) == N,
+        45,
+        "every run to complete after the lease expired",
+        workers,
+    )
 
     results = {run_id: client.sync.result(run_id, timeout=5) for run_id in runs}
     assert all(r["status"] == "done" and r["n"] == runs[i] for i, r in results.items())
@@ -181,10 +206,12 @@ def test_kill_in_the_middle_of_the_side_effect_step(workers: Workers, client: En
     calls = per_run(workers, "attempts", "step = 'effect'")
     ratio = sum(calls.values()) / N
     assert effects == Counter({run_id: 1 for run_id in runs}), (
-        f"each effect exactly once; effect step calls per run: {ratio:.2f}")
+        f"each effect exactly once; effect step calls per run: {ratio:.2f}"
+    )
     # a step cut by the kill ran again (at-least-once) under the same key ...
     assert {run_id: calls[run_id] for run_id in cut} == {run_id: 2 for run_id in cut}, (
-        f"effect step calls per run: {ratio:.2f}")
+        f"effect step calls per run: {ratio:.2f}"
+    )
     assert all(calls[run_id] == 1 for run_id in done_before)
     keys = dict(ledger(workers, "SELECT run_id, idempotency_key FROM effects"))
     assert all(results[run_id]["key"] == keys[run_id] for run_id in runs)
@@ -192,26 +219,42 @@ def test_kill_in_the_middle_of_the_side_effect_step(workers: Workers, client: En
     retaken = per_run(workers, "attempts", f"step = 'effect' AND pid != {pid}")
     assert set(retaken) == cut
     assert per_run(workers, "attempts", "step = 'prepare'") == Counter(
-        {run_id: 1 for run_id in runs})
+        {run_id: 1 for run_id in runs}
+    )
 
 
 def test_app_module_loads_as_module_engine(tmp_path: Path) -> None:
     """`signoff worker tests.acceptance.crash_app:engine` finds the engine, configured by env."""
-    env = {**os.environ, "CRASH_DB": f"sqlite:///{tmp_path / 'x.db'}",
-           "CRASH_LEDGER": str(tmp_path / "l.db")}
+    env = {
+        **os.environ,
+        "CRASH_DB": f"sqlite:///{tmp_path / 'x.db'}",
+        "CRASH_LEDGER": str(tmp_path / "l.db"),
+    }
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
-        [sys.executable, "-c", "from tests.acceptance.crash_app import engine, LEDGER; "
-                               "print(engine.url, ','.join(engine.workflows), LEDGER)"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-c",
+            "from tests.acceptance.crash_app import engine, LEDGER; "
+            "print(engine.url, ','.join(engine.workflows), LEDGER)",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [f"sqlite:///{tmp_path / 'x.db'}", "crash_flow,parallel_flow",
-                                   str(tmp_path / "l.db")]
+    assert proc.stdout.split() == [
+        f"sqlite:///{tmp_path / 'x.db'}",
+        "crash_flow,parallel_flow",
+        str(tmp_path / "l.db"),
+    ]
 
 
-def test_a_step_beside_a_wait_is_never_cut_off_across_workers(workers: Workers,
-                                                              client: Engine) -> None:
+def test_a_step_beside_a_wait_is_never_cut_off_across_workers(
+    workers: Workers, client: Engine
+) -> None:
     """Two gated calls started together in each run, two worker processes: the first
     approval's step is still sending when the second approval arrives and parks the run
     again. Each step runs exactly once, in one process: no process crashed, so nothing
@@ -220,19 +263,30 @@ def test_a_step_beside_a_wait_is_never_cut_off_across_workers(workers: Workers,
     workers.start()
     n = 8
     runs = [client.sync.start(crash_app.parallel_flow, i).id for i in range(n)]
-    wait_until(lambda: count_status(client, RunStatus.WAITING) == n, 30,
-               "every run to wait on both approvals", workers)
+    wait_until(
+        lambda: count_status(client, RunStatus.WAITING) == n,
+        30,
+        "every run to wait on both approvals",
+        workers,
+    )
     for run_id in runs:
         assert sorted(a.key for a in client.sync.pending_approvals(run_id=run_id)) == [
-            "mail:1", "mail:2"]
+            "mail:1",
+            "mail:2",
+        ]
         client.sync.approve(run_id, "mail:1", by="tester")
     # the first mails are being sent (they linger); now the second approvals arrive
-    wait_until(lambda: ledger(workers, "SELECT COUNT(*) FROM effects") == [(n,)], 30,
-               "the first mails to be applied", workers)
+    wait_until(
+        lambda: ledger(workers, "SELECT COUNT(*) FROM effects") == [(n,)],
+        30,
+        "the first mails to be applied",
+        workers,
+    )
     for run_id in runs:
         client.sync.approve(run_id, "mail:2", by="tester")
-    wait_until(lambda: count_status(client, RunStatus.COMPLETED) == n, 60,
-               "every run to complete", workers)
+    wait_until(
+        lambda: count_status(client, RunStatus.COMPLETED) == n, 60, "every run to complete", workers
+    )
 
     effects = per_run(workers, "effects")
     assert effects == Counter({run_id: 2 for run_id in runs}), "each mail exactly once"

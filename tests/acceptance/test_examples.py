@@ -22,7 +22,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "examples/refund_review.py", "--db", str(db)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=50,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
     )
     out = proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -35,8 +39,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "status completed" in out
     assert "status: refunded" in out
     # the timeline, in order
-    events = ["run_started", "step_completed", "approval_requested", "approval_decided",
-              "run_completed"]
+    events = [
+        "run_started",
+        "step_completed",
+        "approval_requested",
+        "approval_decided",
+        "run_completed",
+    ]
     positions = [out.index(e) for e in events]
     assert positions == sorted(positions), out
     assert out.count("step_completed") == 3
@@ -50,7 +59,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 def test_demo_reports_an_unusable_db_path(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "examples/refund_review.py", "--db", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=50,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 2
@@ -94,8 +106,12 @@ async def test_rejected_refund_pays_nothing(refunds: Engine, tmp_path: Path) -> 
     run = await refunds.start(refund_review.refund_review, "T-1042")
     await refunds.reject(run.id, "manager", by="bob", reason="outside the return window")
     result = await refunds.result(run.id, timeout=10)
-    assert result == {"ticket": "T-1042", "status": "rejected", "by": "bob",
-                      "reason": "outside the return window"}
+    assert result == {
+        "ticket": "T-1042",
+        "status": "rejected",
+        "by": "bob",
+        "reason": "outside the return window",
+    }
     assert not (tmp_path / "ledger.db").exists() or ledger_rows(tmp_path / "ledger.db") == []
 
 
@@ -153,21 +169,23 @@ async def test_expense_needs_the_approvals_for_its_amount(
 
 async def test_a_rejection_stops_the_chain(expenses: Engine) -> None:
     run = await expenses.start(expense_chain.expense_chain, "sam", 50_000.0, "servers")
-    asked = await expense_chain.decide_all(expenses, run.id,
-                                           reject={"finance": "not this quarter"})
+    asked = await expense_chain.decide_all(expenses, run.id, reject={"finance": "not this quarter"})
     assert asked == ["manager", "finance"]
     result = await expenses.result(run.id, timeout=10)
     assert result["status"] == "rejected" and result["stopped_at"] == "finance"
     assert result["approved_by"] == ["manager:maria"]
     approvals = await expenses.approvals(run.id)
     assert [(a.key, a.status) for a in approvals] == [
-        ("manager", ApprovalStatus.APPROVED), ("finance", ApprovalStatus.REJECTED)]
+        ("manager", ApprovalStatus.APPROVED),
+        ("finance", ApprovalStatus.REJECTED),
+    ]
     history = await expenses.history(run.id)
     assert not [e for e in history if e.type == "step_completed"]  # nothing was booked
 
 
-def test_expense_main_prints_each_chain(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_expense_main_prints_each_chain(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     assert expense_chain.main(["--db", str(tmp_path / "x.db")]) == 0
     out = capsys.readouterr().out

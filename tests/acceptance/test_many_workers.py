@@ -72,8 +72,10 @@ async def _body(run_id: str, step: str) -> str | None:
     key = None
     if step == "effect":
         key = signoff.idempotency_key()
-        await conn.execute("INSERT INTO attempts (key, run_id, pid) VALUES (%s, %s, %s)",
-                           (key, run_id, os.getpid()))
+        await conn.execute(
+            "INSERT INTO attempts (key, run_id, pid) VALUES (%s, %s, %s)",
+            (key, run_id, os.getpid()),
+        )
         await conn.execute(
             "INSERT INTO effects (key, run_id, pid) VALUES (%s, %s, %s) "
             "ON CONFLICT (key) DO NOTHING",
@@ -132,7 +134,9 @@ class Fleet:
         log = open(self.logs / f"worker-{len(self.killed_at) + len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.acceptance.test_many_workers", self.url],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         log.close()
@@ -187,8 +191,12 @@ async def test_many_workers_killed_at_random_complete_every_run_once(
 
         run_ids = [f"mw-{i:04d}" for i in range(N)]
         for chunk in range(0, N, 50):
-            await asyncio.gather(*[client.start("mw", i, run_id=run_ids[i])
-                                   for i in range(chunk, min(N, chunk + 50))])
+            await asyncio.gather(
+                *[
+                    client.start("mw", i, run_id=run_ids[i])
+                    for i in range(chunk, min(N, chunk + 50))
+                ]
+            )
 
         async def approver() -> int:
             decided: set[str] = set()
@@ -262,8 +270,10 @@ async def test_many_workers_killed_at_random_complete_every_run_once(
                 if pid_a != pid_b and start_b < end_a and start_a < end_b:
                     overlaps.append((run_id, pid_a, pid_b))
     assert not overlaps, overlaps[:5]
-    print(f"{N} runs, {fleet.kills} kills, {attempts} effect attempts for {N} effects, "
-          f"{sum(1 for s in spans if s[3] is None)} step bodies cut by a kill")
+    print(
+        f"{N} runs, {fleet.kills} kills, {attempts} effect attempts for {N} effects, "
+        f"{sum(1 for s in spans if s[3] is None)} step bodies cut by a kill"
+    )
 
 
 if __name__ == "__main__":

@@ -78,9 +78,7 @@ async def test_runs_survive_a_database_outage_with_each_effect_once(
                 outage.cancel()
                 proxy.restore()
                 assert [d.by for d in decisions] == ["bob"] * len(rest)
-                results = await asyncio.gather(
-                    *[engine.result(r.id, timeout=40) for r in runs]
-                )
+                results = await asyncio.gather(*[engine.result(r.id, timeout=40) for r in runs])
         finally:
             await client.close()
             await engine.close()

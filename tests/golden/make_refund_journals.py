@@ -1,6 +1,6 @@
 """Record the golden journals of the refund example (run once; commit the JSON files).
 
-    .venv/bin/python tests/golden/make_refund_journals.py
+.venv/bin/python tests/golden/make_refund_journals.py
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ async def record(tmp: str) -> None:
         waiting = await engine.start("refund_review", "T-1042")
         await engine.settle(waiting.id)
         (HERE / "refund_waiting.json").write_text(
-            json.dumps(await export_journal(engine, waiting.id), indent=1) + "\n")
+            json.dumps(await export_journal(engine, waiting.id), indent=1) + "\n"
+        )
         done = await engine.start("refund_review", "T-1042")
         await engine.approve(done.id, "manager", by="alice", reason="golden")
         await engine.result(done.id, timeout=10)
         (HERE / "refund_completed.json").write_text(
-            json.dumps(await export_journal(engine, done.id), indent=1) + "\n")
+            json.dumps(await export_journal(engine, done.id), indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,19 @@ T0 = datetime.fromtimestamp(1_800_000_000.0, UTC)
 def register_refund(engine: Engine, timeout: str | timedelta | None = "7d") -> Any:
     @engine.workflow(name="refund")
     async def refund(ctx: Context, amount: int) -> dict[str, Any]:
-        d = await ctx.approval("manager", summary=f"Refund {amount}",
-                               proposed={"amount": amount}, timeout=timeout)
-        return {"status": d.status.value, "approved": d.approved, "value": d.value,
-                "original": d.original, "by": d.by, "reason": d.reason,
-                "round": d.round, "at": d.at.timestamp() if d.at else None}
+        d = await ctx.approval(
+            "manager", summary=f"Refund {amount}", proposed={"amount": amount}, timeout=timeout
+        )
+        return {
+            "status": d.status.value,
+            "approved": d.approved,
+            "value": d.value,
+            "original": d.original,
+            "by": d.by,
+            "reason": d.reason,
+            "round": d.round,
+            "at": d.at.timestamp() if d.at else None,
+        }
 
     return refund
 
@@ -53,13 +61,23 @@ async def test_approve(engine: Engine) -> None:
         assert (d.value, d.original) == ({"amount": 100}, {"amount": 100})
         assert (d.by, d.reason, d.at, d.round) == ("alice", "inside the window", T0, 1)
         result = await engine.result(run_id, timeout=5)
-    assert result == {"status": "approved", "approved": True, "value": {"amount": 100},
-                      "original": {"amount": 100}, "by": "alice",
-                      "reason": "inside the window", "round": 1, "at": T0.timestamp()}
+    assert result == {
+        "status": "approved",
+        "approved": True,
+        "value": {"amount": 100},
+        "original": {"amount": 100},
+        "by": "alice",
+        "reason": "inside the window",
+        "round": 1,
+        "at": T0.timestamp(),
+    }
     [approval] = await engine.approvals(run_id)
     assert approval.status is ApprovalStatus.APPROVED
     assert (approval.decided_by, approval.reason, approval.decided_at) == (
-        "alice", "inside the window", T0)
+        "alice",
+        "inside the window",
+        T0,
+    )
     assert approval.summary == "Refund 100" and approval.workflow == "refund"
 
 
@@ -120,7 +138,10 @@ async def test_request_changes_opens_a_new_round_under_the_same_key(engine: Engi
         d = await engine.approve(run.id, "manager", by="alice")
         assert d.round == 2 and d.value == 90
         assert await engine.result(run.id, timeout=5) == {
-            "status": "approved", "round": 2, "value": 90}
+            "status": "approved",
+            "round": 2,
+            "value": 90,
+        }
     assert drafts == [0, 1]  # each draft once, despite three executions
     rounds = await engine.approvals(run.id)
     assert [(a.round, a.status, a.summary, a.proposed) for a in rounds] == [
@@ -129,8 +150,7 @@ async def test_request_changes_opens_a_new_round_under_the_same_key(engine: Engi
     ]
     events = await engine.history(run.id)
     requested = [e.data["round"] for e in events if e.type == "approval_requested"]
-    decided = [(e.data["round"], e.data["status"]) for e in events
-               if e.type == "approval_decided"]
+    decided = [(e.data["round"], e.data["status"]) for e in events if e.type == "approval_decided"]
     assert requested == [1, 2]
     assert decided == [(1, "changes_requested"), (2, "approved")]
 
@@ -250,8 +270,7 @@ async def test_decision_racing_the_timeout_without_a_worker(
 async def test_concurrent_conflicting_decisions_exactly_one_wins(engine: Engine) -> None:
     async with engine:
         run_id = await parked(engine)
-        calls = [engine.edit(run_id, "manager", {"amount": i}, by=f"user{i}")
-                 for i in range(20)]
+        calls = [engine.edit(run_id, "manager", {"amount": i}, by=f"user{i}") for i in range(20)]
         calls.append(engine.reject(run_id, "manager", by="rejecter"))
         calls.append(engine.request_changes(run_id, "manager", by="picky"))
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
@@ -271,7 +290,8 @@ async def test_concurrent_identical_approvals_one_transition(engine: Engine) -> 
     async with engine:
         run_id = await parked(engine)
         outcomes = await asyncio.gather(
-            *[engine.approve(run_id, "manager", by="alice") for _ in range(30)])
+            *[engine.approve(run_id, "manager", by="alice") for _ in range(30)]
+        )
         assert all(o == outcomes[0] for o in outcomes)
         await engine.result(run_id, timeout=5)
     decided = [e for e in await engine.history(run_id) if e.type == "approval_decided"]
@@ -324,12 +344,17 @@ async def test_pending_approvals_lists_then_no_longer(engine: Engine, clock: Fak
         await engine.settle(c.id)
         pending = await engine.pending_approvals()
         assert [(p.run_id, p.key) for p in pending] == [
-            (a.id, "first"), (b.id, "first"), (c.id, "solo")]
+            (a.id, "first"),
+            (b.id, "first"),
+            (c.id, "solo"),
+        ]
         assert pending[0].status is ApprovalStatus.PENDING
         assert pending[0].summary == "first for a" and pending[0].proposed == {"who": "a"}
         assert pending[0].requested_at == T0 and pending[0].deadline is None
-        assert [p.run_id for p in await engine.pending_approvals(workflow=two.__qualname__)
-                ] == [a.id, b.id]
+        assert [p.run_id for p in await engine.pending_approvals(workflow=two.__qualname__)] == [
+            a.id,
+            b.id,
+        ]
         assert [p.key for p in await engine.pending_approvals(run_id=c.id)] == ["solo"]
         assert len(await engine.pending_approvals(limit=1)) == 1
 
@@ -337,7 +362,10 @@ async def test_pending_approvals_lists_then_no_longer(engine: Engine, clock: Fak
         await engine.approve(a.id, "first")
         await engine.settle(a.id)
         assert [(p.run_id, p.key) for p in await engine.pending_approvals()] == [
-            (b.id, "first"), (c.id, "solo"), (a.id, "second")]
+            (b.id, "first"),
+            (c.id, "solo"),
+            (a.id, "second"),
+        ]
         await engine.approve(a.id, "second")
         await engine.reject(b.id, "first")
         await engine.approve(c.id, "solo")
@@ -356,12 +384,12 @@ async def test_decisions_a_millisecond_either_side_of_the_deadline(
         for run in before + after:
             await engine.settle(run.id)
         clock.advance(3600 - 0.001)
-        won = await asyncio.gather(*[engine.approve(r.id, "manager", by="early")
-                                     for r in before])
+        won = await asyncio.gather(*[engine.approve(r.id, "manager", by="early") for r in before])
         assert all(d.status is DecisionStatus.APPROVED for d in won)
         clock.advance(0.002)
-        late = await asyncio.gather(*[engine.approve(r.id, "manager", by="late")
-                                      for r in after], return_exceptions=True)
+        late = await asyncio.gather(
+            *[engine.approve(r.id, "manager", by="late") for r in after], return_exceptions=True
+        )
         assert all(isinstance(e, ApprovalExpired) for e in late), late
         results = [await engine.result(r.id, timeout=5) for r in before + after]
     assert [r["status"] for r in results] == ["approved"] * 5 + ["expired"] * 5

@@ -85,8 +85,10 @@ async def test_step_result_not_json_is_refused_before_journaling(engine: Engine)
     assert "bad_step" in error["message"] and "set" in error["message"]
     assert calls == ["good", "bad"]
     journal = await engine.store.get_journal(run.id)
-    assert [(e.seq, e.kind, e.status) for e in journal] == [(0, "step", "done"),
-                                                            (1, "approval", "done")]
+    assert [(e.seq, e.kind, e.status) for e in journal] == [
+        (0, "step", "done"),
+        (1, "approval", "done"),
+    ]
     types = [e.type for e in await engine.history(run.id)]
     assert types.count("step_completed") == 1 and "step_failed" not in types
     [approval] = await engine.approvals(run.id)
@@ -94,8 +96,12 @@ async def test_step_result_not_json_is_refused_before_journaling(engine: Engine)
 
 
 async def test_step_result_types_name_the_step_and_the_type(engine: Engine) -> None:
-    values: dict[str, Any] = {"bytes": b"raw", "object": object(), "set": {1, 2},
-                              "int": {1: "int key"}}
+    values: dict[str, Any] = {
+        "bytes": b"raw",
+        "object": object(),
+        "set": {1, 2},
+        "int": {1: "int key"},
+    }
 
     @engine.workflow()
     async def wf(ctx: Context, kind: str) -> None:
@@ -131,8 +137,11 @@ async def test_decision_for_unknown_run(engine: Engine) -> None:
     with pytest.raises(RunNotFound) as info:
         await engine.approve("no-such-run", "manager", by="alice")
     assert info.value.run_id == "no-such-run"
-    for call in (engine.reject("x", "k"), engine.edit("x", "k", 1),
-                 engine.request_changes("x", "k")):
+    for call in (
+        engine.reject("x", "k"),
+        engine.edit("x", "k", 1),
+        engine.request_changes("x", "k"),
+    ):
         with pytest.raises(RunNotFound):
             await call
 
@@ -149,8 +158,7 @@ async def test_decision_for_unknown_key(engine: Engine) -> None:
         assert await snapshot(engine, run.id) == before
         await engine.approve(run.id, "manager")
         await engine.signal(run.id, "docs", "d")
-        assert await engine.result(run.id, timeout=5) == {"decision": {"amount": 10},
-                                                           "docs": "d"}
+        assert await engine.result(run.id, timeout=5) == {"decision": {"amount": 10}, "docs": "d"}
 
 
 async def test_decision_on_a_run_not_waiting_for_it(engine: Engine) -> None:
@@ -358,7 +366,11 @@ async def test_invalid_approval_key(engine: Engine) -> None:
     async with engine:
         run = await engine.start(wf)
         assert await engine.result(run.id, timeout=5) == [
-            "InvalidArgument", "InvalidArgument", "NotSerializable", "NotSerializable"]
+            "InvalidArgument",
+            "InvalidArgument",
+            "NotSerializable",
+            "NotSerializable",
+        ]
     assert await engine.approvals(run.id) == []
 
 
@@ -413,8 +425,9 @@ def test_engine_with_an_unsupported_url(url: str, says: str) -> None:
 BAD_TEXTS = ["a\u0000b", "a\udcffb"]  # NUL; a lone surrogate (as from a non-UTF-8 argv)
 
 
-def bad_text_calls(engine: Engine, run_id: str, bad: str
-                   ) -> dict[str, Callable[[], Awaitable[Any]]]:
+def bad_text_calls(
+    engine: Engine, run_id: str, bad: str
+) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {
         "signal name": lambda: engine.signal(run_id, bad, 1),
         "signal by": lambda: engine.signal(run_id, "docs", 1, by=bad),

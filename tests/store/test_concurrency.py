@@ -84,8 +84,10 @@ async def test_concurrent_decisions_and_signals_on_many_runs(engine: Engine) -> 
     async with engine:
         runs = await asyncio.gather(*[engine.start(both) for _ in range(50)])
         # signal and decision race each run's first execution; neither is lost
-        await asyncio.gather(*[engine.signal(r.id, "s", r.id) for r in runs],
-                             *[engine.approve(r.id, "a") for r in runs])
+        await asyncio.gather(
+            *[engine.signal(r.id, "s", r.id) for r in runs],
+            *[engine.approve(r.id, "a") for r in runs],
+        )
         results = await asyncio.gather(*[engine.result(r.id, timeout=30) for r in runs])
     assert results == [["approved", r.id] for r in runs]
     for run in runs[:5]:

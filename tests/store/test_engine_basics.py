@@ -110,7 +110,9 @@ async def test_recorded_steps_are_not_recomputed_on_replay(engine: Engine) -> No
         assert parked.waiting_for == "approval:finance"
         await engine.approve(run.id, "finance", by="bob")
         assert await engine.result(run.id, timeout=5) == {
-            "text": "refund 42", "receipt": "receipt-42"}
+            "text": "refund 42",
+            "receipt": "receipt-42",
+        }
     assert calls == {"load": 1, "draft": 1, "issue": 1}
     assert len(executions) == 3  # first run, and one replay per decision
 
@@ -145,8 +147,12 @@ async def test_retry_policy_retries_and_history_shows_attempts(engine: Engine) -
 async def test_engine_default_retry_applies_to_steps_without_policy(
     store_url: str, clock: FakeClock
 ) -> None:
-    eng = Engine(store_url, clock=clock, poll_interval=0.01,
-                 default_retry=RetryPolicy(attempts=2, initial_interval=0.01))
+    eng = Engine(
+        store_url,
+        clock=clock,
+        poll_interval=0.01,
+        default_retry=RetryPolicy(attempts=2, initial_interval=0.01),
+    )
     tries: list[int] = []
 
     def once_flaky() -> int:
@@ -180,8 +186,11 @@ async def test_dataclass_and_pydantic_results_round_trip_typed(engine: Engine) -
         run = await engine.start(typed)
         await engine.settle(run.id)
         await engine.approve(run.id, "ok")
-        assert await engine.result(run.id, timeout=5) == {"cents": 1250, "total": 2500,
-                                                            "first": "x"}
+        assert await engine.result(run.id, timeout=5) == {
+            "cents": 1250,
+            "total": 2500,
+            "first": "x",
+        }
     # on the first execution and on replay (from the journal) alike
     assert seen == [(Quote, Invoice, Quote)] * 2
     stored = [e.result for e in await engine.store.get_journal(run.id) if e.kind == "step"]
@@ -329,8 +338,7 @@ async def test_start_by_name_and_list_runs_filters(engine: Engine) -> None:
         await engine.settle(waiting.id)
         assert [r.id for r in await engine.list_runs(status="waiting")] == [waiting.id]
         assert [r.id for r in await engine.list_runs(status=RunStatus.COMPLETED)] == [done.id]
-        assert {r.id for r in await engine.list_runs(workflow="greeter")} == {done.id,
-                                                                               waiting.id}
+        assert {r.id for r in await engine.list_runs(workflow="greeter")} == {done.id, waiting.id}
         assert await engine.list_runs(workflow="other") == []
         with pytest.raises(signoff.InvalidArgument, match="unknown status"):
             await engine.list_runs(status="sleeping")
@@ -406,7 +414,6 @@ async def test_cancel_a_run_no_worker_has_picked_up(store_url: str, clock: FakeC
 def test_retry_policy_backoff_and_validation() -> None:
     policy = RetryPolicy(attempts=5, initial_interval=1.0, backoff=2.0, max_interval=5.0)
     assert [policy.delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
-    for bad in ({"attempts": 0}, {"initial_interval": -1}, {"backoff": 0.5},
-                {"max_interval": -1}):
+    for bad in ({"attempts": 0}, {"initial_interval": -1}, {"backoff": 0.5}, {"max_interval": -1}):
         with pytest.raises(signoff.InvalidArgument, match="RetryPolicy"):
             RetryPolicy(**bad)

@@ -38,8 +38,7 @@ def always_fails(order: str) -> None:
 async def test_step_failing_after_retries_fails_the_run(engine: Engine) -> None:
     @engine.workflow()
     async def wf(ctx: Context) -> None:
-        await ctx.step(always_fails, "ord-7",
-                       retry=RetryPolicy(attempts=2, initial_interval=0.01))
+        await ctx.step(always_fails, "ord-7", retry=RetryPolicy(attempts=2, initial_interval=0.01))
 
     async with engine:
         run = await engine.start(wf)
@@ -84,8 +83,10 @@ async def test_workflow_can_catch_a_step_error(engine: Engine) -> None:
         await engine.settle(run.id)
         await engine.approve(run.id, "handle failure")  # replay raises the recorded error
         assert await engine.result(run.id, timeout=5) == {
-            "step": always_fails.__qualname__, "type": "LedgerDown",
-            "message": "ledger unreachable for o"}
+            "step": always_fails.__qualname__,
+            "type": "LedgerDown",
+            "message": "ledger unreachable for o",
+        }
 
 
 async def test_retry_resumes_a_failed_run_from_the_failed_step(engine: Engine) -> None:
@@ -127,9 +128,17 @@ async def test_retry_resumes_a_failed_run_from_the_failed_step(engine: Engine) -
     assert final.status is RunStatus.COMPLETED and final.error is None
     events = await engine.history(run.id)
     types = [e.type for e in events]
-    assert types == ["run_started", "step_completed", "approval_requested", "approval_decided",
-                     "step_failed", "run_failed", "run_retried", "step_completed",
-                     "run_completed"]
+    assert types == [
+        "run_started",
+        "step_completed",
+        "approval_requested",
+        "approval_decided",
+        "step_failed",
+        "run_failed",
+        "run_retried",
+        "step_completed",
+        "run_completed",
+    ]
     assert events[6].actor == "ops"
     assert [a.status for a in await engine.approvals(run.id)] == [ApprovalStatus.APPROVED]
 
@@ -170,8 +179,10 @@ async def test_workflow_raising_its_own_exception_fails_the_run(engine: Engine) 
     assert "raise PolicyViolation" in failed.error["traceback"]
     last = (await engine.history(run.id))[-1]
     assert last.type == "run_failed"
-    assert last.data["error"] == {"type": "PolicyViolation",
-                                  "message": "amount 10000 over the limit"}
+    assert last.data["error"] == {
+        "type": "PolicyViolation",
+        "message": "amount 10000 over the limit",
+    }
 
 
 async def test_changed_workflow_code_fails_with_non_determinism(
@@ -285,8 +296,11 @@ async def test_cancel_a_waiting_run(engine: Engine) -> None:
         with pytest.raises(InvalidRunState):
             await engine.signal(run.id, "x")
     last = (await engine.history(run.id))[-1]
-    assert (last.type, last.actor, last.data) == ("run_cancelled", "ops",
-                                                  {"reason": "duplicate ticket"})
+    assert (last.type, last.actor, last.data) == (
+        "run_cancelled",
+        "ops",
+        {"reason": "duplicate ticket"},
+    )
 
 
 async def test_cancel_a_sleeping_run_stops_its_timer(engine: Engine, clock: FakeClock) -> None:
@@ -361,16 +375,23 @@ async def test_a_new_engine_resumes_waiting_runs(store_url: str, clock: FakeCloc
     finally:
         await second.close()
     assert results == [1, 100, 0]
-    assert sorted(calls) == ["apply -1", "apply 0", "apply 99",
-                             "prepare 0", "prepare 1", "prepare 2"]
+    assert sorted(calls) == [
+        "apply -1",
+        "apply 0",
+        "apply 99",
+        "prepare 0",
+        "prepare 1",
+        "prepare 2",
+    ]
 
 
 async def test_history_is_the_whole_timeline(engine: Engine, clock: FakeClock) -> None:
     @engine.workflow()
     async def refund(ctx: Context, order: str) -> str:
         amount = await ctx.step(lambda: 25, name="calculate")
-        d = await ctx.approval("manager", summary="Refund 25", proposed={"amount": amount},
-                               timeout="7d")
+        d = await ctx.approval(
+            "manager", summary="Refund 25", proposed={"amount": amount}, timeout="7d"
+        )
         await ctx.step(lambda: "r-1", name="issue")
         return f"{order}: {d.status}"
 
@@ -396,8 +417,12 @@ async def test_history_is_the_whole_timeline(engine: Engine, clock: FakeClock) -
     assert [e.at for e in events] == [T0, T0, T0] + [T0 + timedelta(seconds=90)] * 3
     assert events[0].data == {"workflow": refund.__qualname__}
     assert events[1].data["name"] == "calculate"
-    assert events[2].data == {"key": "manager", "round": 1, "summary": "Refund 25",
-                              "deadline": (T0 + timedelta(days=7)).isoformat()}
+    assert events[2].data == {
+        "key": "manager",
+        "round": 1,
+        "summary": "Refund 25",
+        "deadline": (T0 + timedelta(days=7)).isoformat(),
+    }
     assert events[3].data["status"] == "approved" and events[3].data["reason"] == "fine"
     assert events[4].data["name"] == "issue"
     with pytest.raises(RunNotFound):
@@ -455,8 +480,12 @@ async def test_errors_with_nul_or_lone_surrogates_still_fail_the_run_clearly(
             await engine.result(run.id, timeout=5)
         assert escaped in info.value.error["message"]
         events = await engine.history(run.id)
-        assert [e.type for e in events] == ["run_started", "step_retrying", "step_failed",
-                                            "run_failed"]
+        assert [e.type for e in events] == [
+            "run_started",
+            "step_retrying",
+            "step_failed",
+            "run_failed",
+        ]
         assert events[1].data["error"]["message"] == escaped
         assert events[2].data["error"]["type"] == "ValueError"
         assert events[2].data["error"]["message"] == escaped

@@ -25,8 +25,15 @@ NOW = 1_800_000_000.0
 async def _create(store: PostgresStore, n: int, workflow: str = "wf") -> list[str]:
     ids = [f"run-{i:03d}" for i in range(n)]
     for run_id in ids:
-        await store.create_run(run_id=run_id, workflow=workflow, input_json='{"args":[]}',
-                               requested_by=None, now=NOW, claim_for=None, lease_until=0.0)
+        await store.create_run(
+            run_id=run_id,
+            workflow=workflow,
+            input_json='{"args":[]}',
+            requested_by=None,
+            now=NOW,
+            claim_for=None,
+            lease_until=0.0,
+        )
     return ids
 
 
@@ -38,8 +45,9 @@ async def test_concurrent_claims_from_two_stores_never_share_a_run(pg_url: str) 
         async def drain(store: PostgresStore, owner: str) -> list[str]:
             got: list[str] = []
             while True:
-                claims = await store.claim_runnable(owner=owner, workflows=["wf"], limit=3,
-                                                    now=NOW, lease_until=NOW + 30)
+                claims = await store.claim_runnable(
+                    owner=owner, workflows=["wf"], limit=3, now=NOW, lease_until=NOW + 30
+                )
                 if not claims:
                     return got
                 got += [c.run.id for c in claims]
@@ -58,24 +66,40 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(pg_ur
     a, b = PostgresStore(pg_url), PostgresStore(pg_url)
     try:
         [run_id] = await _create(a, 1)
-        [first] = await a.claim_runnable(owner="a", workflows=["wf"], limit=5, now=NOW,
-                                         lease_until=NOW + 1)
+        [first] = await a.claim_runnable(
+            owner="a", workflows=["wf"], limit=5, now=NOW, lease_until=NOW + 1
+        )
         # still leased: nobody else may take it
-        assert await b.claim_runnable(owner="b", workflows=["wf"], limit=5, now=NOW + 0.5,
-                                      lease_until=NOW + 1.5) == []
-        [second] = await b.claim_runnable(owner="b", workflows=["wf"], limit=5, now=NOW + 2,
-                                          lease_until=NOW + 3)
+        assert (
+            await b.claim_runnable(
+                owner="b", workflows=["wf"], limit=5, now=NOW + 0.5, lease_until=NOW + 1.5
+            )
+            == []
+        )
+        [second] = await b.claim_runnable(
+            owner="b", workflows=["wf"], limit=5, now=NOW + 2, lease_until=NOW + 3
+        )
         assert second.run.id == run_id and second.fence == first.fence + 1
-        entry = JournalEntry(seq=0, kind=EntryKind.STEP, name="s", status=EntryStatus.DONE,
-                             result="1")
+        entry = JournalEntry(
+            seq=0, kind=EntryKind.STEP, name="s", status=EntryStatus.DONE, result="1"
+        )
         with pytest.raises(LeaseLost):
-            await a.record_step(run_id=run_id, fence=first.fence, entry=entry, attempts=1,
-                                extra=[], now=NOW + 2)
+            await a.record_step(
+                run_id=run_id, fence=first.fence, entry=entry, attempts=1, extra=[], now=NOW + 2
+            )
         with pytest.raises(LeaseLost):
-            await a.finish_run(run_id=run_id, fence=first.fence, status="completed",
-                               result_json="1", error=None, extra=[], now=NOW + 2)
-        await b.record_step(run_id=run_id, fence=second.fence, entry=entry, attempts=1,
-                            extra=[], now=NOW + 2)
+            await a.finish_run(
+                run_id=run_id,
+                fence=first.fence,
+                status="completed",
+                result_json="1",
+                error=None,
+                extra=[],
+                now=NOW + 2,
+            )
+        await b.record_step(
+            run_id=run_id, fence=second.fence, entry=entry, attempts=1, extra=[], now=NOW + 2
+        )
         assert [e.seq for e in await b.get_journal(run_id)] == [0]
         # the old holder's heartbeat does not steal the lease back
         assert await a.heartbeat(owner="a", lease_until=NOW + 100) == 0
@@ -88,11 +112,15 @@ async def test_each_timer_fires_once_across_concurrent_workers(pg_url: str) -> N
     stores = [PostgresStore(pg_url) for _ in range(3)]
     try:
         ids = await _create(stores[0], 40)
-        claims = await stores[0].claim_runnable(owner="w", workflows=["wf"], limit=40, now=NOW,
-                                                lease_until=NOW + 30)
+        claims = await stores[0].claim_runnable(
+            owner="w", workflows=["wf"], limit=40, now=NOW, lease_until=NOW + 30
+        )
         for claim in claims:
             outcome = await stores[0].open_wait(
-                run_id=claim.run.id, fence=claim.fence, extra=[], now=NOW,
+                run_id=claim.run.id,
+                fence=claim.fence,
+                extra=[],
+                now=NOW,
                 wait=WaitRequest(kind=EntryKind.SLEEP, seq=0, name="sleep", deadline=NOW + 5),
             )
             assert not outcome.resolved
@@ -100,8 +128,9 @@ async def test_each_timer_fires_once_across_concurrent_workers(pg_url: str) -> N
         async def fire(store: PostgresStore, owner: str) -> list[str]:
             fired: list[str] = []
             while True:
-                got = await store.fire_timers(now=NOW + 10, limit=4, claim_for=owner,
-                                              lease_until=NOW + 40)
+                got = await store.fire_timers(
+                    now=NOW + 10, limit=4, claim_for=owner, lease_until=NOW + 40
+                )
                 if not got:
                     return fired
                 fired += [c.run.id for c in got]
@@ -194,10 +223,13 @@ async def test_database_errors_are_store_errors_with_their_cause(pg_url: str) ->
         await store.close()
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql://h/db?pool_size=0",
-    "postgresql://h/db?retry_for=soon",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://h/db?pool_size=0",
+        "postgresql://h/db?retry_for=soon",
+    ],
+)
 def test_bad_url_options_are_refused(url: str) -> None:
     with pytest.raises(errors.InvalidArgument):
         PostgresStore(url)

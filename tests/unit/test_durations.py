@@ -49,8 +49,22 @@ def test_timedelta_and_numbers(value: Any, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "7x", "soon", "h", "1h 30m", "-1h", "30", "1.h", "s30", "1h30", "ms", "1e3s",
-     "3 days", "PT1H"],
+    [
+        "",
+        "7x",
+        "soon",
+        "h",
+        "1h 30m",
+        "-1h",
+        "30",
+        "1.h",
+        "s30",
+        "1h30",
+        "ms",
+        "1e3s",
+        "3 days",
+        "PT1H",
+    ],
 )
 def test_bad_text_is_refused_with_examples(bad: str) -> None:
     with pytest.raises(errors.InvalidDuration) as info:

@@ -15,8 +15,13 @@ from signoff.journal import (
 )
 
 
-def entry(seq: int, kind: EntryKind, name: str, status: EntryStatus = EntryStatus.DONE,
-          result: str | None = "1") -> JournalEntry:
+def entry(
+    seq: int,
+    kind: EntryKind,
+    name: str,
+    status: EntryStatus = EntryStatus.DONE,
+    result: str | None = "1",
+) -> JournalEntry:
     return JournalEntry(seq=seq, kind=kind, name=name, status=status, result=result)
 
 
@@ -49,7 +54,10 @@ def test_a_miss_past_the_journal_returns_no_entry() -> None:
 def test_empty_journal_is_all_misses() -> None:
     cursor = ReplayCursor("run-1", [])
     assert [cursor.advance(EntryKind.STEP, f"s{i}") for i in range(3)] == [
-        (0, None), (1, None), (2, None)]
+        (0, None),
+        (1, None),
+        (2, None),
+    ]
 
 
 def test_journal_order_is_by_seq_not_list_order() -> None:
@@ -82,7 +90,11 @@ def test_mismatch_names_run_position_expected_and_found(
         cursor.advance(kind, name)
     err = info.value
     assert (err.run_id, err.seq, err.expected, err.found) == (
-        "run-42", 0, "step 'load'", found_text)
+        "run-42",
+        0,
+        "step 'load'",
+        found_text,
+    )
     message = str(err)
     assert "run run-42" in message and "position 0" in message
     assert "recorded step 'load'" in message and f"now calls {found_text}" in message

@@ -45,8 +45,9 @@ def test_domain_modules_import_no_upper_layer(module: str) -> None:
     path = PACKAGE / f"{module}.py"
     assert path.exists(), path
     forbidden = {f"signoff.{name}" for name in UPPER}
-    bad = sorted(m for m in imported_modules(path)
-                 if any(m == f or m.startswith(f + ".") for f in forbidden))
+    bad = sorted(
+        m for m in imported_modules(path) if any(m == f or m.startswith(f + ".") for f in forbidden)
+    )
     assert bad == [], f"signoff/{module}.py imports {bad}"
 
 
@@ -63,8 +64,15 @@ def test_drivers_are_imported_only_inside_store() -> None:
 
 
 def test_store_does_not_reach_up_into_the_runtime() -> None:
-    forbidden = ("signoff.engine", "signoff.runner", "signoff.worker", "signoff.cli",
-                 "signoff.server", "signoff.sync", "signoff.context")
+    forbidden = (
+        "signoff.engine",
+        "signoff.runner",
+        "signoff.worker",
+        "signoff.cli",
+        "signoff.server",
+        "signoff.sync",
+        "signoff.context",
+    )
     offenders = []
     for path in sorted((PACKAGE / "store").rglob("*.py")):
         bad = [m for m in imported_modules(path) if m.startswith(forbidden)]

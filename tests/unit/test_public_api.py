@@ -74,9 +74,11 @@ def test_star_import_gives_exactly_the_public_names() -> None:
 
 
 def test_every_error_is_a_signoff_error_with_a_unique_code() -> None:
-    classes = [getattr(signoff, n) for n in LOCKED
-               if isinstance(getattr(signoff, n), type)
-               and issubclass(getattr(signoff, n), BaseException)]
+    classes = [
+        getattr(signoff, n)
+        for n in LOCKED
+        if isinstance(getattr(signoff, n), type) and issubclass(getattr(signoff, n), BaseException)
+    ]
     assert all(issubclass(c, signoff.SignoffError) for c in classes)
     codes = [c.code for c in classes]
     assert len(codes) == len(set(codes))

@@ -92,7 +92,11 @@ def page_blocks(page: str) -> list[Block]:
 
 @pytest.mark.parametrize("page", _pending("markers", {"docs/http.md", "docs/postgres.md"}))
 def test_every_block_runs_or_says_why_not(page: str) -> None:
-    found = page_blocks(page)
+    problems = marker_problems(page_blocks(page))
+    assert not problems, "\n".join(problems)
+
+
+def marker_problems(found: list[Block]) -> list[str]:
     problems = []
     for i, block in enumerate(found):
         reason = block.not_run_reason
@@ -114,27 +118,11 @@ def test_every_block_runs_or_says_why_not(page: str) -> None:
             f"{block.where}: a ```{block.lang or '(no language)'} block that does not run: "
             "make it python, bash or console, or mark it <!-- not run: REASON -->"
         )
-    assert not problems, "\n".join(problems)
+    return problems
 
 
 def _test_files_named(reason: str) -> list[str]:
     return [w.strip("`.,;:()") for w in reason.split() if w.strip("`.,;:()").startswith("tests/")]
-
-
-def test_the_harness_reads_markers(tmp_path: Path) -> None:
-    """The markers and conventions above, on a page written for the purpose."""
-    (tmp_path / "page.md").write_text(
-        "<!-- not run: needs a second machine -->\n```bash\nssh b\n```\n\n"
-        "```python\n# file: flows.py\nX = 1\n```\n"
-        "```python\nprint(1)\n```\n<!-- output -->\n```text\n1\n```\n"
-        "<!-- not run:\n  two lines of reason -->\n\n```json\n{}\n```\n"
-    )
-    found = blocks(tmp_path, "page.md")
-    assert [b.lang for b in found] == ["bash", "python", "python", "text", "json"]
-    assert found[0].not_run_reason == "needs a second machine"
-    assert found[1].file_name == "flows.py"
-    assert found[3].is_output and found[2].marker is None
-    assert found[4].not_run_reason == "two lines of reason"
 
 
 # every page runs -------------------------------------------------------------------

@@ -51,7 +51,7 @@ TICKETS: dict[str, dict[str, Any]] = {
         "id": "T-1042",
         "customer": "Dana Whitfield",
         "order_id": "ord-88231",
-        "order_total": 129.00,
+        "order_total": 12900,  # cents: money as integer minor units, never floats
         "complaint": "Blender arrived with a cracked jug; photos attached.",
         "customer_since": 2019,
         "previous_refunds": 0,
@@ -63,7 +63,7 @@ def _ledger() -> sqlite3.Connection:
     conn = sqlite3.connect(LEDGER, timeout=30)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS refunds (idempotency_key TEXT PRIMARY KEY, "
-        "order_id TEXT NOT NULL, amount REAL NOT NULL, issued_at REAL NOT NULL)"
+        "order_id TEXT NOT NULL, amount INTEGER NOT NULL, issued_at REAL NOT NULL)"
     )
     return conn
 
@@ -81,13 +81,13 @@ def draft_recommendation(ticket: dict[str, Any]) -> dict[str, Any]:
     from a loyal customer, half otherwise."""
     damaged = any(w in ticket["complaint"].lower() for w in ("cracked", "broken", "damaged"))
     loyal = ticket["customer_since"] <= 2020 and ticket["previous_refunds"] == 0
-    share = 1.0 if damaged and loyal else 0.5
-    amount = round(ticket["order_total"] * share, 2)
-    reason = "damaged on arrival, loyal customer" if share == 1.0 else "partial goodwill"
+    full = damaged and loyal
+    amount = ticket["order_total"] if full else ticket["order_total"] // 2
+    reason = "damaged on arrival, loyal customer" if full else "partial goodwill"
     return {"amount": amount, "reason": reason}
 
 
-def issue_refund(order_id: str, amount: float) -> dict[str, Any]:
+def issue_refund(order_id: str, amount: int) -> dict[str, Any]:
     """Pay the refund. A retried step reuses its idempotency key, so the ledger has one
     row per refund however often this runs."""
     key = signoff.idempotency_key()
@@ -103,6 +103,10 @@ def issue_refund(order_id: str, amount: float) -> dict[str, Any]:
     return {"receipt": f"RF-{row[0]:05d}", "amount": row[1], "idempotency_key": key}
 
 
+def _money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 # The workflow ------------------------------------------------------------------------
 
 
@@ -113,7 +117,7 @@ async def refund_review(ctx: Context, ticket_id: str) -> dict[str, Any]:
     decision = await ctx.approval(
         "manager",
         summary=(
-            f"Refund {draft['amount']:.2f} to {ticket['customer']} for "
+            f"Refund {_money(draft['amount'])} to {ticket['customer']} for "
             f"{ticket['order_id']} ({draft['reason']})"
         ),
         proposed={"amount": draft["amount"]},

@@ -8,9 +8,12 @@ from signoff.client import ApiError, AsyncClient, Client
 from signoff.context import Context, idempotency_key
 from signoff.engine import Engine
 from signoff.errors import (
+    AmbiguousRunId,
     ApprovalClosed,
     ApprovalExpired,
     ApprovalNotFound,
+    ConcurrencyError,
+    DatabaseNotFound,
     DecisionConflict,
     DuplicateApprovalKey,
     DuplicateVote,
@@ -54,6 +57,7 @@ from signoff.sync import SyncEngine
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousRunId",
     "ApiError",
     "Approval",
     "ApprovalClosed",
@@ -64,7 +68,9 @@ __all__ = [
     "AsyncClient",
     "CallRejected",
     "Client",
+    "ConcurrencyError",
     "Context",
+    "DatabaseNotFound",
     "Decision",
     "DecisionConflict",
     "DecisionStatus",

@@ -3,6 +3,7 @@
 ```
 SignoffError
 ├── InvalidArgument              bad value passed to the API (HTTP 422)
+│   ├── AmbiguousRunId           several run ids start with that prefix
 │   ├── InvalidDuration          "7x" is not a duration
 │   ├── NotSerializable          a value is not JSON (NaN, NUL, set, ...)
 │   └── InvalidEdit              an edit does not validate against the approval's schema
@@ -27,6 +28,7 @@ SignoffError
 ├── OutsideWorkflowError         a workflow helper called outside a run
 ├── StoreError                   the database failed
 │   ├── StoreUnavailable         it cannot be opened or reached
+│   │   └── DatabaseNotFound     no database at that URL (commands never create one)
 │   └── SchemaVersionError       the schema is newer than this code
 └── AppImportError               the CLI could not import APP
 ```

@@ -53,7 +53,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "demo-ledger.db") as conn:
         rows = conn.execute("SELECT order_id, amount FROM refunds").fetchall()
     conn.close()
-    assert rows == [("ord-88231", 129.0)]
+    assert rows == [("ord-88231", 12900)]
 
 
 def test_demo_reports_an_unusable_db_path(tmp_path: Path) -> None:
@@ -91,15 +91,15 @@ def ledger_rows(path: Path) -> list[tuple[str, float]]:
 
 async def test_refund_edited_amount_is_what_is_paid(refunds: Engine, tmp_path: Path) -> None:
     run = await refunds.start(refund_review.refund_review, "T-1042")
-    await refunds.edit(run.id, "manager", {"amount": 60.0}, by="alice", reason="half")
+    await refunds.edit(run.id, "manager", {"amount": 6000}, by="alice", reason="half")
     result = await refunds.result(run.id, timeout=10)
-    assert result["status"] == "refunded" and result["amount"] == 60.0
+    assert result["status"] == "refunded" and result["amount"] == 6000
     assert result["idempotency_key"].startswith(run.id + ":")
-    assert ledger_rows(tmp_path / "ledger.db") == [("ord-88231", 60.0)]
+    assert ledger_rows(tmp_path / "ledger.db") == [("ord-88231", 6000)]
     (decided,) = [e for e in await refunds.history(run.id) if e.type == "approval_decided"]
     assert decided.actor == "alice"
-    assert decided.data["value"] == {"amount": 60.0}
-    assert decided.data["original"] == {"amount": 129.0}
+    assert decided.data["value"] == {"amount": 6000}
+    assert decided.data["original"] == {"amount": 12900}
 
 
 async def test_rejected_refund_pays_nothing(refunds: Engine, tmp_path: Path) -> None:

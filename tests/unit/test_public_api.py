@@ -6,6 +6,7 @@ import signoff
 from signoff import errors
 
 LOCKED = [
+    "AmbiguousRunId",
     "ApiError",
     "Approval",
     "ApprovalClosed",
@@ -16,7 +17,9 @@ LOCKED = [
     "AsyncClient",
     "CallRejected",
     "Client",
+    "ConcurrencyError",
     "Context",
+    "DatabaseNotFound",
     "Decision",
     "DecisionConflict",
     "DecisionStatus",

@@ -248,7 +248,12 @@ async def execute(
             if ctx.parked:  # an error from a task the parking stopped, not the run's
                 raise Suspended from None
             failure = ctx.fatal or exc
-            log.info("run failed", extra={"action": "run_failed", "run_id": ctx.run_id})
+            log.info(
+                "run %s failed: %s",
+                ctx.run_id,
+                type(failure).__name__,
+                extra={"action": "run_failed", "run_id": ctx.run_id},
+            )
             await _withdraw_left(execution, ctx)
             await execution.finish("failed", None, error_info(failure), ctx._take_pending())
             return "failed"
@@ -259,7 +264,8 @@ async def execute(
         return "waiting"
     except Abandoned:
         log.warning(
-            "run abandoned: its lease was lost or it was cancelled",
+            "run %s abandoned: its lease was lost or it was cancelled",
+            claim.run.id,
             extra={"action": "run_abandoned", "run_id": claim.run.id},
         )
         return "abandoned"

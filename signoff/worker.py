@@ -110,7 +110,9 @@ class Worker:
             raise
         except Exception:  # store down mid-run: hand the run back to be claimed afresh
             log.exception(
-                "run execution crashed", extra={"action": "run_crashed", "run_id": run_id}
+                "run %s: execution crashed; handing it back",
+                run_id,
+                extra={"action": "run_crashed", "run_id": run_id},
             )
             task = asyncio.create_task(self._give_back(run_id))
             self._giving_back.add(task)

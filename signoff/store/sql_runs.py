@@ -22,6 +22,7 @@ from signoff.store.sql import (
     Query,
     history,
     insert_entry,
+    iso,
     load_claims,
     row_to_entry,
     row_to_run,
@@ -99,12 +100,15 @@ def claim_runnable(
     if len(ids) < limit:
         res = yield Query(
             # Never our own: a live worker's runs are not lost, whatever the clock says.
-            f"SELECT id FROM runs WHERE status = 'running' AND lease_expires < ? "
-            f"AND lease_owner <> ? "
+            f"SELECT id, lease_owner, lease_expires FROM runs WHERE status = 'running' "
+            f"AND lease_expires < ? AND lease_owner <> ? "
             f"AND workflow IN ({marks}) ORDER BY lease_expires LIMIT ?{{skip_locked}}",
             (now, owner, *workflows, limit - len(ids)),
         )
-        ids += [r[0] for r in res.rows]
+        for run_id, previous, expired in res.rows:  # its worker died or stalled mid-run
+            ids.append(run_id)
+            data = {"from": previous, "to": owner, "lease_expired_at": iso(expired)}
+            yield history(run_id, now, "run_taken_over", None, data)
     return (yield from load_claims(ids, owner, lease_until, now))
 
 

@@ -221,6 +221,12 @@ def test_kill_in_the_middle_of_the_side_effect_step(workers: Workers, client: En
     assert per_run(workers, "attempts", "step = 'prepare'") == Counter(
         {run_id: 1 for run_id in runs}
     )
+    # the takeover is on the record: who held the run, who took it over, and when
+    for run_id in cut:
+        taken = [e for e in client.sync.history(run_id) if e.type == "run_taken_over"]
+        assert len(taken) == 1, run_id
+        assert f":{pid}:" in taken[0].data["from"] and taken[0].data["to"] != taken[0].data["from"]
+        assert taken[0].data["lease_expired_at"] is not None
 
 
 def test_app_module_loads_as_module_engine(tmp_path: Path) -> None:

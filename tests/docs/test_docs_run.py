@@ -14,7 +14,8 @@ Conventions (the markers are in `tests/docs/blocks.py`, the shell rules in
 - `bash` and `console` blocks then run, in order, command by command, in the same
   directory; each must exit 0 (a `console` command whose expected output holds an
   `error:` line must exit 2). Their commands run against the page's database, and
-  `app:engine` / `myapp:engine` is the small app below unless the page writes its own.
+  `app:engine` / `myapp:engine` is the small app below unless the page writes its own
+  (on the page's PostgreSQL database, if it has one).
 - Any other block (json, text, no language) runs only as one of the above; else it
   carries `<!-- not run: REASON -->` right above its fence, and the reason must say
   something (a few words). A reason that names a test file (`tests/...py`) names one
@@ -44,7 +45,9 @@ RUNNABLE = {"python", "bash", "console"}
 SHELL = {"bash", "console"}
 
 # The app the documented commands use (`signoff worker myapp:engine`, `--app app:engine`):
-# the README's refund review, on the page's `signoff.db`.
+# the README's refund review, on the page's `signoff.db`, or on the page's PostgreSQL
+# database if its commands name one (as the app of docs/postgres.md would be).
+SQLITE_APP_URL = "sqlite:///signoff.db"
 APP = """
 from signoff import Context, Engine, idempotency_key
 
@@ -136,20 +139,20 @@ def page_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("page", _pending("runs", PENDING))
-def test_page_runs(page: str, page_dir: Path, request: pytest.FixtureRequest) -> None:
+def test_page_runs(page: str, page_dir: Path) -> None:
     found = [b for b in page_blocks(page) if b.not_run_reason is None]
-    for block in found:
-        if block.file_name is not None:
-            (page_dir / block.file_name).write_text(block.text.split("\n", 1)[1])
-    for name in ("app.py", "myapp.py"):
-        if not (page_dir / name).exists():
-            (page_dir / name).write_text(APP)
     code = [b for b in found if b.lang == "python" and b.file_name is None]
-    if code:
-        _run_python(code, _outputs(found), page_dir)
     commands = [b for b in found if b.lang in SHELL and b.file_name is None]
-    if commands:
-        with _database_for(commands) as pg_url:
+    with _database_for(commands) as pg_url:
+        for block in found:
+            if block.file_name is not None:
+                (page_dir / block.file_name).write_text(block.text.split("\n", 1)[1])
+        for name in ("app.py", "myapp.py"):
+            if not (page_dir / name).exists():
+                (page_dir / name).write_text(APP.replace(SQLITE_APP_URL, pg_url or SQLITE_APP_URL))
+        if code:
+            _run_python(code, _outputs(found), page_dir)
+        if commands:
             _run_commands(commands, page_dir, pg_url)
 
 
@@ -205,7 +208,7 @@ def _run_commands(commands: list[Block], page_dir: Path, pg_url: str | None) -> 
 
 
 class _NoDatabase:
-    def __enter__(self) -> None:
+    def __enter__(self) -> str | None:
         return None
 
     def __exit__(self, *exc: object) -> None:

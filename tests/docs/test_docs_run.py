@@ -186,6 +186,8 @@ def _run_python(code: list[Block], outputs: dict[str, str], cwd: Path) -> None:
         f"(exit {done.returncode}):\n{done.stdout}{done.stderr}"
     )
     assert done.returncode == 0, done.stderr
+    for sign in ("Traceback", "never retrieved", "was never awaited"):
+        assert sign not in done.stderr, done.stderr  # something failed in the background
 
 
 def _run_commands(commands: list[Block], page_dir: Path, pg_url: str | None) -> None:

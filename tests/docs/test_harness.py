@@ -8,7 +8,7 @@ import pytest
 
 from tests.docs.blocks import blocks
 from tests.docs.shell import DocsCommandError, Shell
-from tests.docs.test_docs_run import marker_problems
+from tests.docs.test_docs_run import APP, marker_problems
 
 
 def page(tmp_path: Path, text: str) -> list[str]:
@@ -74,3 +74,16 @@ def test_documented_ids_stand_for_real_ones(tmp_path: Path) -> None:
 def test_unknown_commands_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DocsCommandError, match="does not run 'ssh'"):
         Shell(tmp_path).run_bash("ssh elsewhere signoff worker\n")
+
+
+def test_a_served_app_answers_curl(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    shell = Shell(tmp_path)
+    try:
+        shell.run_console(
+            "$ signoff serve app:engine --no-auth      # in the background until the end\n"
+            "$ curl http://localhost:8000/healthz\n"
+            '{"status":"ok","worker":"running"}\n'
+        )
+    finally:
+        shell.close()

@@ -8,15 +8,25 @@ Several API processes each read the same table: events never live only in memory
 
 History types map to stream events as follows; other types are not streamed:
 
-| history             | SSE event           |
-|---------------------|---------------------|
-| step_completed      | step_completed      |
-| approval_requested  | waiting_for_input   |
-| approval_decided    | input_resolved      |
-| approval_expired    | input_resolved      |
-| run_completed       | run_completed       |
-| run_failed          | run_failed          |
-| run_cancelled       | run_cancelled       |
+| history                                          | SSE event         |
+|--------------------------------------------------|-------------------|
+| step_completed                                   | step_completed    |
+| approval_requested                               | waiting_for_input |
+| approval_voted                                   | vote_recorded     |
+| approval_escalated                               | input_escalated   |
+| approval_decided, approval_expired,              | input_resolved    |
+| approval_timed_out, approval_withdrawn           |                   |
+| waiting_for_signal, waiting_for_event,           | wait_started      |
+| sleep_started                                    |                   |
+| signal_received, event_received, timer_fired,    | wait_ended        |
+| signal_timed_out, event_timed_out                |                   |
+| run_taken_over                                   | run_taken_over    |
+| run_completed                                    | run_completed     |
+| run_failed                                       | run_failed        |
+| run_cancelled                                    | run_cancelled     |
+
+So every wait a run enters and leaves is on the stream, whichever way it ends (a person,
+a timeout rule, a withdrawal, a signal, an event, a timer).
 """
 
 from __future__ import annotations
@@ -37,8 +47,21 @@ Allowed = Callable[[], Awaitable[bool]]
 EVENT_NAMES = {
     "step_completed": "step_completed",
     "approval_requested": "waiting_for_input",
+    "approval_voted": "vote_recorded",
+    "approval_escalated": "input_escalated",
     "approval_decided": "input_resolved",
     "approval_expired": "input_resolved",
+    "approval_timed_out": "input_resolved",
+    "approval_withdrawn": "input_resolved",
+    "waiting_for_signal": "wait_started",
+    "waiting_for_event": "wait_started",
+    "sleep_started": "wait_started",
+    "signal_received": "wait_ended",
+    "event_received": "wait_ended",
+    "timer_fired": "wait_ended",
+    "signal_timed_out": "wait_ended",
+    "event_timed_out": "wait_ended",
+    "run_taken_over": "run_taken_over",
     "run_completed": "run_completed",
     "run_failed": "run_failed",
     "run_cancelled": "run_cancelled",

@@ -183,3 +183,28 @@ async def test_the_hub_waits_at_a_gap_left_by_a_slower_transaction(pg_url: str) 
         await hub.close()
     finally:
         await close_api(api)
+
+
+@pytest.mark.parametrize(
+    ("history", "streamed"),
+    [
+        ("approval_timed_out", "input_resolved"),  # settled by its on_timeout rule
+        ("approval_withdrawn", "input_resolved"),  # the loser of any_of
+        ("approval_voted", "vote_recorded"),
+        ("approval_escalated", "input_escalated"),
+        ("waiting_for_event", "wait_started"),
+        ("waiting_for_signal", "wait_started"),
+        ("sleep_started", "wait_started"),
+        ("event_received", "wait_ended"),
+        ("event_timed_out", "wait_ended"),
+        ("signal_received", "wait_ended"),
+        ("signal_timed_out", "wait_ended"),
+        ("timer_fired", "wait_ended"),
+        ("run_taken_over", "run_taken_over"),
+    ],
+)
+def test_every_wait_entered_and_left_is_streamed(history: str, streamed: str) -> None:
+    event = HistoryEvent(id=7, run_id="r1", at=datetime.now(UTC), type=history)
+    frame = stream.format_event(event)
+    assert frame is not None
+    assert parse([frame])[0][:2] == (7, streamed)

@@ -176,6 +176,7 @@ async def test_timeout_expires_the_approval(engine: Engine, clock: FakeClock) ->
     with pytest.raises(ApprovalExpired) as info:
         await engine.approve(run_id, "manager", by="late")
     assert info.value.decision.status is DecisionStatus.EXPIRED
+    assert info.value.decision.timed_out  # the deadline settled it, not a person
 
 
 async def test_first_decision_wins_and_conflict_carries_it(engine: Engine) -> None:

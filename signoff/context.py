@@ -372,8 +372,10 @@ class Context:
         schema: Any = None,
     ) -> models.Decision:
         """Ask people to decide; pause until they do. `key` names the request, unique
-        within the run. The policy (who may decide, quorum, timeouts, escalation, schema
-        of edits) is described in the guide's "Approval policies" section."""
+        within the run. `timeout` defaults to the engine's `approval_timeout` (if any);
+        `timeout="never"` asks with no deadline whatever that default. The policy (who
+        may decide, quorum, timeouts, escalation, schema of edits) is described in the
+        guide's "Approval policies" section."""
         return await self._approval(
             key,
             summary=summary,
@@ -420,6 +422,8 @@ class Context:
         self._check_key(key, "approval key")
         if timeout is None:  # the engine's default deadline, if it has one
             seconds: float | None = getattr(self._exec, "approval_timeout", None)
+        elif timeout == "never":  # no deadline, whatever the engine's default
+            seconds = None
         else:
             seconds = durations.to_seconds(timeout, "timeout")
         proposed_json = serialization.dumps(proposed, where=f"the proposed value of {key!r}")

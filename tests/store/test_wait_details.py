@@ -41,3 +41,25 @@ async def test_signal_metadata_and_deadlines_are_on_the_record(
         events["approval_requested"]["deadline"]
         == (start + timedelta(minutes=1, days=1)).isoformat()
     )
+
+
+async def test_never_opts_out_of_the_engines_default_deadline(
+    store_url: str, clock: FakeClock
+) -> None:
+    engine = Engine(store_url, clock=clock, poll_interval=0.01, approval_timeout="1d")
+
+    @engine.workflow()
+    async def wf(ctx: Context) -> str:
+        return (await ctx.approval("forever", timeout="never")).status.value
+
+    try:
+        async with engine:
+            run = await engine.start(wf)
+            await engine.settle(run.id)
+            [approval] = await engine.approvals(run.id)
+            assert approval.deadline is None
+            clock.advance("30d")
+            await engine.approve(run.id, "forever", by="carol")
+            assert await engine.result(run.id, timeout=5) == "approved"
+    finally:
+        await engine.close()

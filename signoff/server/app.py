@@ -24,6 +24,7 @@ from signoff.engine import Engine
 from signoff.server import (
     auth as auth_,
 )
+from signoff.server import inbox as inbox_
 from signoff.server import (
     logs,
     problems,
@@ -145,6 +146,7 @@ def create_app(
         app.include_router(module.router)
     if secret is not None:
         app.include_router(routes_links.router)
+    inbox_.mount(app, secret)  # the web inbox at `/` (docs/inbox.md)
     app.include_router(routes_runs.tail)  # `/runs/{run_id:path}` last: it matches any suffix
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyGuard, max_body=max_body)
@@ -226,7 +228,7 @@ class BodyGuard:
         if not body:
             return None
         media = (content_type or "").split(";")[0].strip().lower()
-        if path.startswith("/links/"):
+        if path.startswith(("/links/", "/inbox/")):  # forms of the pages for people
             if media != "application/x-www-form-urlencoded":
                 return 415, "unsupported_media_type", "send the link form as form data"
             return None

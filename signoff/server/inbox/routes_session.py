@@ -1,0 +1,117 @@
+"""Sign-in and sign-out, and the inbox's live stream (same origin, by session cookie).
+
+The stream is the API's server-sent events, filtered for the person: an approval event
+goes out only when they may see that approval, reduced to its run, key, status and who
+decided; every other event stays on the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from signoff.engine import Engine
+from signoff.server import stream
+from signoff.server.inbox import pages, routes, rules, session
+
+router = APIRouter(include_in_schema=False)
+_APPROVAL_EVENTS = frozenset({"waiting_for_input", "input_resolved"})
+
+
+@router.get("/inbox/signin")
+async def sign_in_page(request: Request) -> Response:
+    who = await session.viewer(request)
+    return pages.render(request, who, "signin.html")
+
+
+@router.post("/inbox/signin")
+async def sign_in(request: Request) -> Response:
+    """An API token (or, with auth off, a name) becomes a session cookie; the token
+    itself is not kept in the cookie and never appears in a URL."""
+    who = await session.viewer(request)
+    form = dict(await routes.read_form(request))
+    if not session.check_csrf(request, who, form.get("csrf")):
+        return routes.message(request, who, 403, "Refused", "This form did not come from here.")
+    if request.app.state.auth:
+        new = await session.sign_in(request, form.get("token", ""))
+    else:
+        name = form.get("name", "").strip()[:200]
+        new = session.fresh(name or None)
+    if new is None:
+        problem = "That token is unknown or revoked."
+        return pages.render(request, who, "signin.html", 401, problem=problem)
+    response = RedirectResponse("/", status_code=303)
+    session.set_cookie(request, response, new)
+    return response
+
+
+@router.post("/inbox/signout")
+async def sign_out(request: Request) -> Response:
+    who = await session.viewer(request)
+    form = dict(await routes.read_form(request))
+    if not session.check_csrf(request, who, form.get("csrf")):
+        return routes.message(request, who, 403, "Refused", "This form did not come from here.")
+    response = RedirectResponse("/inbox/signin", status_code=303)
+    session.set_cookie(request, response, None)
+    return response
+
+
+def _frame_data(frame: str) -> tuple[str, dict[str, Any]] | None:
+    lines = dict(line.split(": ", 1) for line in frame.strip().splitlines() if ": " in line)
+    if lines.get("event") not in _APPROVAL_EVENTS:
+        return None
+    return lines["event"], json.loads(lines.get("data", "{}"))
+
+
+async def _filtered(
+    engine: Engine, who: session.Viewer, frames: AsyncIterator[str]
+) -> AsyncIterator[str]:
+    async for frame in frames:
+        if frame.startswith(":"):
+            yield frame
+            continue
+        parsed = _frame_data(frame)
+        if parsed is None:
+            continue
+        name, event = parsed
+        data = event.get("data")
+        key = str(data.get("key", "")) if isinstance(data, dict) else ""
+        approval = await rules.latest(engine, str(event.get("run_id", "")), key)
+        if approval is None or not await rules.may_see(engine, who, approval):
+            continue
+        out = rules.outcome(approval)
+        payload = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+        yield f"id: {event.get('id')}\nevent: {name}\ndata: {payload}\n\n"
+
+
+@router.get("/inbox/stream")
+async def live(request: Request) -> Response:
+    """The person's inbox events, live (resumes after `Last-Event-ID`)."""
+    who = await session.viewer(request)
+    if request.app.state.auth and who.name is None:
+        return routes.message(request, who, 401, "Signed out", "Sign in again.")
+    try:
+        after = stream.parse_last_event_id(request.headers.get("last-event-id"))
+    except ValueError:
+        after = None
+    engine = routes.engine_of(request)
+
+    async def still_signed_in() -> bool:
+        again = await session.viewer(request)
+        return again.name == who.name and again.scopes == who.scopes
+
+    frames = stream.events(
+        request.app.state.hub,
+        after=after,
+        heartbeat=request.app.state.heartbeat,
+        allowed=still_signed_in if request.app.state.auth else None,
+        recheck=request.app.state.token_recheck,
+    )
+    headers = {**pages.HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _filtered(engine, who, frames), media_type="text/event-stream", headers=headers
+    )

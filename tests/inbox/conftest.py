@@ -1,0 +1,193 @@
+"""Browser tests of the inbox: headless Chromium (Debian's, through Playwright) against a
+real `signoff serve` process (uvicorn) on SQLite, with the tests' own engine on the same
+database to start runs and check what was recorded.
+
+Without `/usr/bin/chromium` these tests skip, except under CI=true, where they fail
+(`scripts/_env` installs it). Screenshots go to a temporary folder, or to
+`SIGNOFF_SCREENSHOTS` (`SIGNOFF_SCREENSHOTS=docs/screenshots` refreshes the docs' ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from signoff import Engine, models
+from tests.inbox.app import make_engine
+
+ROOT = Path(__file__).parents[2]
+CHROMIUM = "/usr/bin/chromium"
+PEOPLE = {
+    "alice": ["decide"],
+    "bob": ["decide"],
+    "carol": ["decide"],
+    "olga": ["read", "decide"],
+}
+
+
+@dataclass
+class Served:
+    url: str
+    db: str
+    engine: Engine
+    tokens: dict[str, str]
+    token_ids: dict[str, str]
+    log: Path
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """`engine.sync.NAME(...)`, from a thread of its own: Playwright's sync API runs
+        an event loop in the test's thread, where blocking calls are refused."""
+        method = getattr(self.engine.sync, name)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(method, *args, **kwargs).result()
+
+    def start(self, workflow: str, *args: Any, **kwargs: Any) -> models.Run:
+        return self.call("start", workflow, *args, **kwargs)
+
+    def pending(self, run_id: str, key: str, timeout: float = 10.0) -> models.Approval:
+        """The approval once the server's worker has opened it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [a for a in self.call("pending_approvals", run_id=run_id) if a.key == key]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"{run_id} never asked for {key}"
+            time.sleep(0.02)
+
+    def approval(self, run_id: str, key: str) -> models.Approval:
+        rounds = [a for a in self.call("approvals", run_id) if a.key == key]
+        return max(rounds, key=lambda a: a.round)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tokens(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
+    async def create() -> tuple[dict[str, str], dict[str, str]]:
+        secrets, ids = {}, {}
+        for name, scopes in PEOPLE.items():
+            token, secret = await engine.create_token(name, scopes)
+            secrets[name], ids[name] = secret, token.id
+        await engine.close()
+        return secrets, ids
+
+    return asyncio.run(create())
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(log.read_text())
+        time.sleep(0.05)
+
+
+def serve(db: str, folder: Path, *extra: str) -> Iterator[Served]:
+    tokens, ids = _tokens(make_engine(db))
+    port = free_port()
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": db, "PYTHONPATH": str(ROOT),
+           "SIGNOFF_SESSION_SECRET": "s" * 32}  # fmt: skip
+    log_path = folder / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "signoff", "serve", "tests.inbox.app:engine",
+             "--port", str(port), *extra],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        engine = make_engine(db)
+        try:
+            _wait_healthy(url, proc, log_path)
+            yield Served(url, db, engine, tokens, ids, log_path)
+        finally:
+            engine.sync.close()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    text = log_path.read_text()
+    assert "Traceback" not in text, text
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("inbox")
+    yield from serve(f"sqlite:///{folder / 'inbox.db'}", folder, "--log-level", "warning")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path]:
+    folder = Path(os.environ.get("SIGNOFF_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Any, name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def person(browser: Any, server: Served) -> Iterator[Callable[..., Any]]:
+    """`person("alice")`: a page in a fresh browser context, signed in with her token."""
+    contexts = []
+
+    def open_as(name: str, *, width: int = 1100) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(5000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
+        page.errors = errors
+        page.goto(server.url + "/")
+        page.fill("#token", server.tokens[name])
+        page.click("form.signin button[type=submit]")
+        page.wait_for_selector("h1:has-text('Waiting for you')")
+        return page
+
+    yield open_as
+    for context in contexts:
+        for page in context.pages:
+            assert page.errors == [], page.errors
+        context.close()

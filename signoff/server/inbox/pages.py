@@ -81,7 +81,7 @@ def time_left(deadline: datetime.datetime | None, now: datetime.datetime) -> str
     seconds = int((deadline - now).total_seconds())
     word = "left" if seconds >= 0 else "overdue"
     seconds = abs(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, seconds = divmod(seconds, size)
         if count or parts:

@@ -18,10 +18,12 @@ from a web handler or the CLI); a worker elsewhere executes them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
+import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from signoff import (
@@ -32,11 +34,14 @@ from signoff import (
     durations,
     errors,
     models,
+    outbox,
     policy,
     runner,
     serialization,
     worker,
 )
+from signoff.channels import deliverer as delivery
+from signoff.channels import routing
 from signoff.store import open_store
 from signoff.store.base import Claim, DecideOutcome, Store
 
@@ -64,6 +69,8 @@ class Engine(access.ApiSupport):
     later (0: only runs already waiting receive it). `directory`: resolves the roles in
     approvers (`role:finance`); default `signoff.Directory()`, which knows no roles.
     `approval_timeout`: the deadline of approvals that name no `timeout` (default none).
+    `notifications`: `signoff.channels.Route`s, which events reach which channels and
+    people (docs/notifications.md); none: nothing is written or sent.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class Engine(access.ApiSupport):
         event_retention: durations.Duration = "1d",
         directory: policy.DirectoryLike | None = None,
         approval_timeout: durations.Duration | None = None,
+        notifications: Iterable[routing.Route] | None = None,
     ) -> None:
         from signoff.clock import DatabaseClock
 
@@ -98,6 +106,9 @@ class Engine(access.ApiSupport):
         )
         # Checks of edits of gated calls' approvals, by key prefix (`signoff.gated`).
         self.edit_checks: dict[str, Callable[[Any], Any]] = {}
+        self.routing = routing.Routing(notifications or ())
+        self._deliverer: delivery.Deliverer | None = None
+        self._attach_outbox()
         self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
 
     def configure(
@@ -114,6 +125,7 @@ class Engine(access.ApiSupport):
             if self._worker is not None or self.store.opened:
                 raise errors.InvalidRunState("the engine is in use; set its URL before using it")
             self.store, self.url = open_store(url), url
+            self._attach_outbox()
         if lease is not None:
             self._lease = durations.to_seconds(lease, "lease")
         if poll_interval is not None:
@@ -210,8 +222,10 @@ class Engine(access.ApiSupport):
             on_settled=self._settled,
         )
         await self._worker.start()
+        await self._start_deliverer(self._worker.id)
 
     async def stop_worker(self, drain_timeout: float = 30.0) -> None:
+        await self._stop_deliverer()
         if self._worker is not None:
             current, self._worker = self._worker, None
             await current.stop(drain_timeout)
@@ -707,8 +721,112 @@ class Engine(access.ApiSupport):
             verifier.feed([entry])
         return verifier
 
+    # notifications: the outbox and its deliveries --------------------------------------
+
+    def _attach_outbox(self) -> None:
+        # No routes, no plan: write operations spend nothing on notifications.
+        self.store.outbox_plan = self.routing if self.routing.routes else None
+
+    def _new_deliverer(self, owner: str) -> delivery.Deliverer:
+        return delivery.Deliverer(
+            store=self.store,
+            clock_=self.clock,
+            channels=self.routing.channels,
+            directory=self.directory,
+            owner=owner,
+            poll_interval=max(self._poll, 0.05),
+        )
+
+    async def _start_deliverer(self, owner: str) -> None:
+        if self.routing.channels and self._deliverer is None:
+            self._deliverer = self._new_deliverer(owner)
+            await self._deliverer.start()
+
+    async def _stop_deliverer(self) -> None:
+        if self._deliverer is not None:
+            current, self._deliverer = self._deliverer, None
+            await current.stop()
+
+    async def deliveries(
+        self,
+        *,
+        status: outbox.DeliveryStatus | str | None = None,
+        run_id: str | None = None,
+        channel: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> outbox.DeliveryPage:
+        """Notifications, newest first, each with every attempt and its outcome; one page
+        (`.next_cursor`: pass it as `cursor=` for the next; None on the last page)."""
+        serialization.check_texts((run_id, "run_id"), (channel, "channel"), (cursor, "cursor"))
+        if status is not None:
+            try:
+                status = outbox.DeliveryStatus(status).value
+            except ValueError:
+                choices = ", ".join(s.value for s in outbox.DeliveryStatus)
+                raise errors.InvalidArgument(
+                    f"unknown delivery status {status!r}; use one of: {choices}"
+                ) from None
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise errors.InvalidArgument("limit must be a whole number from 1 to 1000")
+        found = await self.store.deliveries(
+            status=status,
+            run_id=run_id,
+            channel=channel,
+            limit=limit + 1,
+            before=None if cursor is None else _decode_delivery_cursor(cursor),
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        last = found[-1] if more else None
+        next_cursor = None if last is None else _delivery_cursor(last)
+        return outbox.DeliveryPage(found, next_cursor=next_cursor)
+
+    async def retry_delivery(self, id: str, *, attempts: int = 3) -> outbox.Delivery:
+        """Try a dead (or waiting) notification again now, with `attempts` more tries."""
+        serialization.check_texts((id, "delivery id"))
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise errors.InvalidArgument("attempts must be a whole number of at least 1")
+        outcome = await self.store.retry_delivery(id=id, now=self.clock.time(), attempts=attempts)
+        if outcome == "not_found":
+            raise errors.InvalidArgument(f"no notification with id {id!r}")
+        if outcome != "ok":
+            raise errors.InvalidArgument(
+                f"notification {id} is {outcome}; only dead or waiting ones can be retried"
+            )
+        if self._deliverer is not None:
+            self._deliverer.wake()
+        found = await self.store.get_delivery(id)
+        assert found is not None
+        return found
+
+    async def deliver_notifications(self) -> int:
+        """Deliver the notifications due now from this process, waiting for each
+        outcome (a worker does this on its own); how many attempts were made."""
+        if not self.routing.channels:
+            return 0
+        deliverer = self._deliverer or self._new_deliverer(worker.new_worker_id())
+        try:
+            return await deliverer.run_once()
+        finally:
+            if deliverer is not self._deliverer:
+                await deliverer.stop()
+
 
 _MIN_PREFIX = 6
+
+
+def _delivery_cursor(last: outbox.Delivery) -> str:
+    raw = json.dumps([last.created_at.timestamp(), last.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_delivery_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        at, id_ = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return float(at), str(id_)
+    except (ValueError, TypeError):
+        raise errors.InvalidArgument(f"not a deliveries cursor: {cursor!r:.60}") from None
 
 
 def _run_status(status: models.RunStatus | str) -> models.RunStatus:

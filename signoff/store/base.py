@@ -12,7 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from signoff import audit, errors, models
+from signoff import audit, errors, models, outbox
 from signoff.journal import JournalEntry
 from signoff.store import (
     schema,
@@ -21,6 +21,7 @@ from signoff.store import (
     sql_audit,
     sql_events,
     sql_inbox,
+    sql_outbox,
     sql_runs,
     sql_waits,
 )
@@ -59,6 +60,8 @@ class _Operation(Generic[P, T]):
             return self
         run = store._write if self.write else store._read
         fn = self.fn
+        if store.outbox_plan is not None and self.write:  # changes may write notifications
+            fn = sql_outbox.scoped(fn, store.outbox_plan)
 
         async def call(*args: P.args, **kwargs: P.kwargs) -> T:
             return await run(functools.partial(fn, *args, **kwargs))
@@ -76,6 +79,9 @@ class Store(abc.ABC):
 
     dialect: Dialect
     url: str
+    # Where notifications go (`signoff.outbox.Plan`), set by the engine; None: nowhere,
+    # and no write operation spends anything on them.
+    outbox_plan: outbox.Plan | None = None
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -359,3 +365,49 @@ class Store(abc.ABC):
         """A page of the audit chains in (chain, seq) order; reads."""
         page: list[audit.AuditEntry] = await self._read(_op(sql_audit.entries, chain, after, limit))
         return page
+
+    # outbox: notifications and their deliveries ---------------------------------------
+
+    claim_deliveries = _writes(
+        sql_outbox.claim,
+        """Lease due notifications of these channels to one worker; each counts as an
+        attempt. Many workers never hold the same message at once.""",
+    )
+
+    finish_delivery = _writes(
+        sql_outbox.finish,
+        """Record one attempt's outcome under its claim (delivered, retrying after backoff,
+        dead), with a history event on the run; one transaction. "stale" if the claim
+        was lost, and then nothing changes.""",
+    )
+
+    retry_delivery = _writes(
+        sql_outbox.retry,
+        """Make a dead or waiting notification due now with more attempts; one statement.""",
+    )
+
+    async def deliveries(
+        self,
+        *,
+        status: str | None = None,
+        run_id: str | None = None,
+        channel: str | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[outbox.Delivery]:
+        """Notifications newest first, each with its attempts; one snapshot."""
+        found: list[outbox.Delivery] = await self._read(
+            _op(
+                sql_outbox.page,
+                status=status,
+                run_id=run_id,
+                channel=channel,
+                limit=limit,
+                before=before,
+            )
+        )
+        return found
+
+    async def get_delivery(self, id: str) -> outbox.Delivery | None:
+        found: outbox.Delivery | None = await self._read(_op(sql_outbox.get, id))
+        return found

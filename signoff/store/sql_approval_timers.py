@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from signoff import policy
-from signoff.store import sql_audit
+from signoff import outbox, policy
+from signoff.store import sql_audit, sql_outbox
 from signoff.store.sql import Op, Query, dump_json, history
 from signoff.store.sql_approvals import (
     ROUND_COLUMNS,
@@ -84,13 +84,12 @@ def _escalate(
         res.rows[0][0],
     )
     yield from add_to_inbox(principals, requested_at, run_id, key, r.round, workflow)
-    yield from sql_audit.recorded(
-        run_id,
-        now,
-        "approval_escalated",
-        None,
-        {"key": key, "round": r.round, "added": added, "people": rules.get("escalate_people")},
-    )
+    data = {"key": key, "round": r.round, "added": added, "people": rules.get("escalate_people")}
+    yield from sql_audit.recorded(run_id, now, "approval_escalated", None, data)
+    yield from sql_outbox.enqueue(
+        run_id, outbox.APPROVAL_ESCALATED, now, {**data, "summary": r.summary},
+        workflow=workflow, key=key, approvers=added, requested_by=res.rows[0][0],
+    )  # fmt: skip
     return rules
 
 
@@ -101,4 +100,9 @@ def _remind(run_id: str, key: str, r: Round, rules: dict[str, Any], now: float) 
         (run_id, key),
     )
     to = [p for (p,) in res.rows if p not in voted]
-    yield history(run_id, now, "approval_reminder", None, {"key": key, "round": r.round, "to": to})
+    data = {"key": key, "round": r.round, "to": to}
+    yield history(run_id, now, "approval_reminder", None, data)
+    yield from sql_outbox.enqueue(
+        run_id, outbox.APPROVAL_REMINDER, now, {**data, "summary": r.summary}, key=key,
+        approvers=to,
+    )  # fmt: skip

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from signoff import models, policy
-from signoff.store import sql_audit
+from signoff import models, outbox, policy
+from signoff.store import sql_audit, sql_outbox
 from signoff.store.sql import Claim, Op, Query, dump_json, history, iso, resolve_entry, wake
 from signoff.store.sql_runs import FINISHED
 
@@ -147,6 +147,10 @@ def open_approval(
     if rules is not None and rules.get("stage"):
         data["stage"] = rules["stage"].get("name")
     yield history(run_id, now, "approval_requested", None, data)
+    yield from sql_outbox.enqueue(
+        run_id, outbox.APPROVAL_REQUESTED, now, data, workflow=workflow, key=key,
+        approvers=principals, requested_by=requested_by, proposed_json=proposed_json,
+    )  # fmt: skip
     return Opened(wake_at=earliest(deadline, escalate_at, remind_at))
 
 
@@ -340,20 +344,19 @@ def _record_vote(
 ) -> Op[DecideOutcome]:
     rules = r.rules or {}
     approvals = sum(1 for v in votes if v.status.value in ("approved", "edited"))
-    yield from sql_audit.recorded(
-        run_id,
-        now,
-        "approval_voted",
-        vote.by,
-        {
-            "key": key,
-            "round": r.round,
-            "status": vote.status.value,
-            "reason": vote.reason,
-            "approvals": approvals,
-            "quorum": rules.get("quorum", 1),
-        },
-    )
+    data = {
+        "key": key,
+        "round": r.round,
+        "status": vote.status.value,
+        "reason": vote.reason,
+        "approvals": approvals,
+        "quorum": rules.get("quorum", 1),
+    }
+    yield from sql_audit.recorded(run_id, now, "approval_voted", vote.by, data)
+    yield from sql_outbox.enqueue(
+        run_id, outbox.APPROVAL_VOTED, now, {**data, "by": vote.by, "summary": r.summary},
+        key=key, approvers=rules.get("approvers", ()),
+    )  # fmt: skip
     yield Query(
         "DELETE FROM approval_inbox WHERE run_id = ? AND key = ? AND principal = ?",
         (run_id, key, vote.by),
@@ -412,7 +415,8 @@ def _close_round(
         now, r.deadline, r.policy, r.digest, int(timed_out),
     )  # fmt: skip
     decision = _decision(key, closed, votes)
-    yield resolve_entry(run_id, r.seq, dump_json(decision.to_json()), now)
+    answer = decision.to_json()
+    yield resolve_entry(run_id, r.seq, dump_json(answer), now)
     if status == "expired":
         yield from sql_audit.recorded(
             run_id, now, "approval_expired", None, {"key": key, "round": r.round}
@@ -428,6 +432,12 @@ def _close_round(
         if len(votes) > 1:
             data["votes"] = [v.to_json() for v in votes]
         yield from sql_audit.recorded(run_id, now, "approval_decided", final["by"], data)
+    event = outbox.APPROVAL_TIMED_OUT if timed_out else outbox.APPROVAL_DECIDED
+    yield from sql_outbox.enqueue(
+        run_id, outbox.APPROVAL_EXPIRED if status == "expired" else event, now,
+        {"summary": r.summary, "decision": answer}, key=key,
+        approvers=(r.rules or {}).get("approvers", ()),
+    )  # fmt: skip
     return decision
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from signoff import models
+from signoff import models, outbox
 from signoff.journal import EntryStatus, JournalEntry
-from signoff.store import sql_audit
+from signoff.store import sql_audit, sql_outbox
 from signoff.store.sql import (
     JOURNAL_COLUMNS,
     RUN_COLUMNS,
@@ -231,8 +231,10 @@ def finish_run(
         raise LeaseLost(run_id)
     if status == "completed":
         yield history(run_id, now, "run_completed", None, {})
+        yield from sql_outbox.enqueue(run_id, outbox.RUN_COMPLETED, now, {})
     else:
         yield history(run_id, now, "run_failed", None, {"error": _summary(error)})
+        yield from sql_outbox.enqueue(run_id, outbox.RUN_FAILED, now, {"error": _summary(error)})
 
 
 def _summary(error: dict[str, Any] | None) -> dict[str, Any]:

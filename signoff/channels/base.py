@@ -1,0 +1,68 @@
+"""What a channel is: something that delivers one notification, or says why it could not.
+
+A channel gets a `Message` (the delivery, with its recipients' addresses resolved) and
+returns when the message is out; it raises `DeliveryError` with a text safe to show
+(no secrets: it is kept in the database and printed by `signoff deliveries list`) when
+it is not. Any other exception counts as a failed attempt too, its text redacted of
+the channel's `secrets()`. The deliverer retries with backoff; a channel never needs to.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from signoff import outbox
+
+
+class DeliveryError(Exception):
+    """This attempt failed; `permanent`: no later attempt can succeed (no address, a
+    receiver that refuses the message for good), so the message is dead at once."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One delivery as a channel receives it."""
+
+    delivery: outbox.Delivery
+    # person -> address of the kind the channel asked for (`Channel.address_kind`)
+    addresses: dict[str, str] = field(default_factory=dict)
+    # recipients the directory knew no address for
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.delivery.id
+
+    @property
+    def event(self) -> str:
+        return self.delivery.event
+
+
+class Channel(abc.ABC):
+    """A way to reach people or systems. `name` is what routes and the outbox call it."""
+
+    name: str
+    # The kind of address the channel needs for each recipient ("email", "slack"), looked
+    # up through the engine's directory; None: it needs none (webhooks, callbacks).
+    address_kind: str | None = None
+
+    async def open(self) -> None:
+        """Get ready to deliver (connections, clients). Called when a worker starts."""
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @abc.abstractmethod
+    async def send(self, message: Message) -> None:
+        """Deliver `message`, or raise (`DeliveryError` with a text safe to show)."""
+
+    def secrets(self) -> Sequence[str]:
+        """Texts never to show in an error (passwords, signing keys)."""
+        return ()

@@ -1,0 +1,194 @@
+"""The deliverer: a worker's loop that claims due notifications and hands each to its
+channel, then records the attempt's outcome.
+
+It runs beside the worker's run loop, never inside it: a channel that hangs, fails or
+is slow delays only its own messages (each attempt has a timeout, and at most
+`concurrency` are in flight), never a run. Claims are leased like runs, so many workers
+deliver each message once; a worker killed mid-delivery leaves the message to be taken
+again after its lease, under the same id (at least once, deduplicated by receivers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from signoff import clock, outbox, policy
+from signoff.channels import routing
+from signoff.channels.base import Channel, DeliveryError, Message
+from signoff.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Deliverer:
+    """Delivers the outbox's messages for the channels of one engine."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock_: clock.Clock,
+        channels: dict[str, Channel],
+        directory: policy.DirectoryLike,
+        owner: str,
+        poll_interval: float = 0.25,
+        concurrency: int = 16,
+        timeout: float = 30.0,
+        backoff: tuple[float, float] = (5.0, 3600.0),
+    ) -> None:
+        self.owner = owner
+        self._store = store
+        self._clock = clock_
+        self._channels = channels
+        self._directory = directory
+        self._poll = poll_interval
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._backoff = backoff
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._opened = False
+
+    async def open(self) -> None:
+        if not self._opened:
+            for channel in self._channels.values():
+                await channel.open()
+            self._opened = True
+
+    async def start(self) -> None:
+        await self.open()
+        self._task = asyncio.create_task(self._loop(), name="signoff-deliverer")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._inflight:  # let attempts under way record their outcome
+            _, pending = await asyncio.wait(set(self._inflight), timeout=drain_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._opened:
+            for channel in self._channels.values():
+                with contextlib.suppress(Exception):
+                    await channel.close()
+            self._opened = False
+
+    async def run_once(self) -> int:
+        """Claim what is due now and deliver it, waiting for every outcome; how many
+        attempts were made."""
+        await self.open()
+        claimed = await self._claim(self._concurrency)
+        await asyncio.gather(*(self._deliver(d) for d in claimed))
+        return len(claimed)
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                free = self._concurrency - len(self._inflight)
+                claimed = await self._claim(free) if free > 0 else []
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("claiming notifications failed", extra={"action": "outbox_poll"})
+                await asyncio.sleep(min(5.0, self._poll * 2**failures))
+                continue
+            for delivery in claimed:
+                task = asyncio.create_task(self._deliver(delivery))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            if len(claimed) < max(free, 1):
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def _claim(self, limit: int) -> list[outbox.Delivery]:
+        now = self._clock.time()
+        return await self._store.claim_deliveries(
+            owner=self.owner,
+            channels=sorted(self._channels),
+            limit=limit,
+            now=now,
+            lease_until=now + self._timeout * 2 + 5.0,
+        )
+
+    async def _deliver(self, delivery: outbox.Delivery) -> None:
+        channel = self._channels[delivery.channel]
+        started = time.monotonic()
+        error, permanent = await self._attempt(channel, delivery)
+        took_ms = round((time.monotonic() - started) * 1000, 3)
+        retry_in = None if permanent else outbox.backoff(delivery.attempts, *self._backoff)
+        extra = {"action": "notification", "run_id": delivery.run_id, "message_id": delivery.id}
+        for pause in (0.1, 0.5, 2.0, 5.0, None):  # the store may be down for a moment
+            try:
+                outcome = await self._store.finish_delivery(
+                    id=delivery.id,
+                    attempt=delivery.attempts,
+                    owner=self.owner,
+                    error=error,
+                    took_ms=took_ms,
+                    retry_in=retry_in,
+                    now=self._clock.time(),
+                )
+                break
+            except Exception:
+                if pause is None:
+                    log.exception("cannot record a delivery's outcome", extra=extra)
+                    return
+                await asyncio.sleep(pause)
+        if error is None:
+            log.info("notification %s delivered", delivery.id, extra=extra)
+        else:
+            log.warning(
+                "notification %s through %s failed (%s): %s",
+                delivery.id,
+                delivery.channel,
+                outcome,
+                error,
+                extra=extra,
+            )
+
+    async def _attempt(
+        self, channel: Channel, delivery: outbox.Delivery
+    ) -> tuple[str | None, bool]:
+        """(error text or None, whether no later attempt can succeed)."""
+        try:
+            message = self._message(channel, delivery)
+            await asyncio.wait_for(channel.send(message), self._timeout)
+            return None, False
+        except DeliveryError as exc:
+            return _redact(str(exc), channel.secrets()), exc.permanent
+        except TimeoutError:
+            return f"no answer within {self._timeout:g}s", False
+        except Exception as exc:
+            return _redact(f"{type(exc).__name__}: {exc}", channel.secrets()), False
+
+    def _message(self, channel: Channel, delivery: outbox.Delivery) -> Message:
+        if channel.address_kind is None:
+            return Message(delivery)
+        found, unknown = routing.resolve(delivery.recipients, self._directory, channel.address_kind)
+        if not found:
+            who = ", ".join(delivery.recipients) or "nobody (the route names no one)"
+            raise DeliveryError(
+                f"no {channel.address_kind} address for {who}: add them to the directory "
+                "(signoff.channels.Contacts addresses)",
+                permanent=True,
+            )
+        return Message(delivery, found, unknown)
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text[:1000]

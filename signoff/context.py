@@ -569,20 +569,9 @@ class Context:
         """Journal the choice and withdraw the losers' open waits, in one transaction;
         then stop the losing tasks."""
         losers = [s for s, b in self._blocked.items() if b.path.startswith(tuple(prefixes))]
-        choice = JournalEntry(
-            seq=seq,
-            kind=EntryKind.CHOICE,
-            name="any_of",
-            status=EntryStatus.DONE,
-            result=str(winner),
-            path=path,
-        )
-        self._pending.append(choice)
+        self._note(seq, EntryKind.CHOICE, "any_of", path, str(winner))
         self._withdrawing.update(losers)
         await self._exec.close_waits(sorted(losers), self._take_pending())
-        if self.parked:
-            raise Suspended
-        self._cursor.remember(choice)
         self.unanswered.difference_update(losers)
         for i, task in enumerate(tasks):
             if i != winner and not task.done():
@@ -690,16 +679,7 @@ class Context:
             ts = float(serialization.loads(entry.result))
         else:
             ts = self._exec.clock.time()
-            reading = JournalEntry(
-                seq=seq,
-                kind=EntryKind.NOW,
-                name="now",
-                status=EntryStatus.DONE,
-                result=repr(ts),
-                path=path,
-            )
-            self._pending.append(reading)
-            self._cursor.remember(reading)
+            self._note(seq, EntryKind.NOW, "now", path, repr(ts))
         at = models.from_timestamp(ts)
         assert at is not None
         return at
@@ -882,6 +862,15 @@ class Context:
             task.cancel()
         # Collect what the tasks ended with (parked, withdrawn): no "never retrieved".
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _note(self, seq: int, kind: EntryKind, name: str, path: str, result: str) -> None:
+        """Record an answer known here (a reading of the clock, a choice): it is written
+        with the next write of the run, in the same transaction."""
+        entry = JournalEntry(
+            seq=seq, kind=kind, name=name, status=EntryStatus.DONE, result=result, path=path
+        )
+        self._pending.append(entry)
+        self._cursor.remember(entry)
 
     def _take_pending(self) -> list[JournalEntry]:
         pending, self._pending = self._pending, []

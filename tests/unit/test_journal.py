@@ -125,3 +125,47 @@ def test_mismatch_helper_and_decode_error() -> None:
     assert decode_error('{"type": "X", "message": "m"}') == {"type": "X", "message": "m"}
     assert decode_error(None) == {}
     assert decode_error("[1]") == {}
+
+
+def test_paths_match_calls_to_records_whatever_order_they_were_recorded_in() -> None:
+    """Two tasks' calls were recorded interleaved one way; the replay makes them the other
+    way round: each still gets its own record, and new calls take fresh seqs."""
+    recorded = [
+        JournalEntry(seq=0, kind=EntryKind.APPROVAL, name="a", status=EntryStatus.DONE, path="0/0"),
+        JournalEntry(seq=1, kind=EntryKind.APPROVAL, name="b", status=EntryStatus.DONE, path="1/0"),
+        JournalEntry(seq=2, kind=EntryKind.STEP, name="send", status=EntryStatus.DONE,
+                     result='"b"', path="1/1"),
+        JournalEntry(seq=3, kind=EntryKind.STEP, name="send", status=EntryStatus.DONE,
+                     result='"a"', path="0/1"),
+    ]  # fmt: skip
+    cursor = ReplayCursor("run-1", recorded)
+    assert cursor.advance(EntryKind.APPROVAL, "a", "0/0")[0] == 0
+    assert cursor.advance(EntryKind.STEP, "send", "0/1") == (3, recorded[3])
+    assert cursor.advance(EntryKind.APPROVAL, "b", "1/0")[0] == 1
+    assert cursor.advance(EntryKind.STEP, "send", "1/1") == (2, recorded[2])
+    assert cursor.unreplayed() is None
+    assert cursor.advance(EntryKind.STEP, "next", "2") == (4, None)  # after the highest seq
+
+
+def test_rows_without_a_path_are_where_their_seq_says() -> None:
+    """Journals written before paths existed replay unchanged."""
+    cursor = ReplayCursor("run-1", JOURNAL)
+    assert cursor.advance(EntryKind.STEP, "load", "0") == (0, JOURNAL[0])
+    assert cursor.advance(EntryKind.NOW, "now") == (1, JOURNAL[1])
+
+
+def test_a_skipped_task_counts_as_replayed() -> None:
+    recorded = [
+        JournalEntry(seq=0, kind=EntryKind.CHOICE, name="any_of", status=EntryStatus.DONE,
+                     result="1", path="0"),
+        JournalEntry(seq=1, kind=EntryKind.APPROVAL, name="a", status=EntryStatus.DONE,
+                     path="0/0"),
+        JournalEntry(seq=2, kind=EntryKind.APPROVAL, name="b", status=EntryStatus.DONE,
+                     path="1/0"),
+    ]  # fmt: skip
+    cursor = ReplayCursor("run-1", recorded)
+    cursor.advance(EntryKind.CHOICE, "any_of", "0")
+    cursor.advance(EntryKind.APPROVAL, "b", "1/0")
+    assert cursor.unreplayed() == recorded[1]
+    cursor.skip("0/")
+    assert cursor.unreplayed() is None

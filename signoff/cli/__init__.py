@@ -10,13 +10,21 @@ signoff start refund --input '["ord-1"]'
 ```
 One module per concern: `core` (root group, settings, shared options, errors), `output`
 (tables and JSON), `apps` (which engine and database), `runs`, `approvals`, `serve`
-(worker and HTTP API), `admin` (tokens, schema), `audit` (verify and export the record).
+(worker and HTTP API), `admin` (tokens, schema), `audit` (verify and export the record),
+`deliveries` (notifications: outcomes and retries).
 Every option can also be set from a `SIGNOFF_*` environment variable (shown by `--help`).
 """
 
 from __future__ import annotations
 
-from signoff.cli import admin, approvals, audit, runs, serve  # noqa: F401 - they register commands
+from signoff.cli import (  # noqa: F401 - they register commands
+    admin,
+    approvals,
+    audit,
+    deliveries,
+    runs,
+    serve,
+)
 from signoff.cli.apps import load_app
 from signoff.cli.core import CliError, cli, main
 

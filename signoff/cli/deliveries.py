@@ -13,9 +13,11 @@ from signoff.cli import apps, output
 from signoff.cli.core import cli, json_option, option, where_options
 from signoff.engine import Engine
 
-COLUMNS = {"id": "id", "channel": "channel", "event": "event", "run": "run_id",
-           "key": "key", "status": "status", "attempts": "attempts",
-           "created": "created_at", "due": "due_at", "last error": "last_error"}  # fmt: skip
+COLUMNS: dict[str, output.Column] = {
+    "id": "id", "channel": "channel", "event": "event", "run": "run_id", "key": "key",
+    "status": "status", "attempts": "attempts", "created": "created_at", "due": "due_at",
+    "last error": "last_error",
+}  # fmt: skip
 
 
 @cli.group("deliveries")

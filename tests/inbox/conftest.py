@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,19 @@ class Served:
         method = getattr(self.engine.sync, name)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(method, *args, **kwargs).result()
+
+    def admin(self, act: Callable[[Engine], Awaitable[Any]]) -> Any:
+        """`await act(engine)` on an engine of its own (for what `engine.sync` lacks)."""
+
+        async def run() -> Any:
+            engine = make_engine(self.db)
+            try:
+                return await act(engine)
+            finally:
+                await engine.close()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
 
     def start(self, workflow: str, *args: Any, **kwargs: Any) -> models.Run:
         return self.call("start", workflow, *args, **kwargs)
@@ -158,9 +171,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path
     folder = Path(os.environ.get("SIGNOFF_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
     folder.mkdir(parents=True, exist_ok=True)
 
-    def take(page: Any, name: str) -> Path:
+    def take(page: Any, name: str, *, full: bool = True) -> Path:
         path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full)
         return path
 
     return take

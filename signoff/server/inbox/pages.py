@@ -31,7 +31,7 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-MAX_TEXT = 2000  # characters of one value shown before "... N more"
+MAX_TEXT = 600  # characters of one value shown before "... N more"
 MAX_RAW = 256 * 1024  # characters of the raw JSON shown
 MAX_DEPTH = 6
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u061c]")
@@ -91,6 +91,7 @@ def time_left(deadline: datetime.datetime | None, now: datetime.datetime) -> str
 
 env.filters["shown"] = shown
 env.filters["raw_json"] = raw_json
+env.filters["as_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 env.filters["when"] = when
 env.globals["MAX_DEPTH"] = MAX_DEPTH
 env.globals["time_left"] = time_left
@@ -109,6 +110,6 @@ def render(
     )
     response = HTMLResponse(html, status_code=status, headers=HEADERS)
     new = getattr(request.state, "new_session", None)
-    if new is not None:
+    if new is not None and request.method == "GET":  # a cross-site post signs no one out
         session.set_cookie(request, response, new)
     return response

@@ -54,7 +54,12 @@ function inboxLive(status) {
       if (row) {
         row.classList.add("left");
         const cell = row.querySelector("td.summary");
-        if (cell) cell.dataset.note = data.status.replace("_", " ") + (data.by ? " by " + data.by : "");
+        if (cell && !cell.querySelector(".note")) {
+          const note = document.createElement("div");
+          note.className = "note";
+          note.textContent = data.status.replace("_", " ") + (data.by ? " by " + data.by : "");
+          cell.append(note);
+        }
         soon(2500);
       } else soon(100);
     },

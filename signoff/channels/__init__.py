@@ -4,7 +4,16 @@ say which events go where. See docs/notifications.md."""
 from __future__ import annotations
 
 from signoff.channels.base import Channel, DeliveryError, Message
+from signoff.channels.email import EmailChannel
 from signoff.channels.routing import Contacts, Route
 from signoff.channels.webhook import WebhookChannel
 
-__all__ = ["Channel", "Contacts", "DeliveryError", "Message", "Route", "WebhookChannel"]
+__all__ = [
+    "Channel",
+    "Contacts",
+    "DeliveryError",
+    "EmailChannel",
+    "Message",
+    "Route",
+    "WebhookChannel",
+]

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.message
+import email.policy
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -98,3 +103,41 @@ def serve_webhooks(receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class SmtpInbox:
+    """An aiosmtpd handler that keeps what it accepts; refuses `refuse` recipients
+    (550), answers the next `fail_next` messages 451."""
+
+    def __init__(self) -> None:
+        self.mails: list[email.message.EmailMessage] = []
+        self.refuse: set[str] = set()
+        self.fail_next = 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            return "451 try again later"
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.mails.append(parsed)  # type: ignore[arg-type]
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_smtp(inbox: SmtpInbox, port: int, **kw: Any) -> Controller:
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **kw)
+    controller.start()
+    return controller

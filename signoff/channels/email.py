@@ -1,0 +1,221 @@
+"""Email over SMTP (stdlib `smtplib` in a thread): one mail per recipient, with a text
+and an HTML part, and for an approval that can still be decided a link to it.
+
+The link is a signed single-use approval link (`/links/TOKEN`, the server's link
+machinery) when the channel has the server's `link_secret`, else the inbox page of the
+approval; either way opening it only shows the request and a form: GET never decides.
+Each mail's `Message-ID` derives from the outbox message id, so a retry re-sends the
+same message (mail clients and archives collapse duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import smtplib
+import ssl
+import time
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import urlencode
+
+from signoff import durations, errors, outbox
+from signoff.channels.base import Channel, DeliveryError, Message
+
+_OPEN = (outbox.APPROVAL_REQUESTED, outbox.APPROVAL_REMINDER, outbox.APPROVAL_ESCALATED)
+_SUBJECTS = {
+    outbox.APPROVAL_REQUESTED: "Approval needed: {summary}",
+    outbox.APPROVAL_REMINDER: "Reminder, approval needed: {summary}",
+    outbox.APPROVAL_ESCALATED: "Escalated to you: {summary}",
+    outbox.APPROVAL_VOTED: "Vote recorded: {summary}",
+    outbox.APPROVAL_DECIDED: "Decided ({status}): {summary}",
+    outbox.APPROVAL_TIMED_OUT: "Timed out ({status}): {summary}",
+    outbox.APPROVAL_EXPIRED: "Expired: {summary}",
+    outbox.RUN_COMPLETED: "Run completed: {workflow} {run_id}",
+    outbox.RUN_FAILED: "Run failed: {workflow} {run_id}",
+}
+
+
+class EmailChannel(Channel):
+    """Mail routed events to each recipient's `email` address (from the directory)."""
+
+    address_kind = "email"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        sender: str,
+        port: int = 25,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        use_ssl: bool = False,
+        timeout: float = 10.0,
+        base_url: str | None = None,
+        link_secret: str | bytes | None = None,
+        link_ttl: durations.Duration = "7d",
+    ) -> None:
+        if not host or not isinstance(port, int) or not 0 < port < 65536:
+            raise errors.InvalidArgument(f"email channel {name!r}: give an SMTP host and port")
+        if "@" not in (sender or ""):
+            raise errors.InvalidArgument(f"email channel {name!r}: sender must be an address")
+        if (username is None) != (password is None):
+            raise errors.InvalidArgument(f"email channel {name!r}: give username and password")
+        if isinstance(link_secret, str):
+            link_secret = link_secret.encode()
+        if link_secret is not None and (len(link_secret) < 16 or not base_url):
+            raise errors.InvalidArgument(
+                f"email channel {name!r}: signed links need base_url and a link_secret of at "
+                "least 16 bytes (the server's SIGNOFF_LINK_SECRET)"
+            )
+        self.name = name
+        self.host, self.port, self.sender = host, port, sender
+        self._login = None if username is None else (username, password or "")
+        self._starttls, self._ssl, self._timeout = starttls, use_ssl, timeout
+        self._base = base_url.rstrip("/") if base_url else None
+        self._link_secret = link_secret
+        self._link_ttl = durations.to_seconds(link_ttl, "link_ttl")
+
+    def __repr__(self) -> str:
+        return f"EmailChannel({self.name!r}, host={self.host!r}, port={self.port})"
+
+    def secrets(self) -> Sequence[str]:
+        found = [] if self._login is None else [self._login[1]]
+        if self._link_secret is not None:
+            found.append(self._link_secret.decode(errors="replace"))
+        return found
+
+    async def send(self, message: Message) -> None:
+        people = message.addresses.items()
+        mails = [self.compose(message, person, address) for person, address in people]
+        await asyncio.to_thread(self._send_all, mails)
+
+    def compose(self, message: Message, person: str, address: str) -> EmailMessage:
+        d = message.delivery
+        data: dict[str, Any] = d.payload.get("data", {})
+        decision = data.get("decision") or {}
+        facts = {
+            "summary": data.get("summary") or d.key or d.event,
+            "status": decision.get("status", ""),
+            "workflow": d.workflow,
+            "run_id": d.run_id,
+        }
+        mail = EmailMessage()
+        mail["Subject"] = _SUBJECTS.get(d.event, "{summary}").format(**facts)
+        mail["From"] = self.sender
+        mail["To"] = address
+        mail["Date"] = formatdate(localtime=False)
+        mail["Message-ID"] = f"<{d.id}.{_slug(person)}@signoff>"
+        link = self._link(d, person, data) if d.event in _OPEN and d.key else None
+        lines = _lines(d, data, decision)
+        text = "\n".join(lines) + (f"\n\nOpen the request: {link}\n" if link else "\n")
+        mail.set_content(text)
+        body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        if link:
+            body += f'<p><a href="{html.escape(link, quote=True)}">Open the request</a></p>'
+        mail.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+        return mail
+
+    def _link(self, d: outbox.Delivery, person: str, data: dict[str, Any]) -> str | None:
+        if self._base is None:
+            return None
+        assert d.key is not None
+        if self._link_secret is None:
+            return f"{self._base}/inbox/approval?{urlencode({'run': d.run_id, 'key': d.key})}"
+        from signoff.server import auth  # the server's link format, made where it is checked
+
+        token, _ = auth.sign_link(
+            self._link_secret,
+            run_id=d.run_id,
+            key=d.key,
+            approver=person,
+            action="any",
+            expires_at=int(time.time() + self._link_ttl),
+            round=data.get("round"),
+            digest=data.get("digest"),
+        )
+        return f"{self._base}/links/{token}"
+
+    def _send_all(self, mails: list[EmailMessage]) -> None:
+        where = f"SMTP server {self.host}:{self.port}"
+        try:
+            smtp = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"cannot reach the {where}: {type(exc).__name__}") from None
+        refused: list[str] = []
+        try:
+            if self._login is not None:
+                self._log_in(smtp, where)
+            for mail in mails:
+                try:
+                    smtp.send_message(mail)
+                except smtplib.SMTPRecipientsRefused:
+                    refused.append(str(mail["To"]))
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(f"the {where} answered {exc.smtp_code}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"the {where} failed: {type(exc).__name__}") from None
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+        if refused:
+            raise DeliveryError(
+                f"the {where} refused {', '.join(refused)}", permanent=len(refused) == len(mails)
+            )
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._ssl:
+            context = ssl.create_default_context()
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self._timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
+        try:
+            if self._starttls:
+                smtp.starttls(context=ssl.create_default_context())
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _log_in(self, smtp: smtplib.SMTP, where: str) -> None:
+        assert self._login is not None
+        try:
+            smtp.login(*self._login)
+        except (OSError, smtplib.SMTPException) as exc:
+            user = self._login[0]
+            raise DeliveryError(
+                f"the {where} refused the login of {user!r}: {type(exc).__name__}"
+            ) from None
+
+
+def _lines(d: outbox.Delivery, data: dict[str, Any], decision: dict[str, Any]) -> list[str]:
+    lines = [str(data.get("summary") or d.event)]
+    if d.key:
+        lines.append(f"Approval {d.key} of {d.workflow} run {d.run_id}.")
+    else:
+        lines.append(f"{d.workflow} run {d.run_id}.")
+    if data.get("proposed") is not None:
+        lines.append(f"Proposed: {data['proposed']}")
+    if data.get("deadline"):
+        lines.append(f"Deadline: {data['deadline']}")
+    if decision:
+        who = f" by {decision['by']}" if decision.get("by") else ""
+        lines.append(f"Outcome: {decision.get('status')}{who}.")
+        if decision.get("reason"):
+            lines.append(f"Reason: {decision['reason']}")
+    if d.event == outbox.RUN_FAILED:
+        error = data.get("error") or {}
+        lines.append(f"Error: {error.get('type')}: {error.get('message')}")
+    return lines
+
+
+def _slug(person: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in person)[:64] or "someone"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -100,7 +101,8 @@ def _tokens(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
         await engine.close()
         return secrets, ids
 
-    return asyncio.run(create())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright may hold this thread's loop
+        return pool.submit(asyncio.run, create()).result()
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -134,7 +136,8 @@ def serve(db: str, folder: Path, *extra: str) -> Iterator[Served]:
             _wait_healthy(url, proc, log_path)
             yield Served(url, db, engine, tokens, ids, log_path)
         finally:
-            engine.sync.close()
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(engine.sync.close).result()
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(10)
@@ -152,7 +155,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if any(item.get_closest_marker("postgres") for item in request.session.items):
+        # the template database is made with asyncio.run, which cannot run once
+        # Playwright's sync API holds this thread's event loop: make it first
+        with contextlib.suppress(pytest.skip.Exception):
+            request.getfixturevalue("pg_template")
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
         if os.environ.get("CI") == "true":

@@ -33,7 +33,7 @@ def finished(server: Served, run_id: str, timeout: float = 10.0) -> Any:
         time.sleep(0.02)
 
 
-def test_approve(server: Served, person: Callable[..., Any], shots: Any) -> None:
+def test_approve(server: Served, person: Callable[..., Any]) -> None:
     o = order()
     run = server.start("refund", o, amount=40)
     server.pending(run.id, "manager")
@@ -41,7 +41,6 @@ def test_approve(server: Served, person: Callable[..., Any], shots: Any) -> None
     page.reload()
     row = page.locator(f"tr[data-run='{run.id}']")
     assert "Refund 40 EUR for order " + o in row.inner_text()
-    shots(page, "inbox")
     open_request(page, f"order {o}")
     assert page.locator("dl.fields").inner_text().split() == [
         "amount", "40", "currency", "EUR", "note", "order", o,
@@ -148,6 +147,7 @@ def test_bulk_approve_reports_each_refusal(
     for run in [*runs, other]:
         page.check(f"tr[data-run='{run.id}'] input[name=item]")
     page.fill("#bulk-reason", "routine refunds")
+    shots(page, "inbox")
     page.click("button:has-text('Approve selected')")
     page.wait_for_selector("ul.results")
     shots(page, "bulk-result")

@@ -278,13 +278,10 @@ async def bulk(request: Request) -> Response:
         text = "Select requests, choose approve or reject, and give a reason to reject."
         return message(request, who, 422, "Nothing decided", text)
     engine = engine_of(request)
-    results = []
-    for run_id, key, digest in items:
-        refused = await _bulk_one(engine, who, run_id, key, digest, action, reason)
-        results.append((run_id, key, refused))
+    results = [await _bulk_one(engine, who, *item, action, reason) for item in items]
     return pages.render(
         request, who, "bulk.html", action=action, results=results, href=rules.href,
-        decided=sum(1 for r in results if r[2] is None),
+        decided=sum(1 for r in results if r[3] is None),
     )  # fmt: skip
 
 
@@ -296,17 +293,19 @@ async def _bulk_one(
     digest: str,
     action: str,
     reason: str | None,
-) -> str | None:
-    """None when decided, else why not."""
+) -> tuple[str, str, str, str | None]:
+    """(run id, key, summary, None when decided or else why not)."""
     approval = await rules.latest(engine, run_id, key)
     if approval is None or not await rules.may_see(engine, who, approval):
-        return "not found"
+        return run_id, key, "", "not found"
+    refused = None
     if approval.status is not models.ApprovalStatus.PENDING:
-        return rules.closed(approval)
-    if not await rules.may_decide(engine, who, approval):
-        return "you may not decide it"
-    try:
-        await _decide(engine, approval, who, action, None, reason, digest)
-    except errors.SignoffError as exc:
-        return str(exc)[:300]
-    return None
+        refused = rules.closed(approval)
+    elif not await rules.may_decide(engine, who, approval):
+        refused = "you may not decide it"
+    else:
+        try:
+            await _decide(engine, approval, who, action, None, reason, digest)
+        except errors.SignoffError as exc:
+            refused = str(exc)[:300]
+    return run_id, key, approval.summary, refused

@@ -51,6 +51,8 @@ class Channel(abc.ABC):
     # The kind of address the channel needs for each recipient ("email", "slack"), looked
     # up through the engine's directory; None: it needs none (webhooks, callbacks).
     address_kind: str | None = None
+    # How long one attempt may take before it counts as failed (the deliverer's limit).
+    timeout: float = 30.0
 
     async def open(self) -> None:
         """Get ready to deliver (connections, clients). Called when a worker starts."""

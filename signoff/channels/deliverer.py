@@ -37,7 +37,6 @@ class Deliverer:
         owner: str,
         poll_interval: float = 0.25,
         concurrency: int = 16,
-        timeout: float = 30.0,
         backoff: tuple[float, float] = (5.0, 3600.0),
     ) -> None:
         self.owner = owner
@@ -47,7 +46,10 @@ class Deliverer:
         self._directory = directory
         self._poll = poll_interval
         self._concurrency = concurrency
-        self._timeout = timeout
+        # A claim outlives the slowest attempt (each channel's timeout, plus a margin to
+        # record the outcome), so no other worker takes a message still being sent.
+        slowest = max((c.timeout for c in channels.values()), default=30.0)
+        self._lease = 2 * slowest + 2.0
         self._backoff = backoff
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -119,7 +121,7 @@ class Deliverer:
             channels=sorted(self._channels),
             limit=limit,
             now=now,
-            lease_until=now + self._timeout * 2 + 5.0,
+            lease_until=now + self._lease,
         )
 
     async def _deliver(self, delivery: outbox.Delivery) -> None:
@@ -164,12 +166,12 @@ class Deliverer:
         """(error text or None, whether no later attempt can succeed)."""
         try:
             message = self._message(channel, delivery)
-            await asyncio.wait_for(channel.send(message), self._timeout)
+            await asyncio.wait_for(channel.send(message), channel.timeout + 1.0)
             return None, False
         except DeliveryError as exc:
             return _redact(str(exc), channel.secrets()), exc.permanent
         except TimeoutError:
-            return f"no answer within {self._timeout:g}s", False
+            return f"no answer within {channel.timeout + 1.0:g}s", False
         except Exception as exc:
             return _redact(f"{type(exc).__name__}: {exc}", channel.secrets()), False
 

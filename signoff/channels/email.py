@@ -75,7 +75,7 @@ class EmailChannel(Channel):
         self.name = name
         self.host, self.port, self.sender = host, port, sender
         self._login = None if username is None else (username, password or "")
-        self._starttls, self._ssl, self._timeout = starttls, use_ssl, timeout
+        self._starttls, self._ssl, self.timeout = starttls, use_ssl, timeout
         self._base = base_url.rstrip("/") if base_url else None
         self._link_secret = link_secret
         self._link_ttl = durations.to_seconds(link_ttl, "link_ttl")
@@ -173,10 +173,10 @@ class EmailChannel(Channel):
         if self._ssl:
             context = ssl.create_default_context()
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self._timeout, context=context
+                self.host, self.port, timeout=self.timeout, context=context
             )
         else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
             if self._starttls:
                 smtp.starttls(context=ssl.create_default_context())

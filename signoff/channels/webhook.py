@@ -69,7 +69,7 @@ class WebhookChannel(Channel):
         self._host = parts.netloc.rpartition("@")[2]  # never user:password in messages
         self._secret = secret
         self._key = signing_key(secret)
-        self._timeout = timeout
+        self.timeout = timeout
         self._headers = dict(headers or {})
         self._client: httpx.AsyncClient | None = None
 
@@ -78,7 +78,7 @@ class WebhookChannel(Channel):
 
     async def open(self) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -103,7 +103,7 @@ class WebhookChannel(Channel):
         try:
             response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.TimeoutException:
-            raise DeliveryError(f"{self._host} did not answer within {self._timeout:g}s") from None
+            raise DeliveryError(f"{self._host} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"cannot reach {self._host}: {type(exc).__name__}") from None
         if 200 <= response.status_code < 300:

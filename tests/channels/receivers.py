@@ -40,6 +40,7 @@ class WebhookReceiver:
     delay: float = 0.0
     got: list[Received] = field(default_factory=list)
     port: int = 0
+    started: int = 0  # requests that arrived (answered or not yet)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -69,6 +70,8 @@ def serve_webhooks(receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with receiver.lock:
+                receiver.started += 1
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 payload = verifier.verify(body, headers)

@@ -62,17 +62,7 @@ class ApiError(errors.SignoffError):
         super().__init__(message, **attrs)
 
 
-class RunPage(list[models.Run]):
-    """One page of runs, newest first: a list, plus `next_cursor` (pass it as `cursor=`
-    for the next page; None on the last page). The same shape as `models.ApprovalPage`."""
-
-    def __init__(self, items: list[models.Run], *, next_cursor: str | None = None) -> None:
-        super().__init__(items)
-        self.next_cursor = next_cursor
-
-    @property
-    def items(self) -> list[models.Run]:
-        return list(self)
+RunPage = models.RunPage  # one page shape: the engine's, the API's and the client's
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -333,15 +333,37 @@ class Engine(access.ApiSupport):
         status: models.RunStatus | str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
         before: tuple[float, str] | None = None,
-    ) -> list[models.Run]:
-        """Runs, newest first, optionally filtered by status and workflow name. `before`
-        is the (created_at timestamp, id) of the last run of the previous page."""
+    ) -> models.RunPage:
+        """One page of runs, newest first, optionally filtered by status and workflow
+        name: pass the page's `next_cursor` as `cursor` for the next one (`BadCursor` for
+        one no page handed out). `before` (the created_at timestamp and id of a run) is
+        the older way to say where to start."""
         status = None if status is None else _run_status(status)
-        serialization.check_texts((workflow, "workflow"))
-        return await self.store.list_runs(
-            status=status, workflow=workflow, limit=limit, before=before
+        serialization.check_texts((workflow, "workflow"), (cursor, "cursor"))
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise errors.InvalidArgument(f"limit must be 1 to 10000, not {limit!r:.20}")
+        if cursor is not None:
+            at, last = policy.decode_run_cursor(cursor)
+            # A cursor's time has microseconds; a stored one may have more: ask from just
+            # past it and keep what is strictly older than the cursor's run.
+            runs = await self.store.list_runs(
+                status=status, workflow=workflow, limit=limit + 1 + _CURSOR_SLACK,
+                before=(at + 1e-6, "\U0010ffff"),
+            )  # fmt: skip
+            mark = (models.from_timestamp(at), last)
+            runs = [r for r in runs if (r.created_at, r.id) < mark]
+        else:
+            runs = await self.store.list_runs(
+                status=status, workflow=workflow, limit=limit + 1, before=before
+            )
+        page = runs[:limit]
+        more = len(runs) > limit
+        next_cursor = (
+            policy.encode_run_cursor(page[-1].created_at.timestamp(), page[-1].id) if more else None
         )
+        return models.RunPage(page, next_cursor=next_cursor)
 
     async def count_runs(
         self, *, status: models.RunStatus | str | None = None, workflow: str | None = None
@@ -814,6 +836,7 @@ class Engine(access.ApiSupport):
 
 
 _MIN_PREFIX = 6
+_CURSOR_SLACK = 8  # runs created within a microsecond of a page's last
 
 
 def _delivery_cursor(last: outbox.Delivery) -> str:

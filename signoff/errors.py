@@ -4,6 +4,7 @@
 SignoffError
 ├── InvalidArgument              bad value passed to the API (HTTP 422)
 │   ├── AmbiguousRunId           several run ids start with that prefix
+│   ├── BadCursor                a list's cursor that no page handed out (400)
 │   ├── InvalidDuration          "7x" is not a duration
 │   ├── NotSerializable          a value is not JSON (NaN, NUL, set, ...)
 │   └── InvalidEdit              an edit does not validate against the approval's schema
@@ -281,3 +282,10 @@ class ConcurrencyError(SignoffError):
     """Workflow code used concurrency around a durable wait in a way that cannot replay."""
 
     code = "unsupported_concurrency"
+
+
+class BadCursor(InvalidArgument):
+    """The cursor is not one a list handed out; pass a page's `next_cursor`."""
+
+    code = "bad_cursor"
+    status = 400

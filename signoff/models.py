@@ -227,6 +227,22 @@ class ApprovalPage(list[Approval]):
         return f"ApprovalPage({list(self)!r}, next_cursor={self.next_cursor!r}, total={self.total})"
 
 
+class RunPage(list[Run]):
+    """One page of runs, newest first: a list, plus `next_cursor` (pass it as `cursor=`
+    for the next page; None on the last page). The same shape as `ApprovalPage`."""
+
+    def __init__(self, items: list[Run], *, next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+
+    @property
+    def items(self) -> list[Run]:
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"RunPage({list(self)!r}, next_cursor={self.next_cursor!r})"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HistoryEvent:
     """One entry of a run's append-only history."""

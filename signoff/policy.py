@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -239,6 +240,27 @@ def tally(policy: dict[str, Any] | None, votes: Sequence[tuple[str, str]]) -> st
 def encode_cursor(requested_at: float, run_id: str, key: str) -> str:
     raw = json.dumps([requested_at, run_id, key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def encode_run_cursor(created_at: float, run_id: str) -> str:
+    raw = json.dumps([created_at, run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_run_cursor(cursor: str) -> tuple[float, str]:
+    """The (created_at, run id) of a run list's `next_cursor`; `BadCursor` if it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, run_id = json.loads(raw)
+        if not isinstance(at, int | float) or not isinstance(run_id, str):
+            raise ValueError
+        if not math.isfinite(at) or not 0 <= at <= 32503680000:  # up to the year 3000
+            raise ValueError
+        return float(at), run_id
+    except (ValueError, TypeError):
+        raise errors.BadCursor(
+            f"cursor {cursor!r:.60} is not one this list returned; pass a page's next_cursor"
+        ) from None
 
 
 def decode_cursor(cursor: str) -> tuple[float, str, str]:

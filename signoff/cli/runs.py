@@ -26,17 +26,25 @@ def runs() -> None:
 @where_options
 @option("--status", help="pending, running, waiting, completed, failed or cancelled.")
 @option("--workflow", help="Only runs of this workflow.")
-@option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True)
+@option("--cursor", help="Where the previous page ended (printed below a full page).")
 @json_option()
-def runs_list(status: str | None, workflow: str | None, limit: int, as_json: bool) -> None:
-    """Runs, newest first."""
-    found = apps.with_engine(lambda e: e.list_runs(status=status, workflow=workflow, limit=limit))
+def runs_list(
+    status: str | None, workflow: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """Runs, newest first, a page at a time."""
+    page = apps.with_engine(
+        lambda e: e.list_runs(status=status, workflow=workflow, limit=limit, cursor=cursor)
+    )
     if as_json:
-        output.echo_json(found)
-    elif not found:
+        output.echo_json({"items": list(page), "next_cursor": page.next_cursor})
+        return
+    if not page:
         click.echo("no runs")
     else:
-        output.console().print(output.table(None, dict(output.RUN_COLUMNS), found))
+        output.console().print(output.table(None, dict(output.RUN_COLUMNS), page))
+    if page.next_cursor:
+        click.echo(f"more: signoff runs list --cursor {page.next_cursor}")
 
 
 Shown = tuple[models.Run, list[models.Approval], list[models.HistoryEvent]]

@@ -78,6 +78,8 @@ async def test_the_client_filters_and_pages_the_inbox(api: Api) -> None:
         assert [a.run_id for a in [*first, *rest]] == runs and rest.next_cursor is None
         assert await c.pending_approvals(older_than=timedelta(days=12)) == []
         assert await c.pending_approvals(approver="nobody", role="finance") == []
-        with pytest.raises(signoff.ApiError) as bad:
+        with pytest.raises(signoff.BadCursor) as bad:  # the API's code maps to our error
             await c.pending_approvals(cursor="garbage!")
-        assert bad.value.http_status == 400 and bad.value.problem_code == "bad_cursor"
+        assert bad.value.code == "bad_cursor"
+        with pytest.raises(signoff.BadCursor):
+            await c.list_runs(cursor="garbage!")

@@ -65,7 +65,7 @@ def test_start_with_app_checks_its_registry_without_any_worker(app: App) -> None
     fresh = f"sqlite:///{app.path / 'fresh.db'}"
     result = run_cli("--db", fresh, "start", "expense", "--input", "[1]", "--app", app.ref)
     assert result.exit_code == 0, result.output
-    runs = json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout)
+    runs = json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout)["items"]
     assert [(r["workflow"], r["status"]) for r in runs] == [("expense", "pending")]
     fails(run_cli("--db", fresh, "start", "expense"), "no workflow named 'expense'")
     fails(
@@ -98,10 +98,16 @@ def test_runs_list_filters_and_prints_a_table(app: App, worker: Engine) -> None:
     table = ok(app, "runs", "list").stdout
     assert waiting in table and "done-1" in table and "approval:manager" in table
     only = json.loads(ok(app, "runs", "list", "--status", "waiting", "--json").stdout)
-    assert [r["id"] for r in only] == [waiting]
+    assert [r["id"] for r in only["items"]] == [waiting] and only["next_cursor"] is None
     by_wf = json.loads(ok(app, "runs", "list", "--workflow", "expense", "--json").stdout)
-    assert [r["id"] for r in by_wf] == ["done-1"]
-    assert len(json.loads(ok(app, "runs", "list", "--limit", "1", "--json").stdout)) == 1
+    assert [r["id"] for r in by_wf["items"]] == ["done-1"]
+    first = json.loads(ok(app, "runs", "list", "--limit", "1", "--json").stdout)
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    rest = ok(app, "runs", "list", "--limit", "1", "--cursor", first["next_cursor"], "--json")
+    second = json.loads(rest.stdout)
+    assert len(second["items"]) == 1 and second["items"][0]["id"] != first["items"][0]["id"]
+    assert "more: signoff runs list --cursor" in ok(app, "runs", "list", "--limit", "1").stdout
+    fails(run_cli("--db", app.db, "runs", "list", "--cursor", "garbage"), "cursor")
     assert ok(app, "runs", "list", "--status", "failed").stdout == "no runs\n"
     fails(
         run_cli("--db", app.db, "runs", "list", "--status", "bogus"),
@@ -351,7 +357,7 @@ def test_database_from_env_or_after_the_command(app: App, worker: Engine) -> Non
 def test_options_come_from_signoff_environment_variables(app: App, worker: Engine) -> None:
     waiting = start_waiting(app, worker)
     env = {"SIGNOFF_RUNS_LIST_STATUS": "waiting", "SIGNOFF_JSON": "1"}
-    runs = json.loads(ok(app, "runs", "list", env=env).stdout)
+    runs = json.loads(ok(app, "runs", "list", env=env).stdout)["items"]
     assert [r["id"] for r in runs] == [waiting]
 
 

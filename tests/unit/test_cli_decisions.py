@@ -287,7 +287,7 @@ def test_input_that_does_not_fit_the_workflow_starts_nothing(app: App) -> None:
             run_cli("--db", fresh, "start", "expense", "--input", given, "--app", app.ref),
             fragment,
         )
-    assert json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout) == []
+    assert json.loads(run_cli("--db", fresh, "runs", "list", "--json").stdout)["items"] == []
 
 
 def test_worker_and_serve_take_the_app_from_app_or_ask_for_one(app: App) -> None:

@@ -61,6 +61,10 @@ def make_engine(url: str) -> Engine:
                 return d.status.value
         return "gave up"
 
+    @engine.workflow("boom")
+    async def boom(ctx: Context, message: str) -> None:
+        raise RuntimeError(message)
+
     return engine
 
 

@@ -36,6 +36,7 @@ PEOPLE = {
     "bob": ["decide"],
     "carol": ["decide"],
     "olga": ["read", "decide"],
+    "oscar": ["read", "start"],
 }
 
 
@@ -204,7 +205,7 @@ def person(browser: Any, server: Served) -> Iterator[Callable[..., Any]]:
         page.goto(server.url + "/")
         page.fill("#token", server.tokens[name])
         page.click("form.signin button[type=submit]")
-        page.wait_for_selector("h1:has-text('Waiting for you')")
+        page.wait_for_selector("text=Signed in as")
         return page
 
     yield open_as

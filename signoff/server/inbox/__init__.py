@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from signoff.server.inbox import routes, routes_session, session
+from signoff.server.inbox import routes, routes_runs, routes_session, session
 
 STATIC = Path(__file__).parent / "static"
 
@@ -22,4 +22,5 @@ def mount(app: FastAPI, link_secret: bytes | None) -> None:
     app.state.inbox_key = session.secret_key(link_secret)
     app.include_router(routes.router)
     app.include_router(routes_session.router)
+    app.include_router(routes_runs.router)
     app.mount("/inbox/static", StaticFiles(directory=STATIC), name="inbox-static")

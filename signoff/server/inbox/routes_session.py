@@ -62,9 +62,14 @@ async def sign_out(request: Request) -> Response:
 
 def _frame_data(frame: str) -> tuple[str, dict[str, Any]] | None:
     lines = dict(line.split(": ", 1) for line in frame.strip().splitlines() if ": " in line)
-    if lines.get("event") not in _APPROVAL_EVENTS:
+    if "event" not in lines:
         return None
     return lines["event"], json.loads(lines.get("data", "{}"))
+
+
+def _frame(event: dict[str, Any], name: str, data: dict[str, Any]) -> str:
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event.get('id')}\nevent: {name}\ndata: {payload}\n\n"
 
 
 async def _filtered(
@@ -78,14 +83,16 @@ async def _filtered(
         if parsed is None:
             continue
         name, event = parsed
+        if name not in _APPROVAL_EVENTS:  # run pages: operators see that a run moved
+            if who.reads_all:
+                yield _frame(event, name, {"run_id": event.get("run_id"), "type": name})
+            continue
         data = event.get("data")
         key = str(data.get("key", "")) if isinstance(data, dict) else ""
         approval = await rules.latest(engine, str(event.get("run_id", "")), key)
         if approval is None or not await rules.may_see(engine, who, approval):
             continue
-        out = rules.outcome(approval)
-        payload = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
-        yield f"id: {event.get('id')}\nevent: {name}\ndata: {payload}\n\n"
+        yield _frame(event, name, rules.outcome(approval))
 
 
 @router.get("/inbox/stream")

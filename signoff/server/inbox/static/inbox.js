@@ -82,6 +82,22 @@ function approvalLive(note) {
   };
 }
 
+function runLive(box) {
+  let timer = null;
+  const refresh = async () => {
+    const response = await fetch("/inbox/run?part=timeline&id=" + encodeURIComponent(box.dataset.run), { credentials: "same-origin" });
+    if (!response.ok) return;
+    const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = parsed.getElementById("run-live");
+    const current = document.getElementById("run-live");
+    if (fresh && current) { current.replaceWith(fresh); localTimes(fresh); }
+  };
+  const moved = (data) => { if (data.run_id === box.dataset.run) { clearTimeout(timer); timer = setTimeout(refresh, 100); } };
+  return { requested: moved, resolved: moved, other: moved };
+}
+
+const RUN_EVENTS = ["step_completed", "run_completed", "run_failed", "run_cancelled"];
+
 function connect(status, handler) {
   const source = new EventSource("/inbox/stream");
   const say = (text, down) => { if (status) { status.textContent = text; status.classList.toggle("down", down); } };
@@ -90,6 +106,7 @@ function connect(status, handler) {
   const read = (fn) => (event) => { try { fn(JSON.parse(event.data)); } catch (e) { /* ignore */ } };
   source.addEventListener("waiting_for_input", read(handler.requested));
   source.addEventListener("input_resolved", read(handler.resolved));
+  if (handler.other) for (const name of RUN_EVENTS) source.addEventListener(name, read(handler.other));
   window.addEventListener("pagehide", () => source.close());
 }
 
@@ -98,6 +115,8 @@ document.addEventListener("DOMContentLoaded", () => {
   selectAll();
   const status = document.getElementById("live");
   const note = document.getElementById("live-note");
-  if (status && document.getElementById("inbox-body")) connect(status, inboxLive(status));
+  const run = document.getElementById("run-live");
+  if (run) connect(status, runLive(run));
+  else if (status && document.getElementById("inbox-body")) connect(status, inboxLive(status));
   else if (note) connect(null, approvalLive(note));
 });

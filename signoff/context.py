@@ -670,6 +670,43 @@ class Context:
             )
             raise self.fatal
 
+    # changes in workflow code ----------------------------------------------------------
+
+    def patched(self, change_id: str) -> bool:
+        """Whether this run takes the change `change_id` in the workflow's code: True for
+        runs that reach this point with the changed code (new runs, and paused runs that
+        had not got here yet), False for runs that passed here before the change, which
+        keep the old path on replay. The choice is journaled, so it never flips.
+
+        ```python
+        if ctx.patched("credit-check"):          # added while refunds waited
+            await ctx.step(check_credit, order_id)
+        decision = await ctx.approval("manager", ...)
+        ```
+        Once no unfinished run predates the change (`signoff check` tells), replace the
+        call with `ctx.deprecate_patch("credit-check")` and drop the old path; later
+        remove that too."""
+        self._check_key(change_id, "change id")
+        branch = self._branch_here()
+        recorded = self._cursor.peek(f"{branch.prefix}{branch.calls}")
+        if recorded is not None and (
+            recorded.kind is not EntryKind.PATCH or recorded.name != change_id
+        ):
+            return False  # this run was here before the change: the old path
+        seq, entry, path = self._advance(EntryKind.PATCH, change_id)
+        if entry is None:
+            self._note(seq, EntryKind.PATCH, change_id, path, "true")
+        return True
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """The step after `patched(change_id)` once every run that predates the change
+        has finished: runs that recorded the patch replay past it; new runs record nothing."""
+        self._check_key(change_id, "change id")
+        branch = self._branch_here()
+        recorded = self._cursor.peek(f"{branch.prefix}{branch.calls}")
+        if recorded is not None and recorded.kind is EntryKind.PATCH and recorded.name == change_id:
+            self._advance(EntryKind.PATCH, change_id)
+
     # deterministic helpers -----------------------------------------------------------
 
     def now(self) -> datetime:

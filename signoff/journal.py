@@ -24,6 +24,7 @@ class EntryKind(enum.StrEnum):
     NOW = "now"
     EVENT = "event"
     CHOICE = "choice"  # which of several waits `ctx.any_of` took
+    PATCH = "patch"  # a change in workflow code this run takes (`ctx.patched`)
 
 
 class EntryStatus(enum.StrEnum):
@@ -94,6 +95,10 @@ class ReplayCursor:
                 self.run_id, entry.seq, f"{entry.kind} {entry.name!r}", f"{kind} {name!r}"
             )
         return entry.seq, entry
+
+    def peek(self, path: str) -> JournalEntry | None:
+        """The entry recorded at `path`, without taking the position."""
+        return self._by_path.get(path)
 
     def remember(self, entry: JournalEntry) -> None:
         """Add an entry written during this execution (so a later check sees it)."""

@@ -86,7 +86,9 @@ def test_invalid_edit_is_refused_beside_its_field(
     page = person("alice")
     open_request(page, f"order {o}")
     page.click("summary:has-text('Edit the value')")
+    assert page.locator("#edit-diff").inner_text() == "No changes yet."
     page.fill("input[name='field.amount']", "-5")
+    assert "amount: 40 → -5" in page.locator("#edit-diff").inner_text()  # before confirming
     page.click("button:has-text('Approve with these changes')")
     error = page.locator(".field:has(input[name='field.amount']) .field-error")
     assert "-5 is less than the minimum of 0" in error.inner_text()
@@ -99,6 +101,7 @@ def test_invalid_edit_is_refused_beside_its_field(
     assert server.approval(run.id, "manager").status.value == "pending"
     page.fill("input[name='field.amount']", "12")
     page.fill("#edit-reason", "partial refund")
+    assert page.locator("#edit-diff li").all_inner_texts() == ["amount: 40 → 12"]
     page.click("button:has-text('Approve with these changes')")
     page.wait_for_selector(".state-edited")
     assert finished(server, run.id).result["value"] == {

@@ -24,7 +24,7 @@ class Field:
     name: str
     kind: str  # int, float, bool, str, text
     value: str
-    error: str | None = None
+    original: str = ""
 
     @property
     def input(self) -> str:
@@ -53,7 +53,7 @@ def form_fields(proposed: Any, given: dict[str, str] | None = None) -> list[Fiel
         if kind is None:
             return None
         shown = "true" if value is True else "false" if value is False else str(value)
-        out.append(Field(name, kind, (given or {}).get(PREFIX + name, shown)))
+        out.append(Field(name, kind, (given or {}).get(PREFIX + name, shown), shown))
     return out
 
 

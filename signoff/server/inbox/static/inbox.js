@@ -96,6 +96,39 @@ function runLive(box) {
   return { requested: moved, resolved: moved, other: moved };
 }
 
+// The edit form: what changes, shown before the person confirms.
+function editDiff(form) {
+  const out = document.getElementById("edit-diff");
+  if (!out) return;
+  const show = () => {
+    out.replaceChildren();
+    const changed = [...form.querySelectorAll("[data-original]")].filter((el) => el.value !== el.dataset.original);
+    const json = form.querySelector("#value-json");
+    if (!changed.length && !(json && json.value !== json.defaultValue)) {
+      out.textContent = "No changes yet.";
+      return;
+    }
+    const title = document.createElement("p");
+    title.textContent = "You change:";
+    const list = document.createElement("ul");
+    for (const el of changed) {
+      const item = document.createElement("li");
+      const label = form.querySelector('label[for="' + el.id + '"]');
+      item.textContent = (label ? label.textContent.trim() : el.name) + ": " + el.dataset.original + " → " + el.value;
+      list.append(item);
+    }
+    if (json && json.value !== json.defaultValue) {
+      const item = document.createElement("li");
+      item.textContent = "the value (JSON)";
+      list.append(item);
+    }
+    out.append(title, list);
+  };
+  form.addEventListener("input", show);
+  form.addEventListener("change", show);
+  show();
+}
+
 const RUN_EVENTS = ["step_completed", "run_completed", "run_failed", "run_cancelled"];
 
 function connect(status, handler) {
@@ -115,6 +148,8 @@ document.addEventListener("DOMContentLoaded", () => {
   selectAll();
   const status = document.getElementById("live");
   const note = document.getElementById("live-note");
+  const edit = document.querySelector("form.edit-form");
+  if (edit) editDiff(edit);
   const run = document.getElementById("run-live");
   if (run) connect(status, runLive(run));
   else if (status && document.getElementById("inbox-body")) connect(status, inboxLive(status));

@@ -193,8 +193,10 @@ def person(browser: Any, server: Served) -> Iterator[Callable[..., Any]]:
     """`person("alice")`: a page in a fresh browser context, signed in with her token."""
     contexts = []
 
-    def open_as(name: str, *, width: int = 1100) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": 800})
+    def open_as(name: str, *, width: int = 1100, bypass_csp: bool = False) -> Any:
+        context = browser.new_context(
+            viewport={"width": width, "height": 800}, bypass_csp=bypass_csp
+        )
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(5000)

@@ -36,6 +36,7 @@ from signoff import (
     models,
     outbox,
     policy,
+    preflight,
     runner,
     serialization,
     worker,
@@ -718,6 +719,14 @@ class Engine(access.ApiSupport):
     async def require_database(self) -> None:
         """Raise `DatabaseNotFound` unless the database exists; never creates it."""
         await self.store.require_existing()
+
+    # deploys ---------------------------------------------------------------------------
+
+    async def check(self) -> preflight.CheckReport:
+        """Preflight for a deploy: replay every unfinished run's journal against the
+        workflows registered here (nothing runs, nothing is written) and report the runs
+        this code would not replay, with the position, the recorded and the found call."""
+        return await preflight.check(self)
 
     # the audit chain -------------------------------------------------------------------
 

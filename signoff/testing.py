@@ -21,13 +21,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from signoff import context, durations, models, runner
+from signoff import durations, models, preflight, runner
 from signoff.clock import Clock
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 
 if TYPE_CHECKING:
     from signoff.engine import Engine
-    from signoff.store.sql_waits import WaitOutcome
 
 
 class FakeClock:
@@ -50,38 +49,6 @@ class FakeClock:
     def set(self, timestamp: float) -> None:
         with self._lock:
             self._now = timestamp
-
-
-class _PastJournal(BaseException):
-    """Replay reached a call the record does not hold: everything recorded matched."""
-
-
-class _ReplayHost:
-    """Stands in for an execution during `replay`: it never writes and never runs a step."""
-
-    def __init__(self, run_id: str, workflow: str) -> None:
-        self.run_id = run_id
-        self.workflow = workflow
-        self.default_retry = models.RetryPolicy()
-        self.clock: Clock = FakeClock()
-
-    def beyond_journal(self) -> None:
-        raise _PastJournal
-
-    async def write_step(self, *args: Any, **kwargs: Any) -> None:
-        raise _PastJournal
-
-    async def attempt_failed(self, *args: Any, **kwargs: Any) -> None:
-        raise _PastJournal
-
-    async def open_wait(self, **kwargs: Any) -> WaitOutcome:
-        raise _PastJournal
-
-    async def park(self, seqs: list[int], extra: list[JournalEntry]) -> dict[int, str | None]:
-        raise _PastJournal  # the record ends waiting here
-
-    async def close_waits(self, seqs: list[int], extra: list[JournalEntry]) -> None:
-        raise _PastJournal
 
 
 async def export_journal(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -130,27 +97,9 @@ async def replay(workflow: Callable[..., Awaitable[Any]], recorded: dict[str, An
     ]
     name = getattr(workflow, "__signoff_workflow__", None) or workflow.__qualname__
     definition = runner.WorkflowDef.of(name, workflow)
-    ctx = context.Context(_ReplayHost(recorded["run_id"], name), entries)
-    token = context._current.set(ctx)
-    ctx.enter()
-    try:
-        args, kwargs = definition.decode(recorded["args"], recorded["kwargs"])
-        try:
-            try:
-                await workflow(ctx, *args, **kwargs)
-            finally:
-                await ctx.stop()
-        except (_PastJournal, context.Suspended):
-            return
-        except Exception:
-            if ctx.fatal is not None:
-                raise ctx.fatal from None
-            if ctx.unreplayed() is None:
-                return  # failed where the recorded run failed
-            raise
-        ctx.check_ended()
-    finally:
-        context._current.reset(token)
+    await preflight.replay(
+        definition, recorded["run_id"], recorded["args"], recorded["kwargs"], entries
+    )
 
 
 # helpers for tests of a web app's flows ------------------------------------------------

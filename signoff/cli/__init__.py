@@ -11,7 +11,7 @@ signoff start refund --input '["ord-1"]'
 One module per concern: `core` (root group, settings, shared options, errors), `output`
 (tables and JSON), `apps` (which engine and database), `runs`, `approvals`, `serve`
 (worker and HTTP API), `admin` (tokens, schema), `audit` (verify and export the record),
-`deliveries` (notifications: outcomes and retries).
+`deliveries` (notifications: outcomes and retries), `check` (the deploy preflight).
 Every option can also be set from a `SIGNOFF_*` environment variable (shown by `--help`).
 """
 
@@ -21,6 +21,7 @@ from signoff.cli import (  # noqa: F401 - they register commands
     admin,
     approvals,
     audit,
+    check,
     deliveries,
     runs,
     serve,

@@ -125,8 +125,10 @@ async def check(engine: Engine, *, page_size: int = 1000) -> CheckReport:
         cursor: str | None = None
         while True:
             page = await engine.list_runs(status=status, limit=page_size, cursor=cursor)
+            journals = await engine.store.get_journals([run.id for run in page])
             for run in page:
-                broken = await _check_run(engine, registry.get(run.workflow), run)
+                entries = journals[run.id]
+                broken = await _check_run(registry.get(run.workflow), run, entries)
                 report.checked += 1
                 if broken is not None:
                     report.broken.append(broken)
@@ -138,7 +140,7 @@ async def check(engine: Engine, *, page_size: int = 1000) -> CheckReport:
 
 
 async def _check_run(
-    engine: Engine, definition: runner.WorkflowDef | None, run: models.Run
+    definition: runner.WorkflowDef | None, run: models.Run, entries: list[JournalEntry]
 ) -> Broken | None:
     def broken(message: str, exc: errors.NonDeterminismError | None = None) -> Broken:
         return Broken(
@@ -153,7 +155,6 @@ async def _check_run(
 
     if definition is None:
         return broken(f"workflow {run.workflow!r} is not registered in this code")
-    entries = await engine.store.get_journal(run.id)
     try:
         await replay(definition, run.id, run.args, run.kwargs, entries)
     except errors.NonDeterminismError as exc:

@@ -411,3 +411,8 @@ class Store(abc.ABC):
     async def get_delivery(self, id: str) -> outbox.Delivery | None:
         found: outbox.Delivery | None = await self._read(_op(sql_outbox.get, id))
         return found
+
+    async def get_journals(self, run_ids: list[str]) -> dict[str, list[JournalEntry]]:
+        """The journals of several runs at once (reads)."""
+        found: dict[str, list[JournalEntry]] = await self._read(_op(sql.journals, run_ids))
+        return found

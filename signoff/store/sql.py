@@ -275,6 +275,22 @@ def load_claims(run_ids: list[str], owner: str, lease_until: float, now: float) 
     return [Claim(row_to_run(row), row[12], entries.get(row[0], [])) for row in res.rows]
 
 
+def journals(run_ids: list[str]) -> Op[dict[str, list[JournalEntry]]]:
+    """The journals of several runs, in one statement (the deploy preflight reads them)."""
+    found: dict[str, list[JournalEntry]] = {run_id: [] for run_id in run_ids}
+    if not run_ids:
+        return found
+    marks = ", ".join("?" for _ in run_ids)
+    res = yield Query(
+        f"SELECT run_id, {JOURNAL_COLUMNS} FROM journal WHERE run_id IN ({marks}) "
+        "ORDER BY run_id, seq",
+        tuple(run_ids),
+    )
+    for row in res.rows:
+        found[row[0]].append(row_to_entry(row[1:]))
+    return found
+
+
 def wake(run_id: str, now: float, claim_for: str | None, lease_until: float) -> Op[Claim | None]:
     """Make a waiting run runnable; with `claim_for`, hand it straight to that worker."""
     if claim_for is not None:

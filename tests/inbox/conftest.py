@@ -188,14 +188,23 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path
     return take
 
 
+@pytest.fixture(scope="session")
+def signed_in() -> dict[str, Any]:
+    """Each person's cookies after their first sign-in through the page (reused after)."""
+    return {}
+
+
 @pytest.fixture
-def person(browser: Any, server: Served) -> Iterator[Callable[..., Any]]:
-    """`person("alice")`: a page in a fresh browser context, signed in with her token."""
+def person(browser: Any, server: Served, signed_in: dict[str, Any]) -> Iterator[Callable[..., Any]]:
+    """`person("alice")`: a page in a fresh browser context, signed in with her token
+    (through the sign-in page the first time, by her session cookie after)."""
     contexts = []
 
     def open_as(name: str, *, width: int = 1100, bypass_csp: bool = False) -> Any:
         context = browser.new_context(
-            viewport={"width": width, "height": 800}, bypass_csp=bypass_csp
+            viewport={"width": width, "height": 800},
+            bypass_csp=bypass_csp,
+            storage_state=signed_in.get(name),
         )
         contexts.append(context)
         page = context.new_page()
@@ -205,9 +214,11 @@ def person(browser: Any, server: Served) -> Iterator[Callable[..., Any]]:
         page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
         page.errors = errors
         page.goto(server.url + "/")
-        page.fill("#token", server.tokens[name])
-        page.click("form.signin button[type=submit]")
-        page.wait_for_selector("text=Signed in as")
+        if name not in signed_in:
+            page.fill("#token", server.tokens[name])
+            page.click("form.signin button[type=submit]")
+            page.wait_for_selector("text=Signed in as")
+            signed_in[name] = context.storage_state()
         return page
 
     yield open_as

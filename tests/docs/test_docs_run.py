@@ -24,6 +24,7 @@ Conventions (the markers are in `tests/docs/blocks.py`, the shell rules in
 
 from __future__ import annotations
 
+import concurrent.futures
 import doctest
 import itertools
 import json
@@ -131,15 +132,32 @@ def _test_files_named(reason: str) -> list[str]:
 # every page runs -------------------------------------------------------------------
 
 
-@pytest.fixture
-def page_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "page"
-    directory.mkdir()
-    return directory
+@pytest.fixture(scope="session")
+def page_outcomes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, BaseException | None]:
+    """Run the selected pages side by side (their time goes mostly to child processes
+    and waiting for them); each page's test then reports its own outcome."""
+    selected = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_page_runs"
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            page: pool.submit(run_page, page, tmp_path_factory.mktemp("page")) for page in selected
+        }
+        return {page: future.exception() for page, future in futures.items()}
 
 
 @pytest.mark.parametrize("page", _pending("runs", PENDING))
-def test_page_runs(page: str, page_dir: Path) -> None:
+def test_page_runs(page: str, page_outcomes: dict[str, BaseException | None]) -> None:
+    outcome = page_outcomes[page]
+    if outcome is not None:
+        raise outcome
+
+
+def run_page(page: str, page_dir: Path) -> None:
     found = [b for b in page_blocks(page) if b.not_run_reason is None]
     code = [b for b in found if b.lang == "python" and b.file_name is None]
     commands = [b for b in found if b.lang in SHELL and b.file_name is None]

@@ -16,6 +16,7 @@ from signoff.server.inbox import fields, pages, rules, session
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
+MAX_PAGE = 200
 MAX_BULK = 100
 MAX_FORM_FIELDS = 200
 ACTIONS = ("approve", "reject", "request_changes", "edit")
@@ -49,19 +50,24 @@ class Filters:
     role: str | None = None
     older_than: str | None = None
     cursor: str | None = None
+    limit: int = PAGE_SIZE
 
     @classmethod
     def of(cls, request: Request, who: session.Viewer) -> Filters:
         q = request.query_params
         tab = "all" if q.get("tab") == "all" and who.reads_all else "mine"
+        size = q.get("limit", "")
+        limit = int(size) if size.isdigit() and 1 <= int(size) <= MAX_PAGE else PAGE_SIZE
         return cls(
             tab, q.get("workflow") or None, q.get("role") or None,
-            q.get("older_than") or None, q.get("cursor") or None,
+            q.get("older_than") or None, q.get("cursor") or None, limit,
         )  # fmt: skip
 
     def query(self, **change: str | None) -> str:
+        limit = None if self.limit == PAGE_SIZE else str(self.limit)
         values = {"tab": self.tab, "workflow": self.workflow, "role": self.role,
-                  "older_than": self.older_than, "cursor": self.cursor, **change}  # fmt: skip
+                  "older_than": self.older_than, "cursor": self.cursor, "limit": limit,
+                  **change}  # fmt: skip
         return urllib.parse.urlencode({k: v for k, v in values.items() if v})
 
 
@@ -80,7 +86,7 @@ async def load_inbox(
             workflow=filters.workflow,
             older_than=filters.older_than,
             cursor=filters.cursor,
-            limit=PAGE_SIZE,
+            limit=filters.limit,
         )
     except (errors.InvalidArgument, ValueError, OverflowError) as exc:
         return None, str(exc)[:300]
@@ -97,7 +103,7 @@ async def inbox(request: Request) -> Response:
     page, problem = await load_inbox(request, who, filters)
     return pages.render(
         request, who, "inbox.html", 200 if problem is None else 400,
-        page=page, problem=problem, filters=filters, href=rules.href,
+        page=page, problem=problem, filters=filters, href=rules.href, page_size=PAGE_SIZE,
     )  # fmt: skip
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from signoff import Context, Engine, errors
-from signoff.channels import Route, WebhookChannel
+from signoff import Context, Directory, Engine, errors
+from signoff.channels import Channel, Message, Route, WebhookChannel
 from signoff.testing import FakeClock
 from tests.channels.receivers import SECRET, WebhookReceiver
 
@@ -253,4 +253,61 @@ async def test_errors_never_show_the_secret_or_the_url_token(
     [d] = await engine.deliveries()
     shown = repr(d) + repr(await engine.history(run_id)) + repr(channel)
     assert d.last_error and token not in shown and SECRET not in shown
+    await engine.close()
+
+
+async def test_votes_reminders_escalations_and_timeouts_reach_the_right_people(
+    store_url: str, clock: FakeClock
+) -> None:
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    class Recorder(Channel):
+        name = "recorder"
+
+        async def send(self, message: Message) -> None:
+            seen.append((message.event, message.delivery.recipients))
+
+    engine = Engine(
+        store_url,
+        clock=clock,
+        poll_interval=0.01,
+        lease="5s",
+        directory=Directory({"finance": ["carol"]}),
+        notifications=[Route(Recorder(), to=["approvers", "requester"])],
+    )
+
+    @engine.workflow(name="board")
+    async def board(ctx: Context) -> str:
+        d = await ctx.approval(
+            "board",
+            summary="Big spend",
+            approvers=["alice", "bob"],
+            quorum=2,
+            timeout="3h",
+            on_timeout="reject",
+            remind_every="1h",
+            escalate_after="90m",
+            escalate_to=["role:finance"],
+        )
+        return str(d.status)
+
+    await runs_only(engine)
+    run = await engine.start("board", requested_by="dana")
+    await engine.settle(run.id)
+    await engine.approve(run.id, "board", by="alice")
+    for step in (3600, 1800, 1800, 3600):  # reminder, escalation, reminder, deadline
+        clock.advance(step)
+        await engine.store.fire_timers(now=clock.time(), limit=10, claim_for=None, lease_until=0)
+    await engine.stop_worker()
+    await engine.deliver_notifications()
+    assert sorted(seen) == sorted(
+        [  # delivered concurrently: in no promised order
+            ("approval.requested", ("alice", "bob", "dana")),
+            ("approval.voted", ("alice", "bob", "dana")),
+            ("approval.reminder", ("bob", "dana")),  # alice has voted
+            ("approval.escalated", ("role:finance", "dana")),
+            ("approval.reminder", ("bob", "carol", "role:finance", "dana")),
+            ("approval.timed_out", ("alice", "bob", "role:finance", "dana")),
+        ]
+    )
     await engine.close()

@@ -149,13 +149,15 @@ def serve(db: str, folder: Path, *extra: str) -> Iterator[Served]:
     assert "Traceback" not in text, text
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API holds the thread's event loop while it runs, so
+# it must stop when this folder's tests end (later tests use asyncio themselves).
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("inbox")
     yield from serve(f"sqlite:///{folder / 'inbox.db'}", folder, "--log-level", "warning")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     if any(item.get_closest_marker("postgres") for item in request.session.items):
         # the template database is made with asyncio.run, which cannot run once
@@ -188,7 +190,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path
     return take
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def signed_in() -> dict[str, Any]:
     """Each person's cookies after their first sign-in through the page (reused after)."""
     return {}

@@ -113,6 +113,8 @@ class Plan(Protocol):
     (`signoff.channels.routing.Routing` answers it from the engine's routes.) Pure and
     fast: it runs inside the write transaction."""
 
+    events: frozenset[str]  # the events any route takes: others cost nothing more
+
     def targets(self, event: str, workflow: str, key: str | None) -> Sequence[Target]: ...
 
 

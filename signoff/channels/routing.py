@@ -64,6 +64,7 @@ class Routing:
                     "give each channel its own name (the outbox records it)"
                 )
         self._cache: dict[tuple[str, str, str | None], tuple[outbox.Target, ...]] = {}
+        self.events = frozenset(e for e in outbox.EVENTS for r in self.routes if _any(e, r.events))
 
     def targets(self, event: str, workflow: str, key: str | None) -> tuple[outbox.Target, ...]:
         found = self._cache.get((event, workflow, key))

@@ -78,7 +78,7 @@ def enqueue(
 ) -> Op[None]:
     """Write `event` for every channel the plan routes it to; nothing without a plan."""
     plan = _PLAN.get()
-    if plan is None:
+    if plan is None or event not in plan.events:
         return
     if workflow is None:
         res = yield Query("SELECT workflow, requested_by FROM runs WHERE id = ?", (run_id,))

@@ -752,6 +752,14 @@ class Context:
             )
         if self.parked:  # every wait is written down: nothing more runs in this execution
             raise Suspended
+        deadline: float | None = getattr(self._exec, "deadline", None)
+        if deadline is not None and self._exec.clock.time() >= deadline:
+            self.fatal = errors.RunTimedOut(
+                f"run {self.run_id} passed its deadline ({models.from_timestamp(deadline)}); "
+                "its workflow's timeout= bounds the whole run",
+                run_id=self.run_id,
+            )
+            raise self.fatal
         branch = self._branch_here()
         path = f"{branch.prefix}{branch.calls}"
         branch.calls += 1

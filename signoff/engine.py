@@ -142,13 +142,20 @@ class Engine(access.ApiSupport):
     def workflow(self, name: F, /) -> F: ...
 
     @overload
-    def workflow(self, name: str | None = None) -> Callable[[F], F]: ...
+    def workflow(
+        self, name: str | None = None, *, timeout: durations.Duration | None = None
+    ) -> Callable[[F], F]: ...
 
-    def workflow(self, name: str | F | None = None) -> F | Callable[[F], F]:
+    def workflow(
+        self, name: str | F | None = None, *, timeout: durations.Duration | None = None
+    ) -> F | Callable[[F], F]:
         """Register an `async def wf(ctx, ...)` as a workflow (name: its qualified name):
-        `@engine.workflow`, `@engine.workflow()` or `@engine.workflow("name")`."""
+        `@engine.workflow`, `@engine.workflow()` or `@engine.workflow("name")`.
+        `timeout` ("30d") bounds the whole run: past it the run fails with `RunTimedOut`
+        whatever it waits for, and its open approvals are withdrawn."""
         if callable(name):
             return self.workflow()(name)
+        seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
         if name is not None and not isinstance(name, str):
             raise errors.InvalidArgument(
                 f"engine.workflow takes a workflow name (a string), not {name!r:.60}; "
@@ -166,7 +173,7 @@ class Engine(access.ApiSupport):
             existing = self._registry.get(wf_name)
             if existing is not None and existing.fn is not fn:
                 raise errors.InvalidArgument(f"a workflow named {wf_name!r} is already registered")
-            self._registry[wf_name] = runner.WorkflowDef.of(wf_name, fn)
+            self._registry[wf_name] = runner.WorkflowDef.of(wf_name, fn, timeout=seconds)
             fn.__signoff_workflow__ = wf_name  # type: ignore[attr-defined]
             return fn
 
@@ -304,14 +311,17 @@ class Engine(access.ApiSupport):
         if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 200):
             raise errors.InvalidArgument("run_id must be a non-empty string of <= 200 chars")
         owner, lease_until = self._claimer(name)
+        now = self.clock.time()
+        limit = None if wf_def is None else wf_def.timeout
         run, claim, created = await self.store.create_run(
             run_id=run_id or uuid.uuid4().hex,
             workflow=name,
             input_json=input_json,
             requested_by=requested_by,
-            now=self.clock.time(),
+            now=now,
             claim_for=owner,
             lease_until=lease_until,
+            deadline=None if limit is None else now + limit,
         )
         if not created and (
             run.workflow != name

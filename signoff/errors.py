@@ -22,6 +22,7 @@ SignoffError
 │   └── StaleDigest              the decision was taken on a view that changed
 ├── RunFailed                    engine.result() on a failed run
 ├── RunCancelled                 engine.result() on a cancelled run
+├── RunTimedOut                  the run passed its deadline (workflow timeout=)
 ├── StepError                    a step failed after its retries (raised in the workflow)
 ├── WaitTimeout                  wait_for_signal(timeout=) ran out
 ├── NonDeterminismError          replay found a different call than the journal holds
@@ -289,3 +290,9 @@ class BadCursor(InvalidArgument):
 
     code = "bad_cursor"
     status = 400
+
+
+class RunTimedOut(SignoffError):
+    """The run passed its own deadline (`@engine.workflow(timeout=...)`)."""
+
+    code = "run_timed_out"

@@ -175,6 +175,7 @@ class Run:
     updated_at: datetime
     waiting_for: str | None = None  # e.g. "approval:manager", "signal:docs", "sleep"
     wake_at: datetime | None = None
+    deadline: datetime | None = None  # the run's own (`@engine.workflow(timeout=)`)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

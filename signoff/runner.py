@@ -15,7 +15,7 @@ from typing import Any
 
 from signoff import clock, errors, models, serialization
 from signoff.context import Abandoned, Context, StoreFailure, Suspended, _current, error_info
-from signoff.journal import EntryKind, JournalEntry
+from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store.base import Claim, LeaseLost, Store, WaitOutcome, WaitRequest
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,10 @@ class WorkflowDef:
     fn: WorkflowFn
     params: tuple[tuple[str, Any], ...] = field(default=())
     kinds: tuple[Any, ...] = field(default=())  # each parameter's inspect kind
+    timeout: float | None = None  # seconds a run may take in all (its deadline)
 
     @classmethod
-    def of(cls, name: str, fn: WorkflowFn) -> WorkflowDef:
+    def of(cls, name: str, fn: WorkflowFn, *, timeout: float | None = None) -> WorkflowDef:
         if not inspect.iscoroutinefunction(fn):
             raise errors.InvalidArgument(
                 f"workflow {name!r} must be an async function: async def {name}(ctx, ...)"
@@ -48,6 +49,7 @@ class WorkflowDef:
             fn,
             tuple((p.name, hints.get(p.name)) for p in params),
             tuple(p.kind for p in params),
+            timeout,
         )
 
     def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -108,6 +110,8 @@ class Execution:
         self.default_retry = settings.default_retry
         self.directory = settings.directory
         self.approval_timeout = settings.approval_timeout
+        deadline = claim.run.deadline
+        self.deadline: float | None = None if deadline is None else deadline.timestamp()
         self.edit_checks = settings.edit_checks
 
     def beyond_journal(self) -> None:
@@ -254,10 +258,10 @@ async def execute(
                 type(failure).__name__,
                 extra={"action": "run_failed", "run_id": ctx.run_id},
             )
-            await _withdraw_left(execution, ctx)
+            await _withdraw_left(execution, ctx, claim.journal)
             await execution.finish("failed", None, error_info(failure), ctx._take_pending())
             return "failed"
-        await _withdraw_left(execution, ctx)
+        await _withdraw_left(execution, ctx, claim.journal)
         await execution.finish("completed", text, None, ctx._take_pending())
         return "completed"
     except Suspended:
@@ -276,8 +280,10 @@ async def execute(
         _current.reset(token)
 
 
-async def _withdraw_left(execution: Execution, ctx: Context) -> None:
-    """The workflow ended with waits it opened still unanswered (tasks it left behind):
-    withdraw them so that no approval of a finished run stays in an inbox."""
-    if ctx.unanswered:
-        await execution.close_waits(sorted(ctx.unanswered), ctx._take_pending())
+async def _withdraw_left(execution: Execution, ctx: Context, journal: list[JournalEntry]) -> None:
+    """The run ends with waits still open (tasks the workflow left behind, or a run
+    that timed out while it waited): withdraw them so that no approval of a finished
+    run stays in an inbox."""
+    left = ctx.unanswered | {e.seq for e in journal if e.status is EntryStatus.OPEN}
+    if left:
+        await execution.close_waits(sorted(left), ctx._take_pending())

@@ -42,7 +42,7 @@ Op = Generator[Query, Result, T]
 
 RUN_COLUMNS = (
     "id, workflow, status, input, result, error, requested_by, created_at, updated_at, "
-    "wait_kind, wait_name, wake_at, fence"
+    "wait_kind, wait_name, wake_at, fence, deadline"
 )
 APPROVAL_COLUMNS = (
     "run_id, workflow, key, round, status, summary, proposed, value, decided_by, reason, "
@@ -129,6 +129,7 @@ def row_to_run(row: Sequence[Any]) -> models.Run:
         updated_at=models.from_timestamp(row[8]),  # type: ignore[arg-type]
         waiting_for=waiting_for,
         wake_at=models.from_timestamp(row[11]),
+        deadline=models.from_timestamp(row[13]),
     )
 
 
@@ -179,6 +180,18 @@ def row_to_entry(row: Sequence[Any]) -> JournalEntry:
 
 
 dump_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def capped(expr: str) -> str:
+    """SQL for a run's next wake-up: `expr` (a timer), or the run's own `deadline` if that
+    comes first (or there is no timer). Only in statements on the `runs` table."""
+    return (
+        f"CASE WHEN deadline IS NOT NULL AND deadline < COALESCE({expr}, deadline + 1) "
+        f"THEN deadline ELSE {expr} END"
+    )
+
+
+WAKE = capped("CAST(? AS DOUBLE PRECISION)")  # takes its parameter twice
 
 
 def iso(ts: float | None) -> str | None:

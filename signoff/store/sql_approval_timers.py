@@ -13,7 +13,7 @@ from typing import Any
 
 from signoff import outbox, policy
 from signoff.store import sql_audit, sql_outbox
-from signoff.store.sql import Op, Query, dump_json, history
+from signoff.store.sql import WAKE, Op, Query, dump_json, history
 from signoff.store.sql_approvals import (
     ROUND_COLUMNS,
     Round,
@@ -55,7 +55,9 @@ def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
         wait=False,
     )
     wake_at = earliest(r.deadline, escalate_at, remind_at)
-    yield Query("UPDATE runs SET wake_at = ? WHERE id = ?", (wake_at, run_id), wait=False)
+    yield Query(
+        f"UPDATE runs SET wake_at = {WAKE} WHERE id = ?", (wake_at, wake_at, run_id), wait=False
+    )
     yield Query(
         "UPDATE journal SET wake_at = ? WHERE run_id = ? AND seq = ?",
         (wake_at, run_id, seq),

@@ -41,15 +41,17 @@ def create_run(
     now: float,
     claim_for: str | None,
     lease_until: float,
+    deadline: float | None = None,
 ) -> Op[tuple[models.Run, Claim | None, bool]]:
     """Insert a new run (claimed by `claim_for` if given). Idempotent on `run_id`.
+    `deadline`: past it the run fails, whatever it waits for.
 
     Returns the run, the claim, and whether it was created now (False: it existed).
     """
     status = "running" if claim_for else "pending"
     res = yield Query(
         "INSERT INTO runs (id, workflow, status, input, requested_by, created_at, updated_at, "
-        "lease_owner, lease_expires, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "lease_owner, lease_expires, fence, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO NOTHING",
         (
             run_id,
@@ -62,6 +64,7 @@ def create_run(
             claim_for,
             lease_until if claim_for else None,
             1 if claim_for else 0,
+            deadline,
         ),
     )
     if res.rowcount == 0:
@@ -80,6 +83,7 @@ def create_run(
         requested_by=requested_by,
         created_at=at,
         updated_at=at,
+        deadline=models.from_timestamp(deadline),
     )
     return run, (Claim(run, 1, []) if claim_for else None), True
 

@@ -17,10 +17,12 @@ from typing import Any
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store import sql_approval_timers, sql_approvals, sql_events
 from signoff.store.sql import (
+    WAKE,
     Claim,
     LeaseLost,
     Op,
     Query,
+    capped,
     history,
     insert_entry,
     iso,
@@ -140,8 +142,9 @@ def park_on(
     """Park the run (its row is locked and running under the caller's fence)."""
     return Query(
         "UPDATE runs SET status = 'waiting', wait_kind = ?, wait_name = ?, wait_seq = ?, "
-        "wake_at = ?, lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?",
-        (kind, name, seq, wake_at, now, run_id),
+        f"wake_at = {WAKE}, lease_owner = NULL, lease_expires = NULL, updated_at = ? "
+        "WHERE id = ?",
+        (kind, name, seq, wake_at, wake_at, now, run_id),
         wait=False,
     )
 
@@ -263,15 +266,18 @@ def fire_timers(
     *, now: float, limit: int, claim_for: str | None, lease_until: float
 ) -> Op[list[Claim]]:
     """Resolve every wait whose deadline has passed: approvals expire, sleeps end,
-    signal waits time out. Each fires once: only a still-open wait is resolved."""
+    signal waits time out. Each fires once: only a still-open wait is resolved. A run
+    past its own deadline is woken as it is (its execution fails it as timed out)."""
     res = yield Query(
-        "SELECT id, wait_kind, wait_name, wait_seq FROM runs WHERE status = 'waiting' "
+        "SELECT id, wait_kind, wait_name, wait_seq, deadline FROM runs WHERE status = 'waiting' "
         "AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?{skip_locked}",
         (now, limit),
     )
     claims = []
-    for run_id, kind, name, seq in res.rows:
-        if kind == GROUP:
+    for run_id, kind, name, seq, deadline in res.rows:
+        if deadline is not None and deadline <= now:
+            closed = True
+        elif kind == GROUP:
             closed = yield from _fire_group(run_id, now)
         else:
             closed = yield from _fire_one(run_id, kind, name, seq, now)
@@ -310,10 +316,10 @@ def _fire_group(run_id: str, now: float) -> Op[bool]:
     for seq, kind, name in res.rows:
         closed = (yield from _fire_one(run_id, kind, name, seq, now)) or closed
     if not closed:
+        earliest = "(SELECT MIN(wake_at) FROM journal WHERE run_id = ? AND status = 'open')"
         yield Query(
-            "UPDATE runs SET wake_at = (SELECT MIN(wake_at) FROM journal WHERE run_id = ? "
-            "AND status = 'open') WHERE id = ?",
-            (run_id, run_id),
+            f"UPDATE runs SET wake_at = {capped(earliest)} WHERE id = ?",
+            (run_id, run_id, run_id),
             wait=False,
         )
     return closed

@@ -45,6 +45,7 @@ LOCKED = [
     "RunNotFound",
     "RunPage",
     "RunStatus",
+    "RunTimedOut",
     "SchemaVersionError",
     "SelfApproval",
     "SignoffError",

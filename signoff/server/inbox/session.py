@@ -174,10 +174,15 @@ def same_origin(request: Request) -> bool:
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is not None:
-        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        return origin == own
-    return True
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    # either scheme: behind a proxy that ends TLS the server itself sees http
+    allowed = {f"http://{host}", f"https://{host}"}
+    public = request.app.state.public_url
+    if public:
+        allowed.add("/".join(public.split("/")[:3]))
+    return origin in allowed
 
 
 def check_csrf(request: Request, who: Viewer, token: str | None) -> bool:

@@ -205,6 +205,7 @@ class Engine(access.ApiSupport):
 
     async def close(self) -> None:
         await self.stop_worker()
+        await self._close_channels()
         await self.store.close()
 
     async def start_worker(self) -> None:
@@ -788,6 +789,11 @@ class Engine(access.ApiSupport):
             current, self._deliverer = self._deliverer, None
             await current.stop()
 
+    async def _close_channels(self) -> None:
+        for channel in self.routing.channels.values():
+            with contextlib.suppress(Exception):  # one that cannot close holds up nothing
+                await channel.close()
+
     async def deliveries(
         self,
         *,
@@ -847,11 +853,7 @@ class Engine(access.ApiSupport):
         if not self.routing.channels:
             return 0
         deliverer = self._deliverer or self._new_deliverer(worker.new_worker_id())
-        try:
-            return await deliverer.run_once()
-        finally:
-            if deliverer is not self._deliverer:
-                await deliverer.stop()
+        return await deliverer.run_once()
 
 
 _MIN_PREFIX = 6

@@ -57,6 +57,7 @@ class Deliverer:
         self._opened = False
 
     async def open(self) -> None:
+        # The engine owns the channels (several deliverers may share them) and closes them.
         if not self._opened:
             for channel in self._channels.values():
                 await channel.open()
@@ -79,11 +80,6 @@ class Deliverer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._opened:
-            for channel in self._channels.values():
-                with contextlib.suppress(Exception):
-                    await channel.close()
-            self._opened = False
 
     async def run_once(self) -> int:
         """Claim what is due now and deliver it, waiting for every outcome; how many

@@ -78,7 +78,12 @@ class WebhookChannel(Channel):
 
     async def open(self) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            # A small pool: a deliverer has at most 16 attempts in flight, and httpcore
+            # walks the whole pool for every request.
+            limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout, follow_redirects=False, limits=limits
+            )
 
     async def close(self) -> None:
         if self._client is not None:

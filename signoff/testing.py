@@ -113,9 +113,10 @@ def copy_engine(
     lease: durations.Duration = "30s",
     poll_interval: durations.Duration = 0.01,
 ) -> Engine:
-    """A new engine on `url` with `engine`'s workflows (under the same names), directory,
-    default approval deadline, retry policy and event retention: your app's flows on a
-    test database, with a fake clock. The app's own engine is left as it is."""
+    """A new engine on `url` with `engine`'s workflows (under the same names, with their
+    run timeouts), directory, default approval deadline, retry policy and event
+    retention: your app's flows on a test database, with a fake clock. The app's own
+    engine is left as it is."""
     from signoff.engine import Engine
 
     copy = Engine(
@@ -129,7 +130,7 @@ def copy_engine(
         approval_timeout=engine.approval_timeout,
     )
     for name, definition in engine._registry.items():
-        copy.workflow(name)(definition.fn)
+        copy.workflow(name, timeout=definition.timeout)(definition.fn)
     return copy
 
 

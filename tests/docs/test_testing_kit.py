@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from signoff import Context, Directory, Engine, WaitTimeout, WorkflowNotFound
+from signoff import Context, Directory, Engine, RunFailed, WaitTimeout, WorkflowNotFound
 from signoff.testing import FakeClock, copy_engine, fire_due_timers
 
 
@@ -47,7 +47,7 @@ async def test_fire_due_timers_escalates_wakes_and_times_out(
 async def test_copy_engine_runs_the_apps_workflows(store_url: str) -> None:
     app = Engine("sqlite:///never-opened.db", approval_timeout="2d")
 
-    @app.workflow(name="ask")
+    @app.workflow(name="ask", timeout="30d")
     async def ask(ctx: Context) -> str:
         return (await ctx.approval("manager")).status.value
 
@@ -67,6 +67,13 @@ async def test_copy_engine_runs_the_apps_workflows(store_url: str) -> None:
             clock.advance("2d")
             await fire_due_timers(test_engine)
             assert await test_engine.result(run.id, timeout=5) == "expired"
+            second = await test_engine.start(ask)
+            assert second.deadline is not None  # the workflow's own timeout came along
+            await test_engine.settle(second.id)
+            clock.advance("31d")
+            await fire_due_timers(test_engine)
+            with pytest.raises(RunFailed, match="RunTimedOut"):
+                await test_engine.result(second.id, timeout=5)
     finally:
         await test_engine.close()
     assert not app.store.opened

@@ -53,6 +53,9 @@ class Channel(abc.ABC):
     address_kind: str | None = None
     # How long one attempt may take before it counts as failed (the deliverer's limit).
     timeout: float = 30.0
+    # Attempts a worker makes at once (the most any of its channels asks for). Few: the
+    # attempts share the worker's event loop with its runs.
+    concurrency: int = 4
 
     async def open(self) -> None:
         """Get ready to deliver (connections, clients). Called when a worker starts."""

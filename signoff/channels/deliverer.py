@@ -36,7 +36,7 @@ class Deliverer:
         directory: policy.DirectoryLike,
         owner: str,
         poll_interval: float = 0.25,
-        concurrency: int = 16,
+        concurrency: int | None = None,
         backoff: tuple[float, float] = (5.0, 3600.0),
     ) -> None:
         self.owner = owner
@@ -45,7 +45,8 @@ class Deliverer:
         self._channels = channels
         self._directory = directory
         self._poll = poll_interval
-        self._concurrency = concurrency
+        wanted = max((c.concurrency for c in channels.values()), default=4)
+        self._concurrency = max(1, concurrency if concurrency is not None else wanted)
         # A claim outlives the slowest attempt (each channel's timeout, plus a margin to
         # record the outcome), so no other worker takes a message still being sent.
         slowest = max((c.timeout for c in channels.values()), default=30.0)
@@ -82,12 +83,16 @@ class Deliverer:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def run_once(self) -> int:
-        """Claim what is due now and deliver it, waiting for every outcome; how many
-        attempts were made."""
+        """Deliver everything due now, `concurrency` at a time, waiting for every
+        outcome; how many attempts were made. (A failure is due again only later.)"""
         await self.open()
-        claimed = await self._claim(self._concurrency)
-        await asyncio.gather(*(self._deliver(d) for d in claimed))
-        return len(claimed)
+        total = 0
+        while True:
+            claimed = await self._claim(self._concurrency)
+            await asyncio.gather(*(self._deliver(d) for d in claimed))
+            total += len(claimed)
+            if len(claimed) < self._concurrency:
+                return total
 
     async def _loop(self) -> None:
         failures = 0

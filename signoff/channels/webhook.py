@@ -60,16 +60,20 @@ class WebhookChannel(Channel):
         secret: str,
         timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
+        concurrency: int = 4,
     ) -> None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise errors.InvalidArgument(f"webhook {name!r}: url must be http(s)://host/...")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise errors.InvalidArgument(f"webhook {name!r}: concurrency must be at least 1")
         self.name = name
         self.url = url
         self._host = parts.netloc.rpartition("@")[2]  # never user:password in messages
         self._secret = secret
         self._key = signing_key(secret)
         self.timeout = timeout
+        self.concurrency = concurrency
         self._headers = dict(headers or {})
         self._client: httpx.AsyncClient | None = None
 
@@ -78,9 +82,9 @@ class WebhookChannel(Channel):
 
     async def open(self) -> None:
         if self._client is None:
-            # A small pool: a deliverer has at most 16 attempts in flight, and httpcore
-            # walks the whole pool for every request.
-            limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+            # A small pool: httpcore walks the whole pool for every request.
+            size = max(self.concurrency, 1)
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
             self._client = httpx.AsyncClient(
                 timeout=self.timeout, follow_redirects=False, limits=limits
             )

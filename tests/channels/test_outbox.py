@@ -213,7 +213,7 @@ async def test_many_deliverers_deliver_each_message_once(
 async def test_a_hanging_receiver_never_slows_a_run(
     store_url: str, clock: FakeClock, receiver: WebhookReceiver
 ) -> None:
-    receiver.delay = 1.5  # longer than the whole run takes
+    receiver.delay = 3.0  # longer than the whole run takes
     engine = make_engine(store_url, clock, Route(hook(receiver)))
     async with engine:
         loop = asyncio.get_running_loop()
@@ -221,7 +221,7 @@ async def test_a_hanging_receiver_never_slows_a_run(
         run_id = await waiting_run(engine, "refund", 5)
         await engine.approve(run_id, "manager")
         assert await engine.result(run_id, timeout=5) == {"status": "approved"}
-        assert loop.time() - started < 1.0
+        assert loop.time() - started < 2.0
     await engine.close()
 
 

@@ -125,7 +125,8 @@ def _decide(url: str, runs_file: Path, seed: int) -> None:
                         outcome, detail = "ok", decision.status.value
                 except signoff.SignoffError as exc:
                     outcome, detail = "refused", exc.code
-                    if exc.code == "approval_not_found" and not engine.get_run(run_id).status.finished:
+                    done = engine.get_run(run_id).status.finished
+                    if exc.code == "approval_not_found" and not done:
                         later.append(run_id)  # not at its approval yet: come back to it
                 _ledger(
                     "INSERT INTO acks (run_id, action, outcome, detail) VALUES (?, ?, ?, ?)",

@@ -66,7 +66,21 @@ class Deliverer:
 
     async def start(self) -> None:
         await self.open()
+        await self._warn_of_orphans()
         self._task = asyncio.create_task(self._loop(), name="signoff-deliverer")
+
+    async def _warn_of_orphans(self) -> None:
+        """Messages for a channel no route names any more wait for a worker that has it:
+        say so at start-up rather than let them wait unseen."""
+        unknown = [c for c in await self._store.waiting_channels() if c not in self._channels]
+        if unknown:
+            log.warning(
+                "undelivered notifications are waiting for channels this engine does not "
+                "have: %s; a worker with those channels delivers them (see "
+                "signoff deliveries list --channel NAME)",
+                ", ".join(unknown),
+                extra={"action": "outbox_orphans", "channels": unknown},
+            )
 
     def wake(self) -> None:
         self._wake.set()

@@ -408,6 +408,11 @@ class Store(abc.ABC):
         )
         return found
 
+    async def waiting_channels(self) -> list[str]:
+        """Channels that undelivered notifications are for; reads."""
+        found: list[str] = await self._read(_op(sql_outbox.waiting_channels))
+        return found
+
     async def get_delivery(self, id: str) -> outbox.Delivery | None:
         found: outbox.Delivery | None = await self._read(_op(sql_outbox.get, id))
         return found

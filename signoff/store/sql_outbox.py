@@ -275,6 +275,15 @@ def page(
     return [_with_history(d, by_id.get(d.id, [])) for d in found]
 
 
+def waiting_channels() -> Op[list[str]]:
+    """The channels that undelivered messages (pending or being delivered) are for."""
+    res = yield Query(
+        "SELECT DISTINCT channel FROM outbox WHERE status IN ('pending', 'delivering') "
+        "ORDER BY channel"
+    )
+    return [r[0] for r in res.rows]
+
+
 def get(id: str) -> Op[outbox.Delivery | None]:
     res = yield Query(f"SELECT {COLUMNS} FROM outbox WHERE id = ?", (id,))
     if not res.rows:

@@ -311,3 +311,19 @@ async def test_votes_reminders_escalations_and_timeouts_reach_the_right_people(
         ]
     )
     await engine.close()
+
+
+async def test_a_worker_says_which_waiting_messages_it_has_no_channel_for(
+    tmp_path: Any, clock: FakeClock, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    engine = make_engine(url, clock, Route(hook(receiver, "old-hook")))
+    await runs_only(engine)
+    await waiting_run(engine, "refund", 5)
+    await engine.close()
+    renamed = make_engine(url, clock, Route(hook(receiver, "new-hook")))
+    await renamed.start_worker()
+    [record] = [r for r in caplog.records if getattr(r, "action", "") == "outbox_orphans"]
+    assert record.channels == ["old-hook"]  # type: ignore[attr-defined]
+    assert [d.status for d in await renamed.deliveries()] == ["pending"]  # kept, not lost
+    await renamed.close()

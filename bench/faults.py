@@ -118,8 +118,15 @@ async def check(url: str, ledger: Path, runs: list[str]) -> dict[str, Any]:
             outcomes[f"approval_{status}"] += 1
             paid = run.status is RunStatus.COMPLETED and (run.result or {}).get("status") == "paid"
             outcomes[run.status.value if not paid else "paid"] += 1
-            if effects[run_id] != (1 if paid else 0):
+            # I1: never twice; once if it paid; only after an approval (a run cancelled
+            # while its paying step ran may have paid: the step was approved and reached)
+            approved = status in ("approved", "edited")
+            if effects[run_id] > 1 or (paid and effects[run_id] != 1):
                 problems.append(f"I1 {run_id}: {effects[run_id]} effects, paid={paid}")
+            if effects[run_id] and not approved:
+                problems.append(f"I1 {run_id}: an effect without an approval ({status})")
+            if effects[run_id] and not paid:
+                outcomes["paid_then_cancelled"] += 1
             if paid and status not in ("approved", "edited"):
                 problems.append(f"I2 {run_id}: paid but the approval is {status}")
             if prepares[run_id] > 1 and run.status is not RunStatus.CANCELLED:

@@ -125,6 +125,7 @@ class SyncEngine:
     notify = _blocking(Engine.notify)
     resolve_run_id = _blocking(Engine.resolve_run_id)
     verify_audit = _blocking(Engine.verify_audit)
+    check = _blocking(Engine.check)
     deliveries = _blocking(Engine.deliveries)
     retry_delivery = _blocking(Engine.retry_delivery)
     deliver_notifications = _blocking(Engine.deliver_notifications)

@@ -169,9 +169,10 @@ def _parked_by(task: asyncio.Task[Any]) -> bool:
     return isinstance(exc, Suspended | Abandoned | StoreFailure)
 
 
-def _canonical(value: Any) -> str:
-    """JSON text that is equal exactly when two JSON values are (`true` is not `1`)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _canonical(value: Any, *, sort_keys: bool = False) -> str:
+    """JSON text that is equal exactly when two JSON values are (`true` is not `1`);
+    without `sort_keys`, the text `serialization.dumps` wrote for the same value."""
+    return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
@@ -213,7 +214,7 @@ class Context:
         self._root: _Branch | None = None
         self._children: list[_Branch] = []
         self._inflight = 0
-        self._eased = asyncio.Event()  # set whenever a call doing I/O ends
+        self._eased: asyncio.Event | None = None  # set whenever a call doing I/O ends
         self._activity = 0
         self._blocked: dict[int, _Blocked] = {}
         self._withdrawing: set[int] = set()
@@ -659,8 +660,10 @@ class Context:
         decision = serialization.loads(recorded)
         if not isinstance(decision, dict) or "original" not in decision:
             return  # recorded before decisions kept the proposal
-        was = _canonical(decision["original"])
-        now = _canonical(serialization.loads(proposed_json))
+        if _canonical(decision["original"]) == (proposed_json or "null"):
+            return  # the usual case: the same text as was proposed (JSON keeps key order)
+        was = _canonical(decision["original"], sort_keys=True)
+        now = _canonical(serialization.loads(proposed_json), sort_keys=True)
         if was != now:
             self.fatal = mismatch(
                 self.run_id,
@@ -811,7 +814,8 @@ class Context:
         finally:
             self._inflight -= 1
             self._activity += 1
-            self._eased.set()
+            if self._eased is not None:
+                self._eased.set()
 
     async def _block(self, seq: int, kind: EntryKind, name: str, path: str) -> str:
         """Wait for the answer of an open wait while other tasks of the run go on."""
@@ -870,6 +874,8 @@ class Context:
         turns, seen = 0, self._activity
         while turns < _QUIET_TURNS:
             if self._inflight > mine:
+                if self._eased is None:
+                    self._eased = asyncio.Event()
                 self._eased.clear()
                 await self._eased.wait()
                 turns, seen = 0, self._activity
@@ -892,6 +898,8 @@ class Context:
         it opened and left unanswered (their approvals leave the inboxes). Tasks it left
         running are stopped, but never in the middle of a step."""
         self._stopping = True
+        if self._settler is None and not self._children and not self._blocked:
+            return  # a run that started no task of its own (the usual case)
         if self._settler is not None and not self._settler.done():
             self._settler.cancel()
             with contextlib.suppress(BaseException):

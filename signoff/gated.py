@@ -115,7 +115,10 @@ class Gated(Generic[R]):
         if decision.status is models.DecisionStatus.APPROVED:
             # The context refused a replay whose proposal differs from the approved one,
             # so these arguments are the approved call; check once more before acting.
-            if context._canonical(proposed) != context._canonical(decision.value):
+            same = context._canonical(proposed, sort_keys=True) == context._canonical(
+                decision.value, sort_keys=True
+            )
+            if not same:
                 raise errors.NonDeterminismError(
                     f"gated call {self.name}: the approved arguments differ from this "
                     "call's; nothing was run",

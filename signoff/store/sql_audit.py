@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from signoff import audit
-from signoff.store.sql import Op, Query, dump_json, history, iso
+from signoff.store.sql import Op, Query, dump_json, iso
 
 COLUMNS = "chain, seq, at, type, actor, data, prev, hash"
 
 
-def append(chain: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Op[None]:
+def append(
+    chain: str, at: float, type_: str, actor: str | None, data: dict[str, Any] | str
+) -> Op[None]:
+    """Append to `chain` (`data`: a dict, or its JSON text when the caller has it)."""
     if chain == audit.TOKENS:  # no run row serializes this chain: lock a row of its own
         yield Query(
             "INSERT INTO event_keys (key, touched_at) VALUES (?, ?) "
@@ -26,7 +29,8 @@ def append(chain: str, at: float, type_: str, actor: str | None, data: dict[str,
         "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1", (chain,)
     )
     seq, prev = (int(res.rows[0][0]), str(res.rows[0][1])) if res.rows else (0, audit.GENESIS)
-    entry = audit.make(chain, seq + 1, iso(at) or "", type_, actor, dump_json(data), prev)
+    text = data if isinstance(data, str) else dump_json(data)
+    entry = audit.make(chain, seq + 1, iso(at) or "", type_, actor, text, prev)
     yield Query(
         f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (entry.chain, entry.seq, entry.at, entry.type, entry.actor, entry.data, entry.prev,
@@ -63,6 +67,11 @@ def entries(
 def recorded(
     run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]
 ) -> Op[None]:
-    """A history event of a run that also goes on its audit chain."""
-    yield history(run_id, at, type_, actor, data)
-    yield from append(run_id, at, type_, actor, data)
+    """A history event of a run that also goes on its audit chain (the same JSON text)."""
+    text = dump_json(data)
+    yield Query(
+        "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",
+        (run_id, at, type_, actor, text),
+        wait=False,
+    )
+    yield from append(run_id, at, type_, actor, text)

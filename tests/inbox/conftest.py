@@ -107,7 +107,7 @@ def _tokens(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40  # a loaded 2-core machine starts slowly
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:

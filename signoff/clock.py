@@ -39,6 +39,8 @@ class DatabaseClock:
         return self.synced_at is None or self.local.time() - self.synced_at >= self.resync
 
     def measured(self, before: float, database: float, after: float) -> None:
-        """Take the database's time read between local `before` and `after`."""
-        self.offset = database - (before + after) / 2
+        """Take the database's time read between local `before` and `after`; an offset
+        within the reading's own uncertainty (half its round trip) counts as none."""
+        offset = database - (before + after) / 2
+        self.offset = 0.0 if abs(offset) <= (after - before) / 2 + 0.05 else offset
         self.synced_at = after

@@ -36,7 +36,7 @@ from signoff import Context, Engine
 
 N = int(os.environ.get("SIGNOFF_MANY_WORKERS_RUNS", "400"))
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(max(60, N // 8))]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(max(150, N // 3))]
 WORKERS = 4
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -78,6 +78,13 @@ def test_a_generated_client_starts_lists_and_decides(generated: ModuleType, serv
 
     starter = client_mod.AuthenticatedClient(server.url, token=server.tokens["starter"])
     alice = client_mod.AuthenticatedClient(server.url, token=server.tokens["alice"])
+    with starter, alice:
+        _start_list_decide(starter, alice, models, start_run, list_approvals, decide)
+
+
+def _start_list_decide(
+    starter: Any, alice: Any, models: Any, start_run: Any, list_approvals: Any, decide: Any
+) -> None:
     body = models.StartRun(workflow="refund", args=["ord-9", 40])
     run = start_run.sync(client=starter, body=body)
     assert run.status.value in ("pending", "running", "waiting")

@@ -41,7 +41,8 @@ class FakeClock:
             return self._now
 
     def advance(self, duration: durations.Duration) -> None:
-        """Move time forward; due timers fire at the worker's next poll."""
+        """Move time forward; due timers fire at the worker's next poll (or at once with
+        `await fire_due_timers(engine)`)."""
         seconds = durations.to_seconds(duration, "duration")
         with self._lock:
             self._now += seconds

@@ -608,19 +608,26 @@ class Context:
         # Alone, the wait parks the run in the same transaction that opens it; beside
         # other tasks of the run it only opens, and the run parks once all have settled.
         alone = self._alone()
-        with self._busy():
-            outcome = await self._exec.open_wait(
-                kind=kind,
-                seq=seq,
-                path=path,
-                name=name,
-                deadline=deadline,
-                summary=summary,
-                proposed_json=proposed_json,
-                extra=self._take_pending(),
-                park=alone,
-                **({} if policy_json is None else {"policy_json": policy_json}),
-            )
+        self.unanswered.add(seq)  # cut off while it opens, it is withdrawn at the end
+        try:
+            with self._busy():
+                outcome = await self._exec.open_wait(
+                    kind=kind,
+                    seq=seq,
+                    path=path,
+                    name=name,
+                    deadline=deadline,
+                    summary=summary,
+                    proposed_json=proposed_json,
+                    extra=self._take_pending(),
+                    park=alone,
+                    **({} if policy_json is None else {"policy_json": policy_json}),
+                )
+        except asyncio.CancelledError:
+            self._cancelled(seq, kind, name)
+            raise
+        if outcome.problem is not None:
+            self.unanswered.discard(seq)
         if outcome.problem == "policy":
             raise errors.InvalidArgument(
                 f"approval {name!r}: {outcome.detail}", run_id=self.run_id, key=name
@@ -635,7 +642,6 @@ class Context:
             )
         if outcome.resolved:
             return self._answered(seq, kind, name, path, outcome.result)
-        self.unanswered.add(seq)
         if alone:
             self.parked = True
             raise Suspended
@@ -826,19 +832,26 @@ class Context:
         try:
             result = await future
         except asyncio.CancelledError:
-            if seq not in self._withdrawing and not self.parked and self.fatal is None:
-                self.fatal = errors.ConcurrencyError(
-                    f"run {self.run_id}: the wait {kind} {name!r} was cancelled while it "
-                    "waited; durable waits cannot be cancelled by asyncio (a cancelled "
-                    "wait would be lost on replay). Use ctx.any_of(...) to wait for the "
-                    "first of several, or timeout= on the wait itself.",
-                    run_id=self.run_id,
-                    key=name,
-                )
+            self._cancelled(seq, kind, name)
             raise
         finally:
             self._blocked.pop(seq, None)
         return self._answered(seq, kind, name, path, result)
+
+    def _cancelled(self, seq: int, kind: EntryKind, name: str) -> None:
+        """asyncio cancelled a durable wait (`asyncio.wait_for` around it, say): the run
+        fails, since a cancelled wait would be lost on replay. Our own cancellations
+        (withdrawn losers of `any_of`, an execution that stops) are not that."""
+        if seq in self._withdrawing or self.parked or self._stopping or self.fatal is not None:
+            return
+        self.fatal = errors.ConcurrencyError(
+            f"run {self.run_id}: the wait {kind} {name!r} was cancelled while it "
+            "waited; durable waits cannot be cancelled by asyncio (a cancelled "
+            "wait would be lost on replay). Use ctx.any_of(...) to wait for the "
+            "first of several, or timeout= on the wait itself.",
+            run_id=self.run_id,
+            key=name,
+        )
 
     async def _settle(self) -> None:
         """Park the run once every task of it is blocked on a wait or done."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from signoff import errors
+
+T = TypeVar("T")
 
 
 class RunStatus(enum.StrEnum):
@@ -209,39 +211,37 @@ class Approval:
     stages: list[dict[str, Any]] = field(default_factory=list)
 
 
-class ApprovalPage(list[Approval]):
-    """One page of the inbox: a list of approvals, plus `next_cursor` (pass it as
-    `cursor=` for the next page; None on the last page) and `total` (how many match)."""
+class Page(list[T]):
+    """One page of a list, the same shape everywhere: a list of the items, plus
+    `next_cursor` (pass it as `cursor=` for the next page; None on the last page)."""
+
+    def __init__(self, items: list[T], *, next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+
+    @property
+    def items(self) -> list[T]:
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r}, next_cursor={self.next_cursor!r})"
+
+
+class ApprovalPage(Page[Approval]):
+    """One page of the inbox, with `total`: how many approvals match, over all pages."""
 
     def __init__(
         self, items: list[Approval], *, next_cursor: str | None = None, total: int = 0
     ) -> None:
-        super().__init__(items)
-        self.next_cursor = next_cursor
+        super().__init__(items, next_cursor=next_cursor)
         self.total = total
 
-    @property
-    def items(self) -> list[Approval]:
-        return list(self)
-
     def __repr__(self) -> str:
-        return f"ApprovalPage({list(self)!r}, next_cursor={self.next_cursor!r}, total={self.total})"
+        return f"{super().__repr__()[:-1]}, total={self.total})"
 
 
-class RunPage(list[Run]):
-    """One page of runs, newest first: a list, plus `next_cursor` (pass it as `cursor=`
-    for the next page; None on the last page). The same shape as `ApprovalPage`."""
-
-    def __init__(self, items: list[Run], *, next_cursor: str | None = None) -> None:
-        super().__init__(items)
-        self.next_cursor = next_cursor
-
-    @property
-    def items(self) -> list[Run]:
-        return list(self)
-
-    def __repr__(self) -> str:
-        return f"RunPage({list(self)!r}, next_cursor={self.next_cursor!r})"
+class RunPage(Page[Run]):
+    """One page of runs, newest first."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from signoff import models
+
 APPROVAL_REQUESTED = "approval.requested"
 APPROVAL_VOTED = "approval.voted"
 APPROVAL_DECIDED = "approval.decided"
@@ -82,20 +84,8 @@ class Delivery:
     history: tuple[Attempt, ...] = field(default=())
 
 
-class DeliveryPage(list[Delivery]):
-    """One page of deliveries, newest first: a list plus `next_cursor` (pass it as
-    `cursor=` for the next page; None on the last page)."""
-
-    def __init__(self, items: list[Delivery], *, next_cursor: str | None = None) -> None:
-        super().__init__(items)
-        self.next_cursor = next_cursor
-
-    @property
-    def items(self) -> list[Delivery]:
-        return list(self)
-
-    def __repr__(self) -> str:
-        return f"DeliveryPage({list(self)!r}, next_cursor={self.next_cursor!r})"
+class DeliveryPage(models.Page[Delivery]):
+    """One page of deliveries, newest first."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,21 +237,28 @@ def tally(policy: dict[str, Any] | None, votes: Sequence[tuple[str, str]]) -> st
     return None
 
 
-def encode_cursor(requested_at: float, run_id: str, key: str) -> str:
-    raw = json.dumps([requested_at, run_id, key], separators=(",", ":")).encode()
+def _encode(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> Any:
+    """The JSON inside a cursor; ValueError (or TypeError) when there is none."""
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+
+def encode_cursor(requested_at: float, run_id: str, key: str) -> str:
+    return _encode([requested_at, run_id, key])
 
 
 def encode_run_cursor(created_at: float, run_id: str) -> str:
-    raw = json.dumps([created_at, run_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode([created_at, run_id])
 
 
 def decode_run_cursor(cursor: str) -> tuple[float, str]:
     """The (created_at, run id) of a run list's `next_cursor`; `BadCursor` if it is not one."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, run_id = json.loads(raw)
+        at, run_id = _decode(cursor)
         if not isinstance(at, int | float) or not isinstance(run_id, str):
             raise ValueError
         if not math.isfinite(at) or not 0 <= at <= 32503680000:  # up to the year 3000
@@ -265,8 +272,7 @@ def decode_run_cursor(cursor: str) -> tuple[float, str]:
 
 def decode_cursor(cursor: str) -> tuple[float, str, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, run_id, key = json.loads(raw)
+        at, run_id, key = _decode(cursor)
         if not isinstance(at, int | float) or not isinstance(run_id, str):
             raise ValueError
         if not isinstance(key, str):

@@ -7,6 +7,7 @@ deploy pipeline stops there), 2 for bad input.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
@@ -35,7 +36,7 @@ def check(app: str | None, as_json: bool) -> None:
             {
                 "checked": report.checked,
                 "seconds": round(report.seconds, 3),
-                "broken": [_plain(b) for b in report.broken],
+                "broken": [dataclasses.asdict(b) for b in report.broken],
             }
         )
     else:
@@ -45,15 +46,3 @@ def check(app: str | None, as_json: bool) -> None:
         click.echo(f"checked {report.checked} unfinished runs in {report.seconds:.1f}s: {verdict}")
     if not report.ok:
         sys.exit(1)
-
-
-def _plain(broken: preflight.Broken) -> dict[str, object]:
-    return {
-        "run_id": broken.run_id,
-        "workflow": broken.workflow,
-        "status": broken.status,
-        "seq": broken.seq,
-        "expected": broken.expected,
-        "found": broken.found,
-        "message": broken.message,
-    }

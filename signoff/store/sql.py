@@ -200,10 +200,13 @@ def iso(ts: float | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def history(run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]) -> Query:
+def history(
+    run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any] | str
+) -> Query:
+    """Append to a run's history (`data`: a dict, or its JSON text when the caller has it)."""
     return Query(
         "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",
-        (run_id, at, type_, actor, dump_json(data)),
+        (run_id, at, type_, actor, data if isinstance(data, str) else dump_json(data)),
         wait=False,
     )
 
@@ -275,17 +278,8 @@ def load_claims(run_ids: list[str], owner: str, lease_until: float, now: float) 
     )
     if not res.rows:
         return []
-    taken = [row[0] for row in res.rows]
-    marks = ", ".join("?" for _ in taken)
-    journal = yield Query(
-        f"SELECT run_id, {JOURNAL_COLUMNS} FROM journal WHERE run_id IN ({marks}) "
-        "ORDER BY run_id, seq",
-        tuple(taken),
-    )
-    entries: dict[str, list[JournalEntry]] = {}
-    for row in journal.rows:
-        entries.setdefault(row[0], []).append(row_to_entry(row[1:]))
-    return [Claim(row_to_run(row), row[12], entries.get(row[0], [])) for row in res.rows]
+    entries = yield from journals([row[0] for row in res.rows])
+    return [Claim(row_to_run(row), row[12], entries[row[0]]) for row in res.rows]
 
 
 def journals(run_ids: list[str]) -> Op[dict[str, list[JournalEntry]]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from signoff import audit
-from signoff.store.sql import Op, Query, dump_json, iso
+from signoff.store.sql import Op, Query, dump_json, history, iso
 
 COLUMNS = "chain, seq, at, type, actor, data, prev, hash"
 
@@ -69,9 +69,5 @@ def recorded(
 ) -> Op[None]:
     """A history event of a run that also goes on its audit chain (the same JSON text)."""
     text = dump_json(data)
-    yield Query(
-        "INSERT INTO history (run_id, at, type, actor, data) VALUES (?, ?, ?, ?, ?)",
-        (run_id, at, type_, actor, text),
-        wait=False,
-    )
+    yield history(run_id, at, type_, actor, text)
     yield from append(run_id, at, type_, actor, text)

@@ -30,7 +30,6 @@ from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store import sql_waits
 from signoff.store.sql import (
     Claim,
-    LeaseLost,
     Op,
     Query,
     dump_json,
@@ -40,7 +39,7 @@ from signoff.store.sql import (
     resolve_entry,
     wake,
 )
-from signoff.store.sql_runs import FINISHED, insert_entries
+from signoff.store.sql_runs import FINISHED
 
 _PAGE = 200
 
@@ -104,10 +103,7 @@ def open_wait(
     The wait's filter travels as `wait.proposed_json` (JSON text or None)."""
     key = wait.name
     yield _lock_key(key, now)
-    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
-    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
-        raise LeaseLost(run_id)
-    yield from insert_entries(run_id, extra, now)
+    yield from sql_waits.hold(run_id, fence, extra, now)
     where = json.loads(wait.proposed_json) if wait.proposed_json else None
     kept = yield from _latest_kept(run_id, key, where, now)
     if kept is not None:

@@ -157,10 +157,7 @@ def park(
     An answer that arrived while the run was running (a decision, a signal or an event
     delivered to an open wait) is found here, under the run's lock: then the run stays
     running and the answers come back, `{seq: result}`; else it parks and `{}` returns."""
-    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
-    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
-        raise LeaseLost(run_id)
-    yield from insert_entries(run_id, extra, now)
+    yield from hold(run_id, fence, extra, now)
     marks = ", ".join("?" for _ in seqs)
     res = yield Query(
         f"SELECT seq, kind, name, status, result, wake_at FROM journal WHERE run_id = ? "
@@ -183,16 +180,22 @@ def park(
 GROUP = "group"  # runs.wait_kind of a run parked on several waits at once
 
 
+def hold(run_id: str, fence: int, extra: list[JournalEntry], now: float) -> Op[None]:
+    """Lock the run's row, check it still runs under `fence` (else `LeaseLost`), and
+    write the entries its execution noted since its last write."""
+    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
+    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
+        raise LeaseLost(run_id)
+    yield from insert_entries(run_id, extra, now)
+
+
 def close_waits(
     *, run_id: str, fence: int, seqs: list[int], extra: list[JournalEntry], now: float
 ) -> Op[None]:
     """Withdraw open waits the workflow no longer waits for (the losers of `any_of`, the
     waits of tasks left behind when it ended): approvals are withdrawn from the inboxes,
     event waits dropped; each journal entry is answered `{"withdrawn": true}`."""
-    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
-    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
-        raise LeaseLost(run_id)
-    yield from insert_entries(run_id, extra, now)
+    yield from hold(run_id, fence, extra, now)
     for seq in seqs:
         yield resolve_entry(run_id, seq, WITHDRAWN, now)
         yield Query("DELETE FROM event_waits WHERE run_id = ? AND seq = ?", (run_id, seq))

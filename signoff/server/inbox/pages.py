@@ -75,6 +75,19 @@ def when(at: datetime.datetime | None) -> Markup:
     return Markup('<time datetime="{}">{}</time>').format(iso, label)
 
 
+def event_value(value: Any) -> Markup | str:
+    """A value of a history event: its times (ISO text, as history keeps them) shown like
+    every other time on the page, anything else as `shown`."""
+    if isinstance(value, str) and 19 <= len(value) <= 40 and value[4:5] == "-":
+        try:
+            at = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None:
+            return when(at)
+    return shown(value, 160)
+
+
 def time_left(deadline: datetime.datetime | None, now: datetime.datetime) -> str:
     if deadline is None:
         return "no deadline"
@@ -93,6 +106,7 @@ env.filters["shown"] = shown
 env.filters["raw_json"] = raw_json
 env.filters["as_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 env.filters["when"] = when
+env.filters["event_value"] = event_value
 env.globals["MAX_DEPTH"] = MAX_DEPTH
 env.globals["time_left"] = time_left
 

@@ -74,6 +74,9 @@ class Worker:
         self._queue: collections.deque[Claim] = collections.deque()
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        # held while a poll reads the clock and fires what is due, so that a test's
+        # `fire_due_timers` and the worker never fire the same timer under each other
+        self.timers = asyncio.Lock()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._giving_back: set[asyncio.Task[None]] = set()
@@ -175,14 +178,15 @@ class Worker:
         if free <= 0:
             return
         await sync_clock(self._store, self._clock)
-        now = self._clock.time()
-        due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
-        if due:
-            for claim in await self._store.fire_timers(
-                now=now, limit=free, claim_for=self.id, lease_until=self.lease_until
-            ):
-                await self._route(claim)
-            free = self._concurrency - len(self._active) - len(self._queue)
+        async with self.timers:
+            now = self._clock.time()
+            due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
+            if due:
+                for claim in await self._store.fire_timers(
+                    now=now, limit=free, claim_for=self.id, lease_until=self.lease_until
+                ):
+                    await self._route(claim)
+                free = self._concurrency - len(self._active) - len(self._queue)
         if free > 0 and runnable:
             for claim in await self._store.claim_runnable(
                 owner=self.id,

@@ -21,6 +21,10 @@ from signoff import durations, errors, schemas, serialization
 TIMEOUT_ACTOR = "timeout policy"  # `by` of an outcome chosen by on_timeout; never a person
 ON_TIMEOUT = ("expire", "reject", "approve")
 ROLE = "role:"
+# inbox rows of an approval open to anyone: ANYONE for everybody, and NOT + name for each
+# person who may not (the requester, under separation of duties) or need not (has voted)
+ANYONE = "*"
+NOT = "!"
 
 
 class DirectoryLike(Protocol):
@@ -179,6 +183,17 @@ def inbox_principals(policy: dict[str, Any], requested_by: str | None) -> list[s
         people = [p for p in people if p != requested_by]
     roles = [a for a in policy.get("approvers") or [] if a.startswith(ROLE)]
     return [*people, *roles]
+
+
+def inbox_rows(policy: dict[str, Any], requested_by: str | None) -> list[str]:
+    """The inbox rows of a request: `inbox_principals`, or for an approval open to
+    anyone, `ANYONE` and (under separation of duties) `NOT` + the requester."""
+    if policy.get("eligible") is not None:
+        return inbox_principals(policy, requested_by)
+    rows = [ANYONE]
+    if requested_by is not None and not policy.get("allow_self_approval"):
+        rows.append(NOT + requested_by)
+    return rows
 
 
 def check_vote(

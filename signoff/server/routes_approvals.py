@@ -25,7 +25,8 @@ async def inbox(
 ) -> schemas.ApprovalPage:
     """Approvals waiting for a decision, oldest first, one page at a time.
 
-    `approver`: those this person may decide (named, by role, or after an escalation);
+    `approver`: those this person may decide (named, by role, after an escalation, or open
+    to anyone and not requested by them);
     `role`: those named for `role:ROLE`; `older_than`: requested longer ago than this
     duration. Values over 64 KiB of JSON are truncated (see `$truncated`)."""
     approver = query.approver
@@ -41,7 +42,7 @@ async def inbox(
         role=query.role,
         workflow=query.workflow,
         key_prefix=query.key_prefix,
-        run_id=query.run_id,
+        run_id=None if query.run_id is None else await deps.full_run_id(query.run_id, request),
         older_than=query.older_than,
         limit=query.limit,
         cursor=query.cursor,
@@ -56,7 +57,9 @@ async def inbox(
     response_model=models.Approval,
     operation_id="get_approval",
 )
-async def get_approval(run_id: str, key: str, request: Request, who: Viewer) -> models.Approval:
+async def get_approval(
+    run_id: deps.RunId, key: str, request: Request, who: Viewer
+) -> models.Approval:
     """The approval's latest round, whole (with `digest`, `votes`, `stages`)."""
     approval = await latest_approval(request, run_id, key)
     await _check_may_read(request, who, approval)
@@ -68,7 +71,7 @@ async def get_approval(run_id: str, key: str, request: Request, who: Viewer) -> 
     response_model=list[models.Approval],
     operation_id="list_run_approvals",
 )
-async def run_approvals(run_id: str, request: Request, who: Reader) -> list[models.Approval]:
+async def run_approvals(run_id: deps.RunId, request: Request, who: Reader) -> list[models.Approval]:
     """Every approval round of the run, decided or not (large values truncated)."""
     found = await deps.engine(request).approvals(run_id)
     return [views.clip_approval(a) for a in found]

@@ -146,7 +146,7 @@ def _respond(status: int, body: Any, headers: dict[str, str]) -> JSONResponse:
     operation_id="decide",
 )
 async def post_decision(
-    run_id: str,
+    run_id: deps.RunId,
     key: str,
     body: schemas.Decide,
     request: Request,
@@ -174,7 +174,7 @@ async def post_decision(
     operation_id="webhook",
 )
 async def webhook(
-    run_id: str,
+    run_id: deps.RunId,
     body: schemas.Webhook,
     request: Request,
     who: Decider,

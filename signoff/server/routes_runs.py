@@ -61,26 +61,28 @@ async def list_runs(
     response_model=list[models.HistoryEvent],
     operation_id="run_history",
 )
-async def run_history(run_id: str, request: Request, who: Reader) -> list[models.HistoryEvent]:
+async def run_history(
+    run_id: deps.RunId, request: Request, who: Reader
+) -> list[models.HistoryEvent]:
     """Everything that happened to the run, oldest first."""
     return await deps.engine(request).history(run_id)
 
 
 @router.post("/runs/{run_id:path}/cancel", response_model=models.Run, operation_id="cancel_run")
 async def cancel_run(
-    run_id: str, request: Request, who: Starter, body: schemas.CancelRun | None = None
+    run_id: deps.RunId, request: Request, who: Starter, body: schemas.CancelRun | None = None
 ) -> models.Run:
     reason = body.reason if body else None
     return await deps.engine(request).cancel(run_id, by=who.name, reason=reason)
 
 
 @router.post("/runs/{run_id:path}/retry", response_model=models.Run, operation_id="retry_run")
-async def retry_run(run_id: str, request: Request, who: Starter) -> models.Run:
+async def retry_run(run_id: deps.RunId, request: Request, who: Starter) -> models.Run:
     """Resume a failed run from its failed step."""
     return await deps.engine(request).retry(run_id, by=who.name)
 
 
 @tail.get("/runs/{run_id:path}", response_model=models.Run, operation_id="get_run")
-async def get_run(run_id: str, request: Request, who: Reader) -> models.Run:
+async def get_run(run_id: deps.RunId, request: Request, who: Reader) -> models.Run:
     """One run, whole."""
     return await deps.engine(request).get_run(run_id)

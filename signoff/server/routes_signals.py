@@ -19,7 +19,7 @@ Starter = Annotated[auth.Principal, Depends(auth.require("start"))]
     operation_id="send_signal",
 )
 async def send_signal(
-    run_id: str,
+    run_id: deps.RunId,
     name: Annotated[str, Path(min_length=1, max_length=200)],
     request: Request,
     who: Starter,

@@ -66,7 +66,7 @@ def _respond(request: Request, run_id: str | None, after: int | None) -> Streami
     operation_id="stream_run",
 )
 async def run_stream(
-    run_id: str, request: Request, who: Reader, last_event_id: LastEventId = None
+    run_id: deps.RunId, request: Request, who: Reader, last_event_id: LastEventId = None
 ) -> StreamingResponse:
     """The run's events from its start (or after `Last-Event-ID`); ends when the run does."""
     after = _cursor(last_event_id)

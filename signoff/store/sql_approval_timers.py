@@ -101,7 +101,7 @@ def _remind(run_id: str, key: str, r: Round, rules: dict[str, Any], now: float) 
         "SELECT principal FROM approval_inbox WHERE run_id = ? AND key = ? ORDER BY principal",
         (run_id, key),
     )
-    to = [p for (p,) in res.rows if p not in voted]
+    to = [p for (p,) in res.rows if p not in voted and p[:1] not in (policy.ANYONE, policy.NOT)]
     data = {"key": key, "round": r.round, "to": to}
     yield history(run_id, now, "approval_reminder", None, data)
     yield from sql_outbox.enqueue(

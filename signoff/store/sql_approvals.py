@@ -135,7 +135,8 @@ def open_approval(
         ),
         wait=False,
     )
-    yield from add_to_inbox(principals, now, run_id, key, round_, workflow)
+    rows = [] if rules is None else policy.inbox_rows(rules, requested_by)
+    yield from add_to_inbox(rows, now, run_id, key, round_, workflow)
     data: dict[str, Any] = {
         "key": key,
         "round": round_,
@@ -317,9 +318,9 @@ def _many_votes(r: Round) -> bool:
 
 
 def _has_inbox(r: Round) -> bool:
-    """Whether the round may have inbox rows (named approvers or an escalation)."""
-    rules = r.rules or {}
-    return bool(rules.get("approvers") or rules.get("escalate_to"))
+    """Whether the round has inbox rows (every round with a policy has: its approvers,
+    or `policy.ANYONE` when it is open to anyone)."""
+    return r.policy is not None
 
 
 def _settled(r: Round, status: models.DecisionStatus, value_json: str | None) -> str:
@@ -362,6 +363,14 @@ def _record_vote(
         (run_id, key, vote.by),
         wait=False,
     )
+    if rules.get("eligible") is None and vote.by is not None:  # open to anyone: not to them
+        yield Query(
+            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
+            "SELECT ?, requested_at, run_id, key, round, workflow FROM approval_inbox "
+            "WHERE run_id = ? AND key = ? AND principal = ? ON CONFLICT DO NOTHING",
+            (policy.NOT + vote.by, run_id, key, policy.ANYONE),
+            wait=False,
+        )
     decision = models.Decision(
         key=key,
         status=models.DecisionStatus.PENDING,

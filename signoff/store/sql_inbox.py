@@ -32,6 +32,16 @@ class InboxQuery:
     limit: int = 100
 
 
+_OPEN = f"i.principal = '{policy.ANYONE}'"
+_NOT_BARRED = (
+    "NOT EXISTS (SELECT 1 FROM approval_inbox x WHERE x.principal = ? AND "
+    "x.requested_at = i.requested_at AND x.run_id = i.run_id AND x.key = i.key)"
+)
+_ORDER = "ORDER BY i.requested_at, i.run_id, i.key LIMIT ?"
+_KEYSET = "(i.requested_at, i.run_id, i.key) > (?, ?, ?)"
+_JOINED = ", ".join(f"a.{c.strip()}" for c in APPROVAL_COLUMNS.split(","))
+
+
 def page(query: InboxQuery) -> Op[models.ApprovalPage]:
     principal = query.approver
     also_role = None
@@ -39,44 +49,53 @@ def page(query: InboxQuery) -> Op[models.ApprovalPage]:
         principal = policy.ROLE + query.role
     elif query.role is not None:
         also_role = policy.ROLE + query.role
-    if principal is not None:
-        source, cols = "approval_inbox i", "i"
-        where: list[str] = ["i.principal = ?"]
-        params: list[Any] = [principal]
-    else:
-        source, cols = "approvals i", "i"
-        where, params = ["i.status = 'pending'"], []
+    shared: list[str] = []  # the filters every source takes
+    params: list[Any] = []
     if also_role is not None:
-        where.append(
+        shared.append(
             "EXISTS (SELECT 1 FROM approval_inbox j WHERE j.principal = ? AND "
             "j.requested_at = i.requested_at AND j.run_id = i.run_id AND j.key = i.key)"
         )
         params.append(also_role)
     for column, value in (("workflow", query.workflow), ("run_id", query.run_id)):
         if value is not None:
-            where.append(f"{cols}.{column} = ?")
+            shared.append(f"i.{column} = ?")
             params.append(value)
     if query.key_prefix:
-        where.append(f"substr({cols}.key, 1, ?) = ?")
+        shared.append("substr(i.key, 1, ?) = ?")
         params += [len(query.key_prefix), query.key_prefix]
     if query.requested_before is not None:
-        where.append(f"{cols}.requested_at < ?")
+        shared.append("i.requested_at < ?")
         params.append(query.requested_before)
-    count = yield Query(f"SELECT COUNT(*) FROM {source} WHERE {' AND '.join(where)}", params)
-    total = int(count.rows[0][0])
-    if query.after is not None:
-        where.append(f"({cols}.requested_at, {cols}.run_id, {cols}.key) > (?, ?, ?)")
-        params += list(query.after)
-    order = f"ORDER BY {cols}.requested_at, {cols}.run_id, {cols}.key LIMIT ?"
-    if principal is not None:
-        columns = ", ".join(f"a.{c.strip()}" for c in APPROVAL_COLUMNS.split(","))
-        sql = (
-            f"SELECT {columns} FROM {source} JOIN approvals a ON a.run_id = i.run_id "
-            f"AND a.key = i.key AND a.round = i.round WHERE {' AND '.join(where)} {order}"
-        )
+    # (table, filters, their parameters) for each ordered source of the page
+    sources: list[tuple[str, list[str], list[Any]]]
+    if principal is None:
+        sources = [("approvals i", ["i.status = 'pending'", *shared], params)]
     else:
-        sql = f"SELECT {APPROVAL_COLUMNS} FROM {source} WHERE {' AND '.join(where)} {order}"
-    res = yield Query(sql, (*params, query.limit + 1))
+        sources = [("approval_inbox i", ["i.principal = ?", *shared], [principal, *params])]
+        if query.approver is not None:  # and the approvals open to anyone not barred to them
+            barred = policy.NOT + query.approver
+            sources.append(("approval_inbox i", [_OPEN, _NOT_BARRED, *shared], [barred, *params]))
+    total = 0
+    for table, where, args in sources:
+        count = yield Query(f"SELECT COUNT(*) FROM {table} WHERE {' AND '.join(where)}", args)
+        total += int(count.rows[0][0])
+    after = [] if query.after is None else [_KEYSET]
+    after_args = [] if query.after is None else list(query.after)
+    parts, values = [], []
+    for table, where, args in sources:
+        columns, join = (APPROVAL_COLUMNS, "") if principal is None else (_JOINED, _JOIN)
+        parts.append(
+            f"SELECT {columns} FROM {table}{join} WHERE {' AND '.join([*where, *after])} {_ORDER}"
+        )
+        values += [*args, *after_args, query.limit + 1]
+    if len(parts) == 1:
+        sql = parts[0]
+    else:  # each part is ordered and limited; merge them
+        sql = " UNION ALL ".join(f"SELECT * FROM ({p}) AS part{n}" for n, p in enumerate(parts))
+        sql = f"SELECT * FROM ({sql}) AS merged ORDER BY requested_at, run_id, key LIMIT ?"
+        values.append(query.limit + 1)
+    res = yield Query(sql, values)
     rows = res.rows[: query.limit]
     items = yield from with_votes([row_to_approval(r) for r in rows])
     cursor = None
@@ -84,6 +103,9 @@ def page(query: InboxQuery) -> Op[models.ApprovalPage]:
         last = rows[-1]
         cursor = policy.encode_cursor(last[10], last[0], last[2])
     return models.ApprovalPage(items, next_cursor=cursor, total=total)
+
+
+_JOIN = " JOIN approvals a ON a.run_id = i.run_id AND a.key = i.key AND a.round = i.round"
 
 
 def with_votes(approvals: list[models.Approval]) -> Op[list[models.Approval]]:

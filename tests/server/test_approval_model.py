@@ -87,8 +87,10 @@ async def test_the_inbox_filters_pages_and_refuses_what_it_does_not_know(api: Ap
         assert set(res.json()) == {"items", "next_cursor"}
         return [(a["run_id"], a["key"]) for a in res.json()["items"]]
 
-    assert await keys(approver="bob") == [(panel, "board")]
-    assert await keys(approver="alice") == [(panel, "board"), (named, "lead")]
+    anyones = [(r, "manager") for r in refunds]  # open to anyone but their requester
+    assert await keys(approver="bob") == [(panel, "board"), *anyones]
+    assert await keys(approver="alice") == [(panel, "board"), (named, "lead"), *anyones]
+    assert await keys(approver="starter") == []  # not on the panel; requested the refunds
     assert await keys(key_prefix="man") == [(r, "manager") for r in refunds]
     assert await keys(older_than="1h") == []
     assert len(await keys(older_than="0s")) == 5
@@ -142,7 +144,11 @@ async def test_a_decide_only_token_reads_what_it_may_decide_and_decides_it(api: 
     headers = {"Authorization": f"Bearer {secret}"}
     inbox = await api.client.get("/approvals", headers=headers)
     assert inbox.status_code == 200
-    assert [(a["run_id"], a["key"]) for a in inbox.json()["items"]] == [(named, "lead")]
+    # hers by name, and the one open to anyone
+    assert [(a["run_id"], a["key"]) for a in inbox.json()["items"]] == [
+        (named, "lead"),
+        (other, "manager"),
+    ]
     res = await api.client.get("/approvals", params={"approver": "bob"}, headers=headers)
     assert res.status_code == 403
     assert (await api.client.get(f"/runs/{named}", headers=headers)).status_code == 403
@@ -153,7 +159,7 @@ async def test_a_decide_only_token_reads_what_it_may_decide_and_decides_it(api: 
     )
     assert res.status_code == 403  # not bob's to decide
     async with client_for(api, secret) as alice:
-        [shown] = await alice.pending_approvals()
+        shown, _ = await alice.pending_approvals()
         assert shown.approvers == ["alice"] and shown.digest
         one = await alice.get_approval(named, "lead")
         decision = await alice.approve(named, "lead", digest=one.digest)
@@ -346,3 +352,40 @@ async def test_with_auth_on_separation_of_duties_holds(api: Api) -> None:
     )
     assert res.status_code == 409 and res.json()["current_digest"] == shown.digest
     assert (await latest(api, run_id, "manager")).status == "pending"
+
+
+async def test_a_unique_prefix_of_a_run_id_names_the_run_on_every_route(any_api: Api) -> None:
+    api = any_api
+    run_id = await start_waiting(api)
+    short = run_id[:8]  # as the demo and the CLI's tables show it
+    res = await api.client.get(f"/runs/{short}", headers=api.auth("reader"))
+    assert res.status_code == 200 and res.json()["id"] == run_id
+    for path in (f"/runs/{short}/history", f"/runs/{short}/approvals"):
+        assert (await api.client.get(path, headers=api.auth("reader"))).status_code == 200
+    res = await api.client.get("/approvals", params={"run_id": short}, headers=api.auth("reader"))
+    assert [a["run_id"] for a in res.json()["items"]] == [run_id]
+    shown = await api.client.get(f"/runs/{short}/approvals/manager", headers=api.auth("alice"))
+    res = await api.client.post(
+        f"/runs/{short}/approvals/manager/decision",
+        json={"action": "approve", "digest": shown.json()["digest"]},
+        headers=api.auth("alice"),
+    )
+    assert res.status_code == 200, res.text
+    assert (await api.engine.settle(run_id, timeout=10)).status == "completed"
+
+    for name in ("batch-0001-a", "batch-0001-b"):
+        res = await api.client.post(
+            "/runs",
+            json={"workflow": "refund", "args": ["o", 1], "run_id": name},
+            headers=api.auth("starter"),
+        )
+        assert res.status_code == 201, res.text
+    res = await api.client.get("/runs/batch-0001", headers=api.auth("reader"))
+    assert res.status_code == 422 and res.headers["content-type"] == "application/problem+json"
+    assert (
+        res.json()["code"] == "ambiguous_run_id" and "give more of the id" in res.json()["detail"]
+    )
+    res = await api.client.get(f"/runs/{run_id[:5]}", headers=api.auth("reader"))
+    assert res.status_code == 404 and "6 characters or more" in res.json()["detail"]
+    # nothing is told about runs to a caller who is not signed in
+    assert (await api.client.get(f"/runs/{short}")).status_code == 401

@@ -120,6 +120,51 @@ async def test_the_requester_does_not_see_their_own_request(eng: Engine) -> None
         assert await eng.pending_approvals(approver="bob") == []
 
 
+async def test_an_approval_open_to_anyone_is_in_every_inbox_but_its_requesters(
+    eng: Engine, clock: FakeClock
+) -> None:
+    @eng.workflow()
+    async def named(ctx: Context) -> None:
+        await ctx.approval("pay", approvers=["alice"])
+
+    @eng.workflow()
+    async def anyone(ctx: Context, quorum: int) -> None:
+        await ctx.approval("ok", quorum=quorum)
+
+    async with eng:
+        first = await start_parked(eng, anyone, 1, requested_by="bob")
+        clock.advance("1s")
+        mine = await start_parked(eng, named)
+        clock.advance("1s")
+        pair = await start_parked(eng, anyone, 2)
+        clock.advance("1s")
+        later = await start_parked(eng, anyone, 1)
+
+        def ids(page: ApprovalPage) -> list[str]:
+            return [a.run_id for a in page]
+
+        alice = await eng.pending_approvals(approver="alice")
+        assert ids(alice) == [first, mine, pair, later] and alice.total == 4
+        assert ids(await eng.pending_approvals(approver="bob")) == [pair, later]  # not his own
+        assert ids(await eng.pending_approvals(approver="zoe", workflow=anyone.__qualname__)) == [
+            first,
+            pair,
+            later,
+        ]
+        assert await eng.pending_approvals(role="finance") == []
+        # pages merge the person's own rows with the open ones, in order
+        page = await eng.pending_approvals(approver="alice", limit=2)
+        assert ids(page) == [first, mine] and page.total == 4 and page.next_cursor
+        rest = await eng.pending_approvals(approver="alice", limit=2, cursor=page.next_cursor)
+        assert ids(rest) == [pair, later] and rest.next_cursor is None
+        # a voter on an open quorum leaves their own inbox, not the others'
+        await eng.approve(pair, "ok", by="zoe")
+        assert pair not in ids(await eng.pending_approvals(approver="zoe"))
+        assert pair in ids(await eng.pending_approvals(approver="alice"))
+        await eng.approve(first, "ok", by="carol")
+        assert ids(await eng.pending_approvals(approver="alice")) == [mine, pair, later]
+
+
 async def test_bad_inbox_arguments_are_refused(eng: Engine) -> None:
     with pytest.raises(InvalidArgument, match="cursor"):
         await eng.pending_approvals(cursor="not-a-cursor")

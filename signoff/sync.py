@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from signoff import errors
+from signoff import _loop_thread, errors
 from signoff.engine import Engine
 
 T = TypeVar("T")
@@ -60,18 +59,7 @@ class SyncEngine:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="signoff-sync", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
+        self._loop_thread = _loop_thread.LoopThread("signoff-sync")
 
     def _call(self, name: str, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -84,19 +72,14 @@ class SyncEngine:
                 f"engine.sync.{name}() blocks, and this code runs inside an event loop; "
                 f"use `await engine.{name}(...)` instead"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop()).result()
+        return self._loop_thread.submit(coro).result()
 
     def close(self) -> None:
         """Stop the worker (if any), close the store and the background loop."""
-        if self._loop is None:
+        if self._loop_thread.loop is None:
             return
         self._call("close", self._engine.close())
-        loop, thread = self._loop, self._thread
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join()
-        loop.close()
-        self._loop = self._thread = None
+        self._loop_thread.stop()
 
     def __enter__(self) -> SyncEngine:
         self._call("start_worker", self._engine.start_worker())
@@ -118,6 +101,7 @@ class SyncEngine:
     approve = _blocking(Engine.approve)
     reject = _blocking(Engine.reject)
     edit = _blocking(Engine.edit)
+    answer = _blocking(Engine.answer)
     request_changes = _blocking(Engine.request_changes)
     pending_approvals = _blocking(Engine.pending_approvals)
     approvals = _blocking(Engine.approvals)

@@ -37,8 +37,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
-from signoff import errors
-from signoff.store import schema
+from signoff import _loop_thread, errors
+from signoff.store import _batching, schema
 from signoff.store.base import Store
 from signoff.store.sql import POSTGRES, LeaseLost, Op, Query, Result
 
@@ -56,6 +56,7 @@ _OWN_OPTIONS = ("pool_size", "retry_for", "connect_timeout")
 
 
 _Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+_Write = _batching.Waiting[Callable[[], Op[Any]]]
 
 
 class _Retry(Exception):
@@ -153,36 +154,20 @@ class PostgresStore(Store):
         self._retry_for = options["retry_for"]
         self._pool_timeout = max(options["connect_timeout"], 1.0)
         self._connect_timeout = options["connect_timeout"]
-        self._thread_lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = _loop_thread.LoopThread("signoff-postgres")
+        self._opening_lock = threading.Lock()
         self._pool: _Pool | None = None
         self._opening: concurrent.futures.Future[None] | None = None
         self._listeners: list[tuple[Callable[[], None], asyncio.AbstractEventLoop | None]] = []
         self._listen_task: asyncio.Task[None] | None = None
         self._wake_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending: dict[
-            asyncio.AbstractEventLoop, list[tuple[Callable[[], Op[Any]], asyncio.Future[Any]]]
-        ] = {}
+        self._writes = _batching.Gathering[Callable[[], Op[Any]]](self._flush)
 
     # the private loop ------------------------------------------------------------------
 
-    def _ensure_thread(self) -> asyncio.AbstractEventLoop:
-        """The store's loop, started on first use (call with `_thread_lock` held)."""
-        if self._loop is None:
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="signoff-postgres", daemon=True)
-            thread.start()
-            self._loop, self._thread = loop, thread
-        return self._loop
-
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        with self._thread_lock:
-            loop = self._ensure_thread()
-        return await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(self._tracked(coro), loop)
-        )
+        return await self._loop_thread.run(self._tracked(coro))
 
     async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
         task = asyncio.current_task()
@@ -198,16 +183,14 @@ class PostgresStore(Store):
     async def open(self) -> None:
         if self._pool is not None:
             return
-        with self._thread_lock:
+        with self._opening_lock:
             opening = self._opening
             if opening is None:
-                loop = self._ensure_thread()
-                opening = asyncio.run_coroutine_threadsafe(self._open(), loop)
-                self._opening = opening
+                opening = self._opening = self._loop_thread.submit(self._open())
         try:
             await asyncio.wrap_future(opening)
         finally:
-            with self._thread_lock:
+            with self._opening_lock:
                 if self._opening is opening and opening.done():
                     self._opening = None
 
@@ -268,19 +251,12 @@ class PostgresStore(Store):
             await conn.close()
 
     async def close(self) -> None:
-        with self._thread_lock:
-            loop, thread = self._loop, self._thread
+        loop = self._loop_thread.loop
         if loop is None:
             return
         with contextlib.suppress(Exception):
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(), loop))
-        with self._thread_lock:
-            if self._loop is loop:
-                self._loop = self._thread = None
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            await asyncio.to_thread(thread.join)
-        loop.close()
+        await self._loop_thread.stop_async()
 
     async def _close(self) -> None:
         # operations still running here were abandoned by their callers (loop gone)
@@ -302,13 +278,7 @@ class PostgresStore(Store):
             await self.open()
         if not callable(op):  # a bare generator cannot be run again: on its own
             return await self._call(self._run(op, _BEGIN_WRITE))
-        caller = asyncio.get_running_loop()
-        future: asyncio.Future[T] = caller.create_future()
-        pending = self._pending.get(caller)
-        if pending is None:
-            pending = self._pending[caller] = []
-            caller.call_soon(self._flush, caller)
-        pending.append((op, future))
+        future: asyncio.Future[T] = self._writes.submit(op)
         return await future
 
     # group commit ----------------------------------------------------------------------
@@ -318,20 +288,16 @@ class PostgresStore(Store):
     # operation reads go out without waiting, so a batch costs a few round trips and one
     # commit instead of several of each per operation. If any operation of the batch
     # fails, the batch is rolled back and each operation runs again on its own (with the
-    # retries of `_run`), so one failing operation fails alone.
+    # retries of `_run`), so one failing operation fails alone. The gathering and the
+    # settling of callers' futures are `_batching`'s, shared with the SQLite store.
 
-    def _flush(self, caller: asyncio.AbstractEventLoop) -> None:
-        batch = self._pending.pop(caller, [])
-        with self._thread_lock:
-            loop = self._ensure_thread()
+    def _flush(self, caller: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
         for start in range(0, len(batch), _MAX_BATCH):
             part = batch[start : start + _MAX_BATCH]
-            done = asyncio.run_coroutine_threadsafe(self._tracked(self._write_batch(part)), loop)
+            done = self._loop_thread.submit(self._tracked(self._write_batch(part)))
             done.add_done_callback(functools.partial(_deliver_batch, caller, part))
 
-    async def _write_batch(
-        self, batch: list[tuple[Callable[[], Op[Any]], asyncio.Future[Any]]]
-    ) -> list[tuple[bool, Any]]:
+    async def _write_batch(self, batch: list[_Write]) -> list[_batching.Outcome]:
         factories = [factory for factory, _ in batch]
         try:
             return [(True, value) for value in await self._pipelined(factories)]
@@ -501,7 +467,7 @@ class PostgresStore(Store):
         except RuntimeError:
             caller = None
         self._listeners.append((callback, caller))
-        loop = self._loop
+        loop = self._loop_thread.loop
         if loop is not None and self._pool is not None:
             loop.call_soon_threadsafe(self._start_listening)
 
@@ -585,26 +551,16 @@ async def _drive_piped(cur: psycopg.AsyncCursor[Any], pipe: psycopg.AsyncPipelin
 
 def _deliver_batch(
     caller: asyncio.AbstractEventLoop,
-    batch: list[tuple[Callable[[], Op[Any]], asyncio.Future[Any]]],
-    done: concurrent.futures.Future[list[tuple[bool, Any]]],
+    batch: list[_Write],
+    done: concurrent.futures.Future[list[_batching.Outcome]],
 ) -> None:
     """Hand a batch's outcomes back to the loop its callers wait on."""
     try:
         outcomes = done.result()
     except BaseException as exc:  # the store's loop went away under the batch
         outcomes = [(False, exc)] * len(batch)
-
-    def resolve() -> None:
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-    with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-        caller.call_soon_threadsafe(resolve)
+    settling = [(f, ok, v) for (_, f), (ok, v) in zip(batch, outcomes, strict=True)]
+    _batching.settle_on(caller, settling)
 
 
 def _render(sql: str) -> str:

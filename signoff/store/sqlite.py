@@ -6,7 +6,8 @@ so one failing operation rolls back alone) and commits once: group commit, so ma
 concurrent runs share one commit. A second thread serves reads on its own connection.
 `busy_timeout` plus `BEGIN IMMEDIATE` means another process holding the write lock makes
 us wait, never fail with "database is locked". What one batch does inside its transaction
-is `signoff.store.sqlite_batch`; this module is where batches run.
+is `signoff.store.sqlite_batch`; this module is where batches run. Gathering operations
+per turn of the event loop is `signoff.store._batching`, shared with PostgreSQL.
 
 URL: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`; options as query
 parameters: `synchronous=full|normal` (default full: a commit survives power loss),
@@ -16,7 +17,6 @@ parameters: `synchronous=full|normal` (default full: a commit survives power los
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from signoff import errors
-from signoff.store import schema, sqlite_batch
+from signoff.store import _batching, schema, sqlite_batch
 from signoff.store.base import Store
 from signoff.store.sql import SQLITE, Op
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _MAX_BATCH = 512
 _Item = tuple[Any, "asyncio.Future[Any]", asyncio.AbstractEventLoop]  # op or factory
+_Waiting = _batching.Waiting[Any]  # an op or factory, and its caller's future
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
@@ -188,29 +189,20 @@ class _Inline:
         self._write = write
         self._checkpointer = checkpointer
         self._lock = threading.Lock()
-        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gathering = _batching.Gathering[Any](self._flush)
 
     def submit(self, op: Op[T] | Callable[[], Op[T]]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        if self._loop is None:
-            self._loop = loop
-            loop.call_soon(self._flush)
-        elif self._loop is not loop:  # a second event loop uses this store: go by thread
+        if self._gathering.elsewhere(loop):  # a second event loop uses this store: by thread
+            future: asyncio.Future[T] = loop.create_future()
             self._fallback.enqueue(op, future, loop)
             return future
-        self._pending.append((op, future))
-        return future
+        return self._gathering.submit(op, loop)
 
-    def _flush(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-        if self._pending:
-            loop.call_soon(self._flush)
-        else:
-            self._loop = None
+    def _flush(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiting]) -> None:
+        if len(batch) > _MAX_BATCH:  # the rest in the next turn, ahead of newer ones
+            batch, rest = batch[:_MAX_BATCH], batch[_MAX_BATCH:]
+            self._gathering.add(loop, rest)
         try:
             with self._lock:
                 outcomes, busy = self._run(batch)
@@ -220,11 +212,9 @@ class _Inline:
             self._checkpointer.wrote()
         for op, future in busy:  # another process holds a lock: wait for it in the thread
             self._fallback.enqueue(op, future, loop)
-        _resolve(outcomes)
+        _batching.settle(outcomes)
 
-    def _run(
-        self, batch: list[tuple[Any, asyncio.Future[Any]]]
-    ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], list[tuple[Any, asyncio.Future[Any]]]]:
+    def _run(self, batch: list[_Waiting]) -> tuple[list[_batching.Settling], list[_Waiting]]:
         cur = self._conn.cursor()
         try:
             cur.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
@@ -253,23 +243,12 @@ class _Inline:
         return done, busy
 
 
-def _deliver(batch: list[_Item], outcomes: list[tuple[bool, Any]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+def _deliver(batch: list[_Item], outcomes: list[_batching.Outcome]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_batching.Settling]] = {}
     for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
         by_loop.setdefault(loop, []).append((future, ok, value))
     for loop, items in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            loop.call_soon_threadsafe(_resolve, items)
-
-
-def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in items:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        _batching.settle_on(loop, items)
 
 
 class SQLiteStore(Store):

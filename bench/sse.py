@@ -64,8 +64,8 @@ async def _tokens(url: str) -> dict[str, str]:
     e = Engine(url)
     try:
         return {
-            "starter": (await e.create_token("starter", ["read", "start"]))[1],
-            "approver": (await e.create_token("approver", ["read", "decide"]))[1],
+            "starter": (await e.access.create_token("starter", ["read", "start"]))[1],
+            "approver": (await e.access.create_token("approver", ["read", "decide"]))[1],
         }
     finally:
         await e.close()

@@ -137,18 +137,18 @@ async def refund_review(ctx: Context, ticket_id: str) -> dict[str, Any]:
 # The demo ----------------------------------------------------------------------------
 
 
-def _describe(event: signoff.HistoryEvent) -> str:
+def _describe(entry: signoff.HistoryEntry) -> str:
     """One line of details for the timeline."""
-    d = event.data
-    if event.type.startswith("step_"):
+    d = entry.data
+    if entry.type.startswith("step_"):
         tries = d.get("attempts") or d.get("attempt")
         text = f"{d.get('name')} (step #{d.get('seq')}, attempt {tries})"
         if d.get("error"):
             text += f": {d['error'].get('type')}: {d['error'].get('message')}"
         return text
-    if event.type == "approval_requested":
+    if entry.type == "approval_requested":
         return f"{d.get('key')}: {d.get('summary')}"
-    if event.type == "approval_decided":
+    if entry.type == "approval_decided":
         text = f"{d.get('key')} {d.get('status')}"
         return text + (f': "{d["reason"]}"' if d.get("reason") else "")
     shown = [f"{k}={v}" for k, v in d.items() if v not in (None, "", {})]
@@ -197,12 +197,12 @@ async def demo(eng: Engine, ticket_id: str = "T-1042") -> dict[str, Any]:
         timeline = Table(title=f"timeline of run {run.id[:8]}", title_justify="left")
         for col in ("time", "event", "actor", "details"):
             timeline.add_column(col)
-        for event in await eng.history(run.id):
+        for entry in await eng.history(run.id):
             timeline.add_row(
-                event.at.strftime("%H:%M:%S.%f")[:-3],
-                event.type,
-                event.actor or "",
-                _describe(event),
+                entry.at.strftime("%H:%M:%S.%f")[:-3],
+                entry.type,
+                entry.actor or "",
+                _describe(entry),
             )
         console.print(timeline)
     conn = _ledger()

@@ -4,6 +4,9 @@ A workflow is an `async def` function. It pauses for a person's decision, waits 
 days as rows in a database, survives restarts, and resumes exactly where it stopped.
 """
 
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from signoff.client import ApiError, AsyncClient, Client
 from signoff.context import Context, idempotency_key
 from signoff.engine import Engine
@@ -47,7 +50,7 @@ from signoff.models import (
     ApprovalStatus,
     Decision,
     DecisionStatus,
-    HistoryEvent,
+    HistoryEntry,
     RetryPolicy,
     Run,
     RunPage,
@@ -56,6 +59,9 @@ from signoff.models import (
 )
 from signoff.policy import Directory, Stage
 from signoff.sync import SyncEngine
+
+if TYPE_CHECKING:  # the deprecated name, for type checkers; at run time __getattr__ warns
+    from signoff.models import HistoryEntry as HistoryEvent  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -83,7 +89,7 @@ __all__ = [
     "DuplicateVote",
     "Engine",
     "Gated",
-    "HistoryEvent",
+    "HistoryEntry",
     "InvalidArgument",
     "InvalidDuration",
     "InvalidEdit",
@@ -115,3 +121,14 @@ __all__ = [
     "gated",
     "idempotency_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HistoryEvent":  # the old name, kept for one release
+        warnings.warn(
+            "signoff.HistoryEvent is deprecated; use signoff.HistoryEntry",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return HistoryEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

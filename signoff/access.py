@@ -1,14 +1,29 @@
-"""What the HTTP API needs from an engine besides its domain operations: the live-stream
-tail of history events, API tokens, idempotency records and signed-link uses.
+"""What the HTTP API needs besides the engine's domain operations, held by the engine
+as `engine.access`: the tail of the history (for the live streams), API tokens,
+idempotency records and signed-link uses.
 
-`Engine` inherits these; they go through the store like every other operation.
+They go through the store like every other operation. The engine's old spellings of
+the public ones (`engine.create_token`, `engine.events`, ...) are deprecated aliases,
+kept for one release (`Moved`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import secrets
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Callable, Coroutine
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from signoff import clock, errors, serialization
 from signoff.store import sql_api
@@ -19,29 +34,32 @@ if TYPE_CHECKING:
 
 TOKEN_SCOPES = ("read", "start", "decide", "admin")
 StoredResponse = sql_api.StoredResponse
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class ApiSupport:
-    """Mixed into `Engine`: operations the HTTP server uses."""
+class Access:
+    """Operations the HTTP server (and `signoff tokens`) use: `engine.access`."""
 
-    store: Store
-    clock: clock.Clock
+    def __init__(self, store: Store, clock_: clock.Clock) -> None:
+        self.store = store
+        self.clock = clock_
 
-    async def events(
-        self, after_id: int = 0, *, run_id: str | None = None, limit: int = 500
-    ) -> list[models.HistoryEvent]:
-        """History events with an id above `after_id`, oldest first (of one run, or all
+    async def history_since(
+        self, after: int = 0, *, run_id: str | None = None, limit: int = 500
+    ) -> list[models.HistoryEntry]:
+        """History entries with an id above `after`, oldest first (of one run, or all
         runs); the ids increase, so the last id seen is a cursor for the next call."""
         serialization.check_texts((run_id, "run_id"))
-        return await self.store.events_after(after_id=after_id, run_id=run_id, limit=limit)
+        return await self.store.history_after(after_id=after, run_id=run_id, limit=limit)
 
-    async def last_event_id(self) -> int:
-        """The id of the newest history event (0 when there is none)."""
-        return await self.store.last_event_id()
+    async def last_history_id(self) -> int:
+        """The id of the newest history entry (0 when there is none)."""
+        return await self.store.last_history_id()
 
     async def create_token(
         self, name: str, scopes: list[str], *, by: str | None = None
@@ -137,3 +155,58 @@ class ApiSupport:
     async def release_link(self, nonce: str) -> None:
         """Make a link usable again (its decision could not be recorded)."""
         await self.store.release_link(nonce)
+
+
+# deprecated spellings on `Engine`, kept for one release ------------------------------
+
+
+class _HasAccess(Protocol):
+    access: Access
+
+
+class Moved(Generic[P, T]):
+    """An `Engine` attribute that moved to `engine.access`: calling it warns
+    (`DeprecationWarning` naming the new spelling), then calls `method` on the access."""
+
+    def __init__(
+        self, method: Callable[Concatenate[Access, P], Coroutine[Any, Any, T]], new: str
+    ) -> None:
+        self.method, self.new, self.name = method, new, method.__name__
+        self.__doc__ = f"Deprecated: use `{new}`."
+        signature = inspect.signature(method)
+        self.signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, engine: None, owner: type[Any]) -> Moved[P, T]: ...
+    @overload
+    def __get__(
+        self, engine: _HasAccess, owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(
+        self, engine: _HasAccess | None, owner: type[Any]
+    ) -> Moved[P, T] | Callable[P, Coroutine[Any, Any, T]]:
+        if engine is None:
+            return self
+        method, message = self.method, f"engine.{self.name}() is deprecated; use {self.new}()"
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]:
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
+            return method(engine.access, *args, **kwargs)
+
+        call.__name__ = call.__qualname__ = self.name
+        call.__doc__ = self.__doc__
+        call.__signature__ = self.signature  # type: ignore[attr-defined]
+        return call
+
+
+async def old_events(
+    access: Access, after_id: int = 0, *, run_id: str | None = None, limit: int = 500
+) -> list[models.HistoryEntry]:
+    return await access.history_since(after_id, run_id=run_id, limit=limit)
+
+
+async def old_last_event_id(access: Access) -> int:
+    return await access.last_history_id()

@@ -7,7 +7,7 @@ shown = page[0]
 client.approve(shown.run_id, shown.key, digest=shown.digest, reason="ok")
 ```
 Records are the engine's own (`models.Run`, `models.Approval`, `models.Decision`,
-`models.HistoryEvent`), parsed with pydantic `TypeAdapter`s over those dataclasses, so
+`models.HistoryEntry`), parsed with pydantic `TypeAdapter`s over those dataclasses, so
 the client returns every field the server sends. Errors come back as the matching
 `signoff.errors` class, found by the problem's `code` (`RunNotFound`, `DecisionConflict`,
 `StaleDigest` with `.current_digest`, ...); anything else as `ApiError` with its status.
@@ -47,7 +47,7 @@ RUN = TypeAdapter(models.Run)
 APPROVAL = TypeAdapter(models.Approval)
 APPROVALS = TypeAdapter(list[models.Approval])
 DECISION = TypeAdapter(models.Decision)
-EVENTS = TypeAdapter(list[models.HistoryEvent])
+HISTORY = TypeAdapter(list[models.HistoryEntry])
 
 
 class ApiError(errors.SignoffError):
@@ -208,8 +208,8 @@ class AsyncClient:
         params = _params(status=status, workflow=workflow, limit=limit, cursor=cursor)
         return _run_page(await self._call("GET", "/runs", params=params))
 
-    async def history(self, run_id: str) -> list[models.HistoryEvent]:
-        return EVENTS.validate_python(await self._call("GET", f"/runs/{_q(run_id)}/history"))
+    async def history(self, run_id: str) -> list[models.HistoryEntry]:
+        return HISTORY.validate_python(await self._call("GET", f"/runs/{_q(run_id)}/history"))
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> models.Run:
         body = {"reason": reason} if reason is not None else {}
@@ -423,8 +423,8 @@ class Client:
         params = _params(status=status, workflow=workflow, limit=limit, cursor=cursor)
         return _run_page(self._call("GET", "/runs", params=params))
 
-    def history(self, run_id: str) -> list[models.HistoryEvent]:
-        return EVENTS.validate_python(self._call("GET", f"/runs/{_q(run_id)}/history"))
+    def history(self, run_id: str) -> list[models.HistoryEntry]:
+        return HISTORY.validate_python(self._call("GET", f"/runs/{_q(run_id)}/history"))
 
     def cancel(self, run_id: str, *, reason: str | None = None) -> models.Run:
         body = {"reason": reason} if reason is not None else {}

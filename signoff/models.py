@@ -1,4 +1,4 @@
-"""The records signoff hands to users: runs, approvals, decisions, history events.
+"""The records signoff hands to users: runs, approvals, decisions, history entries.
 
 All are frozen, keyword-only, slotted dataclasses; enum values equal the strings stored
 in the database. Datetimes are always aware (UTC).
@@ -7,9 +7,10 @@ in the database. Datetimes are always aware (UTC).
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from signoff import errors
 
@@ -245,8 +246,9 @@ class RunPage(Page[Run]):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class HistoryEvent:
-    """One entry of a run's append-only history."""
+class HistoryEntry:
+    """One entry of a run's append-only history (`engine.history(run_id)`). Not to be
+    confused with an event, which `engine.notify` publishes to waiting runs."""
 
     id: int
     run_id: str
@@ -254,3 +256,18 @@ class HistoryEvent:
     type: str
     actor: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+if TYPE_CHECKING:
+    HistoryEvent = HistoryEntry  # deprecated; at run time `__getattr__` warns
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HistoryEvent":  # the old name, kept for one release
+        warnings.warn(
+            "signoff.models.HistoryEvent is deprecated; use signoff.models.HistoryEntry",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return HistoryEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ def tokens_create(name: str, scopes: tuple[str, ...], by: str | None, as_json: b
     """Create a token for NAME and print its secret (shown only now)."""
     # a token may be made before the first `signoff serve`: this may create the database
     token, secret = apps.with_engine(
-        lambda e: e.create_token(name, list(scopes), by=by), create=True
+        lambda e: e.access.create_token(name, list(scopes), by=by), create=True
     )
     if as_json:
         output.echo_json({"token": token, "secret": secret})
@@ -45,7 +45,7 @@ def tokens_create(name: str, scopes: tuple[str, ...], by: str | None, as_json: b
 @json_option()
 def tokens_list(as_json: bool) -> None:
     """Every token, with its scopes and whether it is revoked (never the secret)."""
-    found = apps.with_engine(lambda e: e.list_tokens())
+    found = apps.with_engine(lambda e: e.access.list_tokens())
     if as_json:
         output.echo_json(found)
     elif not found:
@@ -60,7 +60,7 @@ def tokens_list(as_json: bool) -> None:
 @core.by_option()
 def tokens_revoke(token_id: str, by: str | None) -> None:
     """Revoke a token at once."""
-    token = apps.with_engine(lambda e: e.revoke_token(token_id, by=by))
+    token = apps.with_engine(lambda e: e.access.revoke_token(token_id, by=by))
     click.echo(f"revoked token {token.id} ({token.name})")
 
 

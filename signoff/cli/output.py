@@ -184,7 +184,7 @@ def run_fields(run: models.Run) -> Table:
     return fields(pairs)
 
 
-def details(event: models.HistoryEvent) -> str:
+def details(event: models.HistoryEntry) -> str:
     parts = []
     for name, value in event.data.items():
         if value is None:

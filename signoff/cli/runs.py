@@ -47,7 +47,7 @@ def runs_list(
         click.echo(f"more: signoff runs list --cursor {page.next_cursor}")
 
 
-Shown = tuple[models.Run, list[models.Approval], list[models.HistoryEvent]]
+Shown = tuple[models.Run, list[models.Approval], list[models.HistoryEntry]]
 
 
 @runs.command("show")

@@ -56,7 +56,7 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("send an API token as `Authorization: Bearer <token>`")
     engine: Engine = request.app.state.engine
-    token = await engine.authenticate(secret.strip())
+    token = await engine.access.authenticate(secret.strip())
     if token is None:
         raise _unauthorized("the API token is unknown or revoked")
     return Principal(token.name, frozenset(token.scopes))

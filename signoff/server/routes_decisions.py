@@ -88,7 +88,7 @@ async def decide_once(
     request_hash = hashlib.sha256(
         json.dumps(fingerprint, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
-    kept = await engine.reserve_response(who.name, idempotency_key, request_hash)
+    kept = await engine.access.reserve_response(who.name, idempotency_key, request_hash)
     if kept is not None:
         if kept.request_hash == request_hash:  # a retry: wait for the first answer
             kept = await _settled(request, who, idempotency_key, kept)
@@ -98,9 +98,9 @@ async def decide_once(
     except errors.DecisionConflict as exc:
         status, body = problems.from_error(exc)
     except BaseException:
-        await engine.release_response(who.name, idempotency_key)
+        await engine.access.release_response(who.name, idempotency_key)
         raise
-    await engine.finish_response(who.name, idempotency_key, status, body)
+    await engine.access.finish_response(who.name, idempotency_key, status, body)
     return _respond(status, body, {})
 
 
@@ -113,7 +113,7 @@ async def _settled(
         if not kept.pending:
             break
         await asyncio.sleep(0.05)
-        kept = await engine.stored_response(who.name, idempotency_key) or kept
+        kept = await engine.access.stored_response(who.name, idempotency_key) or kept
     return kept
 
 
@@ -218,4 +218,4 @@ async def _relayed(
     request: Request, run_id: str, who: auth.Principal, actor: str, body: schemas.Webhook
 ) -> None:
     data = {"key": body.key, "action": body.action, "actor": actor, "token": who.name}
-    await deps.engine(request).record_history(run_id, "webhook_relayed", data, actor=actor)
+    await deps.engine(request).access.record_history(run_id, "webhook_relayed", data, actor=actor)

@@ -106,7 +106,7 @@ async def _check(request: Request, token: str) -> auth.Link | HTMLResponse:
         return _message(403, "Invalid link", "This link is not valid.")
     if time.time() >= link.expires_at:
         return _message(410, "Link expired", "This link has expired; open the inbox instead.")
-    if await deps.engine(request).link_used(link.nonce):
+    if await deps.engine(request).access.link_used(link.nonce):
         return _message(410, "Link used", "This link has already been used.")
     return link
 
@@ -207,18 +207,18 @@ async def _decide(
     request: Request, link: auth.Link, action: str, reason: str | None, shown: models.Approval
 ) -> HTMLResponse:
     engine = deps.engine(request)
-    if not await engine.use_link(link.nonce, link.run_id, link.key, link.approver):
+    if not await engine.access.use_link(link.nonce, link.run_id, link.key, link.approver):
         return _message(410, "Link used", "This link has already been used.")
     try:
         decision = await routes_decisions.decide(
             request, link.run_id, link.key, action, None, reason, link.approver, shown.digest
         )
     except errors.StaleDigest:
-        await engine.release_link(link.nonce)
+        await engine.access.release_link(link.nonce)
         return _stale(await routes_approvals.latest_approval(request, link.run_id, link.key))
     except errors.DecisionConflict as exc:
         return _message(409, "Already decided", str(exc))
     except BaseException:
-        await engine.release_link(link.nonce)
+        await engine.access.release_link(link.nonce)
         raise
     return _message(200, "Thank you", f"Recorded: {decision.status.value} by {decision.by}.")

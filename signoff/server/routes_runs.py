@@ -58,12 +58,12 @@ async def list_runs(
 
 @router.get(
     "/runs/{run_id:path}/history",
-    response_model=list[models.HistoryEvent],
+    response_model=list[models.HistoryEntry],
     operation_id="run_history",
 )
 async def run_history(
     run_id: deps.RunId, request: Request, who: Reader
-) -> list[models.HistoryEvent]:
+) -> list[models.HistoryEntry]:
     """Everything that happened to the run, oldest first."""
     return await deps.engine(request).history(run_id)
 

@@ -37,7 +37,7 @@ def _still_allowed(request: Request) -> stream.Allowed | None:
 
     async def allowed() -> bool:
         try:
-            token = await engine.authenticate(secret)
+            token = await engine.access.authenticate(secret)
         except Exception:  # a store outage: keep the stream; the next check decides
             return True
         return token is not None and auth.Principal(token.name, frozenset(token.scopes)).allows(

@@ -19,7 +19,7 @@ Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
 async def create_token(
     body: schemas.CreateToken, request: Request, who: Admin
 ) -> schemas.TokenCreated:
-    token, secret = await deps.engine(request).create_token(
+    token, secret = await deps.engine(request).access.create_token(
         body.name, list(body.scopes), by=who.name
     )
     return schemas.TokenCreated(token=schemas.TokenOut.model_validate(token), secret=secret)
@@ -27,7 +27,8 @@ async def create_token(
 
 @router.get("/tokens", response_model=list[schemas.TokenOut], operation_id="list_tokens")
 async def list_tokens(request: Request, who: Admin) -> list[schemas.TokenOut]:
-    return [schemas.TokenOut.model_validate(t) for t in await deps.engine(request).list_tokens()]
+    tokens = await deps.engine(request).access.list_tokens()
+    return [schemas.TokenOut.model_validate(t) for t in tokens]
 
 
 @router.delete("/tokens/{token_id}", response_model=schemas.TokenOut, operation_id="revoke_token")
@@ -36,7 +37,7 @@ async def revoke_token(
 ) -> schemas.TokenOut:
     """Revoke a token at once; revoking again is harmless."""
     try:
-        token = await deps.engine(request).revoke_token(token_id, by=who.name)
+        token = await deps.engine(request).access.revoke_token(token_id, by=who.name)
     except errors.InvalidArgument as exc:
         raise problems.Problem(404, "token_not_found", str(exc)) from None
     return schemas.TokenOut.model_validate(token)

@@ -127,7 +127,7 @@ class CreateLink(Strict):
 
 # responses -------------------------------------------------------------------------------
 # The records are the domain's dataclasses themselves (`models.Run`, `models.Approval`,
-# `models.Decision`, `models.HistoryEvent`): FastAPI serves them and documents them through
+# `models.Decision`, `models.HistoryEntry`): FastAPI serves them and documents them through
 # pydantic, and the client parses them back with TypeAdapters over the same dataclasses,
 # so no field can go missing on one surface only.
 

@@ -71,8 +71,8 @@ QUEUE_LIMIT = 10_000
 PAGE = 1000
 
 
-def format_event(event: models.HistoryEvent) -> str | None:
-    """The SSE frame of a history event, or None when the event is not streamed."""
+def format_event(event: models.HistoryEntry) -> str | None:
+    """The SSE frame of a history entry, or None when its type is not streamed."""
     name = EVENT_NAMES.get(event.type)
     if name is None:
         return None
@@ -102,7 +102,7 @@ def parse_last_event_id(value: str | None) -> int | None:
 class Subscriber:
     run_id: str | None
     start: int  # the hub's cursor when it subscribed: later events come by queue
-    queue: asyncio.Queue[models.HistoryEvent] = field(
+    queue: asyncio.Queue[models.HistoryEntry] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
     )
     overflowed: bool = False
@@ -128,7 +128,7 @@ class Hub:
 
     async def subscribe(self, run_id: str | None) -> Subscriber:
         if not self.subscribers:
-            self.cursor = max(self.cursor, await self.engine.last_event_id())
+            self.cursor = max(self.cursor, await self.engine.access.last_history_id())
         sub = Subscriber(run_id, self.cursor)
         self.subscribers.add(sub)
         self._ensure_running()
@@ -173,7 +173,7 @@ class Hub:
 
     async def poll_once(self) -> bool:
         """Read the tail once and hand new events out; True if a full page came."""
-        events = await self.engine.events(self.cursor, limit=PAGE)
+        events = await self.engine.access.history_since(self.cursor, limit=PAGE)
         loop = asyncio.get_running_loop()
         for event in events:
             if event.id != self.cursor + 1:
@@ -186,7 +186,7 @@ class Hub:
             self._dispatch(event)
         return len(events) == PAGE
 
-    def _dispatch(self, event: models.HistoryEvent) -> None:
+    def _dispatch(self, event: models.HistoryEntry) -> None:
         if event.type not in EVENT_NAMES:
             return
         for sub in list(self.subscribers):
@@ -240,7 +240,7 @@ async def events(
         while last < sub.start:  # catch up from the database
             if await gate.closed():
                 return
-            page = await hub.engine.events(last, run_id=run_id, limit=PAGE)
+            page = await hub.engine.access.history_since(last, run_id=run_id, limit=PAGE)
             page = [e for e in page if e.id <= sub.start]
             if not page:
                 break
@@ -283,7 +283,7 @@ async def events(
 async def _rest_of_run(engine: Engine, run_id: str, last: int) -> AsyncIterator[str]:
     """Everything after `last` of a run that has finished (its history is complete)."""
     while True:
-        page = await engine.events(last, run_id=run_id, limit=PAGE)
+        page = await engine.access.history_since(last, run_id=run_id, limit=PAGE)
         for event in page:
             last = event.id
             frame = format_event(event)

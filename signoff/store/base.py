@@ -218,7 +218,7 @@ class Store(abc.ABC):
     async def count_runs(self, *, status: str | None = None, workflow: str | None = None) -> int:
         return await self._read(_op(sql_runs.count_runs, status=status, workflow=workflow))
 
-    async def history(self, run_id: str) -> list[models.HistoryEvent]:
+    async def history(self, run_id: str) -> list[models.HistoryEntry]:
         return await self._read(_op(sql_runs.get_history, run_id))
 
     async def register_workflows(self, names: list[str], now: float) -> None:
@@ -318,15 +318,15 @@ class Store(abc.ABC):
     async def release_link(self, nonce: str) -> None:
         await self._write(_op(sql_api.release_link, nonce))
 
-    async def events_after(
+    async def history_after(
         self, *, after_id: int, run_id: str | None = None, limit: int = 500
-    ) -> list[models.HistoryEvent]:
+    ) -> list[models.HistoryEntry]:
         return await self._read(
-            _op(sql_api.events_after, after_id=after_id, run_id=run_id, limit=limit)
+            _op(sql_api.history_after, after_id=after_id, run_id=run_id, limit=limit)
         )
 
-    async def last_event_id(self) -> int:
-        return await self._read(_op(sql_api.last_event_id))
+    async def last_history_id(self) -> int:
+        return await self._read(_op(sql_api.last_history_id))
 
     async def resolve_run_id(self, prefix: str, *, limit: int = 3) -> list[str]:
         """`[prefix]` if a run has that id, else up to `limit` ids starting with it; reads."""
@@ -377,7 +377,7 @@ class Store(abc.ABC):
     finish_delivery = _writes(
         sql_outbox.finish,
         """Record one attempt's outcome under its claim (delivered, retrying after backoff,
-        dead), with a history event on the run; one transaction. "stale" if the claim
+        dead), with a history entry on the run; one transaction. "stale" if the claim
         was lost, and then nothing changes.""",
     )
 

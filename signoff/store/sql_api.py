@@ -212,8 +212,10 @@ def release_link(nonce: str) -> Op[None]:
 # history tail ----------------------------------------------------------------------------
 
 
-def events_after(*, after_id: int, run_id: str | None, limit: int) -> Op[list[models.HistoryEvent]]:
-    """History events with an id above `after_id`, oldest first (of one run, or all)."""
+def history_after(
+    *, after_id: int, run_id: str | None, limit: int
+) -> Op[list[models.HistoryEntry]]:
+    """History entries with an id above `after_id`, oldest first (of one run, or all)."""
     if run_id is None:
         res = yield Query(
             "SELECT id, run_id, at, type, actor, data FROM history WHERE id > ? "
@@ -227,7 +229,7 @@ def events_after(*, after_id: int, run_id: str | None, limit: int) -> Op[list[mo
             (run_id, after_id, limit),
         )
     return [
-        models.HistoryEvent(
+        models.HistoryEntry(
             id=int(r[0]),
             run_id=r[1],
             at=models.from_timestamp(r[2]),  # type: ignore[arg-type]
@@ -239,6 +241,6 @@ def events_after(*, after_id: int, run_id: str | None, limit: int) -> Op[list[mo
     ]
 
 
-def last_event_id() -> Op[int]:
+def last_history_id() -> Op[int]:
     res = yield Query("SELECT MAX(id) FROM history")
     return int(res.rows[0][0] or 0)

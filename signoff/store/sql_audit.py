@@ -67,7 +67,7 @@ def entries(
 def recorded(
     run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]
 ) -> Op[None]:
-    """A history event of a run that also goes on its audit chain (the same JSON text)."""
+    """A history entry of a run that also goes on its audit chain (the same JSON text)."""
     text = dump_json(data)
     yield history(run_id, at, type_, actor, text)
     yield from append(run_id, at, type_, actor, text)

@@ -337,13 +337,13 @@ def count_runs(*, status: str | None, workflow: str | None) -> Op[int]:
     return int(res.rows[0][0])
 
 
-def get_history(run_id: str) -> Op[list[models.HistoryEvent]]:
+def get_history(run_id: str) -> Op[list[models.HistoryEntry]]:
     res = yield Query(
         "SELECT id, run_id, at, type, actor, data FROM history WHERE run_id = ? ORDER BY id",
         (run_id,),
     )
     return [
-        models.HistoryEvent(
+        models.HistoryEntry(
             id=r[0],
             run_id=r[1],
             at=models.from_timestamp(r[2]),  # type: ignore[arg-type]

@@ -97,7 +97,7 @@ def _tokens(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
     async def create() -> tuple[dict[str, str], dict[str, str]]:
         secrets, ids = {}, {}
         for name, scopes in PEOPLE.items():
-            token, secret = await engine.create_token(name, scopes)
+            token, secret = await engine.access.create_token(name, scopes)
             secrets[name], ids[name] = secret, token.id
         await engine.close()
         return secrets, ids

@@ -145,7 +145,7 @@ def test_who_may_not_decide_neither_sees_nor_decides(
 
 
 def test_sign_in_and_revocation(server: Served, browser: Any) -> None:
-    token, secret = server.admin(lambda e: e.create_token("dave", ["decide"]))
+    token, secret = server.admin(lambda e: e.access.create_token("dave", ["decide"]))
     context = browser.new_context()
     page = context.new_page()
     try:
@@ -160,7 +160,7 @@ def test_sign_in_and_revocation(server: Served, browser: Any) -> None:
         cookie = next(c for c in context.cookies() if c["name"] == "signoff_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
         assert secret not in cookie["value"] and secret not in page.url
-        server.admin(lambda e: e.revoke_token(token.id))
+        server.admin(lambda e: e.access.revoke_token(token.id))
         page.reload()
         assert page.url.endswith("/inbox/signin")
         assert "so_" not in server.log.read_text()

@@ -43,7 +43,7 @@ async def make_api(url: str) -> Api:
         "bob": ["read", "decide"],
         "admin": ["admin"],
     }.items():
-        _, secret = await engine.create_token(name, scopes)
+        _, secret = await engine.access.create_token(name, scopes)
         tokens[name] = secret
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
     return Api(engine, app, client, tokens)

@@ -52,7 +52,7 @@ async def test_every_domain_field_is_in_openapi_and_in_what_the_client_returns(
     api: Api,
 ) -> None:
     doc = (await api.client.get("/openapi.json", headers=api.auth("reader"))).json()
-    records = (models.Run, models.Approval, models.Decision, models.Vote, models.HistoryEvent)
+    records = (models.Run, models.Approval, models.Decision, models.Vote, models.HistoryEntry)
     for record in records:
         wanted = {f.name for f in dataclasses.fields(record)}
         assert wanted <= _schema_fields(doc, record), record
@@ -140,7 +140,7 @@ async def test_crafted_cursors_are_400_bad_cursor(api: Api, path: str, cursor: s
 async def test_a_decide_only_token_reads_what_it_may_decide_and_decides_it(api: Api) -> None:
     named = await start(api, "named")  # approvers: alice
     other = await start_waiting(api)  # anyone may decide
-    _, secret = await api.engine.create_token("alice", ["decide"])
+    _, secret = await api.engine.access.create_token("alice", ["decide"])
     headers = {"Authorization": f"Bearer {secret}"}
     inbox = await api.client.get("/approvals", headers=headers)
     assert inbox.status_code == 200
@@ -153,7 +153,7 @@ async def test_a_decide_only_token_reads_what_it_may_decide_and_decides_it(api: 
     assert res.status_code == 403
     assert (await api.client.get(f"/runs/{named}", headers=headers)).status_code == 403
     assert (await api.client.get(f"/runs/{other}/approvals/manager", headers=headers)).is_success
-    _, bobs = await api.engine.create_token("bob", ["decide"])
+    _, bobs = await api.engine.access.create_token("bob", ["decide"])
     res = await api.client.get(
         f"/runs/{named}/approvals/lead", headers={"Authorization": f"Bearer {bobs}"}
     )

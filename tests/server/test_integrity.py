@@ -72,7 +72,7 @@ async def test_a_revoked_tokens_open_stream_stops_within_seconds(tmp_path: Path)
     engine = make_engine(f"sqlite:///{tmp_path}/s.db")
     await engine.start_worker()
     app = create_app(engine, run_worker=False, heartbeat=0.2, token_recheck=0.2)
-    token, secret = await engine.create_token("watcher", ["read"])
+    token, secret = await engine.access.create_token("watcher", ["read"])
     sent: list[dict[str, Any]] = []
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
@@ -98,7 +98,7 @@ async def test_a_revoked_tokens_open_stream_stops_within_seconds(tmp_path: Path)
     try:
         await asyncio.sleep(0.5)
         assert sent[0]["status"] == 200 and not task.done()
-        await engine.revoke_token(token.id)
+        await engine.access.revoke_token(token.id)
         revoked_at = time.monotonic()
         await asyncio.wait_for(task, 5)
         assert time.monotonic() - revoked_at < 3

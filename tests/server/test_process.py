@@ -49,7 +49,7 @@ def _tokens(db: str) -> dict[str, str]:
                 ("reader", ["read"]),
                 ("admin", ["admin"]),
             ]:
-                out[name] = (await engine.create_token(name, scopes))[1]
+                out[name] = (await engine.access.create_token(name, scopes))[1]
             return out
         finally:
             await engine.close()
@@ -187,8 +187,8 @@ def test_the_client_example_in_docs_http_md_runs(server: Server) -> None:
         engine = make_engine(server.db)
         try:
             return {
-                "SAM_TOKEN": (await engine.create_token("sam", ["read", "start"]))[1],
-                "ALICE_TOKEN": (await engine.create_token("alice", ["decide"]))[1],
+                "SAM_TOKEN": (await engine.access.create_token("sam", ["read", "start"]))[1],
+                "ALICE_TOKEN": (await engine.access.create_token("alice", ["decide"]))[1],
             }
         finally:
             await engine.close()

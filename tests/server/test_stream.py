@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from signoff import HistoryEvent
+from signoff import HistoryEntry
 from signoff.server import stream
 from tests.server.conftest import Api, start_waiting
 
@@ -146,7 +146,7 @@ async def test_a_stalled_subscriber_is_dropped_not_buffered_forever(api: Api) ->
     sub.queue = asyncio.Queue(2)
     for i in range(3):
         at = datetime.now(UTC)
-        hub._dispatch(HistoryEvent(id=10_000 + i, run_id="r", at=at, type="run_completed"))
+        hub._dispatch(HistoryEntry(id=10_000 + i, run_id="r", at=at, type="run_completed"))
     assert sub.overflowed and sub not in hub.subscribers
 
 
@@ -161,7 +161,7 @@ async def test_the_hub_waits_at_a_gap_left_by_a_slower_transaction(pg_url: str) 
     api = await make_api(pg_url)
     try:
         hub = stream.Hub(api.engine, poll_interval=0.01, gap_wait=30)
-        hub.cursor = await api.engine.last_event_id()
+        hub.cursor = await api.engine.access.last_history_id()
         slow = await psycopg.AsyncConnection.connect(pg_url)
         async with slow:
             await slow.execute(
@@ -170,7 +170,8 @@ async def test_the_hub_waits_at_a_gap_left_by_a_slower_transaction(pg_url: str) 
             )  # holds the next id, uncommitted
             run_id = await start_waiting(api)  # commits higher ids meanwhile
             sub = await hub.subscribe(None)
-            hub.cursor = sub.start = (await api.engine.events(0, run_id=run_id))[0].id - 2
+            first = (await api.engine.access.history_since(0, run_id=run_id))[0]
+            hub.cursor = sub.start = first.id - 2
             await hub.poll_once()
             assert sub.queue.empty()  # held at the gap
             await slow.commit()
@@ -204,7 +205,7 @@ async def test_the_hub_waits_at_a_gap_left_by_a_slower_transaction(pg_url: str) 
     ],
 )
 def test_every_wait_entered_and_left_is_streamed(history: str, streamed: str) -> None:
-    event = HistoryEvent(id=7, run_id="r1", at=datetime.now(UTC), type=history)
+    event = HistoryEntry(id=7, run_id="r1", at=datetime.now(UTC), type=history)
     frame = stream.format_event(event)
     assert frame is not None
     assert parse([frame])[0][:2] == (7, streamed)

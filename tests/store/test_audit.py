@@ -86,9 +86,9 @@ async def test_an_edit_in_the_database_is_found(
 
 
 async def test_tokens_and_cancellations_are_on_the_record(engine: Engine) -> None:
-    token, _ = await engine.create_token("alice", ["decide"], by="admin")
-    await engine.revoke_token(token.id, by="admin")
-    await engine.revoke_token(token.id, by="admin")  # a repeat changes nothing
+    token, _ = await engine.access.create_token("alice", ["decide"], by="admin")
+    await engine.access.revoke_token(token.id, by="admin")
+    await engine.access.revoke_token(token.id, by="admin")  # a repeat changes nothing
 
     @engine.workflow()
     async def wf(ctx: Context) -> None:

@@ -36,7 +36,7 @@ def eng(engine: Engine) -> Engine:
 
 
 async def events_of(engine: Engine, run_id: str, type_: str, wait: float = 5.0) -> list[Any]:
-    """The run's history events of one type, once at least one is there."""
+    """The run's history entries of one type, once at least one is there."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:

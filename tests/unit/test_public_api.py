@@ -29,7 +29,7 @@ LOCKED = [
     "DuplicateVote",
     "Engine",
     "Gated",
-    "HistoryEvent",
+    "HistoryEntry",
     "InvalidArgument",
     "InvalidDuration",
     "InvalidEdit",

@@ -76,7 +76,7 @@ def when(at: datetime.datetime | None) -> Markup:
 
 
 def event_value(value: Any) -> Markup | str:
-    """A value of a history event: its times (ISO text, as history keeps them) shown like
+    """A value of a history entry: its times (ISO text, as history keeps them) shown like
     every other time on the page, anything else as `shown`."""
     if isinstance(value, str) and 19 <= len(value) <= 40 and value[4:5] == "-":
         try:

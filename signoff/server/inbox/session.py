@@ -161,7 +161,7 @@ async def viewer(request: Request) -> Viewer:
 async def sign_in(request: Request, secret: str) -> Session | None:
     """A session for the API token `secret`, or None when it is unknown or revoked."""
     engine: Engine = request.app.state.engine
-    token = await engine.authenticate(secret.strip())
+    token = await engine.access.authenticate(secret.strip())
     if token is None:
         return None
     return fresh(token.name, access.token_hash(secret.strip()))

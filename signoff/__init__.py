@@ -12,6 +12,7 @@ from signoff.context import Context, idempotency_key
 from signoff.engine import Engine
 from signoff.errors import (
     AmbiguousRunId,
+    AnswerRequired,
     ApprovalClosed,
     ApprovalExpired,
     ApprovalNotFound,
@@ -21,6 +22,7 @@ from signoff.errors import (
     DecisionConflict,
     DuplicateApprovalKey,
     DuplicateVote,
+    EditNotAllowed,
     InvalidArgument,
     InvalidDuration,
     InvalidEdit,
@@ -29,6 +31,7 @@ from signoff.errors import (
     NotAllowedToDecide,
     NotSerializable,
     OutsideWorkflowError,
+    QuestionDeclined,
     RunCancelled,
     RunFailed,
     RunNotFound,
@@ -67,6 +70,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousRunId",
+    "AnswerRequired",
     "ApiError",
     "Approval",
     "ApprovalClosed",
@@ -87,6 +91,7 @@ __all__ = [
     "Directory",
     "DuplicateApprovalKey",
     "DuplicateVote",
+    "EditNotAllowed",
     "Engine",
     "Gated",
     "HistoryEntry",
@@ -98,6 +103,7 @@ __all__ = [
     "NotAllowedToDecide",
     "NotSerializable",
     "OutsideWorkflowError",
+    "QuestionDeclined",
     "RetryPolicy",
     "Run",
     "RunCancelled",

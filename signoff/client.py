@@ -126,7 +126,7 @@ def _decision_body(
     action: str, value: Any, reason: str | None, digest: str | None, by: str | None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"action": action}
-    if action == "edit":
+    if action in ("edit", "answer"):
         body["value"] = value
     for name, given in (("reason", reason), ("digest", digest), ("by", by)):
         if given is not None:
@@ -313,6 +313,20 @@ class AsyncClient:
     ) -> models.Decision:
         """Approve with a changed value."""
         body = _decision_body("edit", value, reason, digest, by)
+        return await self._decide(run_id, key, body, idempotency_key)
+
+    async def answer(
+        self,
+        run_id: str,
+        key: str,
+        answer: Any,
+        *,
+        digest: str | None = None,
+        by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> models.Decision:
+        """Answer a question the workflow asked with `ctx.ask`."""
+        body = _decision_body("answer", answer, None, digest, by)
         return await self._decide(run_id, key, body, idempotency_key)
 
     async def request_changes(
@@ -526,6 +540,20 @@ class Client:
     ) -> models.Decision:
         """Approve with a changed value."""
         body = _decision_body("edit", value, reason, digest, by)
+        return self._decide(run_id, key, body, idempotency_key)
+
+    def answer(
+        self,
+        run_id: str,
+        key: str,
+        answer: Any,
+        *,
+        digest: str | None = None,
+        by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> models.Decision:
+        """Answer a question the workflow asked with `ctx.ask`."""
+        body = _decision_body("answer", answer, None, digest, by)
         return self._decide(run_id, key, body, idempotency_key)
 
     def request_changes(

@@ -371,12 +371,14 @@ class Context:
         escalate_to: Sequence[str] | None = None,
         remind_every: durations.Duration | None = None,
         schema: Any = None,
+        edits: bool = True,
     ) -> models.Decision:
         """Ask people to decide; pause until they do. `key` names the request, unique
         within the run. `timeout` defaults to the engine's `approval_timeout` (if any);
         `timeout="never"` asks with no deadline whatever that default. The policy (who
         may decide, quorum, timeouts, escalation, schema of edits) is described in the
-        guide's "Approval policies" section."""
+        guide's "Approval policies" section. `edits=False` refuses edits (`EditNotAllowed`)
+        where what follows could not take an edited value."""
         return await self._approval(
             key,
             summary=summary,
@@ -392,7 +394,71 @@ class Context:
                 escalate_to=escalate_to,
                 remind_every=remind_every,
                 schema=schema,
+                edits=edits,
             ),
+        )
+
+    async def ask(
+        self,
+        question: str,
+        *,
+        key: str | None = None,
+        schema: Any = None,
+        to: str | Sequence[str] | None = None,
+        details: Any = None,
+        timeout: durations.Duration | None = None,
+    ) -> Any:
+        """Ask a person a question; pause until they answer, and return the answer.
+
+        Without `schema` the answer is text; with one (a pydantic model class, whose
+        instance is returned, or a JSON Schema dict) it is validated on every surface
+        before it is recorded. `to` names who may answer (people and `role:NAME`; anyone
+        when None); `details` (JSON) is shown beside the question; `key` (default: one
+        derived from the question) names it within the run. A person answers with
+        `engine.answer(run_id, key, answer, by=...)`, `signoff answer`, the HTTP action
+        "answer" or the inbox; declining to answer (a rejection) raises
+        `QuestionDeclined`, and `timeout` running out raises `WaitTimeout`.
+        """
+        if not isinstance(question, str) or not question.strip():
+            raise errors.InvalidArgument("a question must be a non-empty string")
+        if key is None:
+            key = "ask/" + hashlib.sha256(question.encode("utf-8")).hexdigest()[:12]
+        model = schema if isinstance(schema, type) else None
+        shape = {"type": "string", "minLength": 1} if schema is None else schema
+        approvers = [to] if isinstance(to, str) else to
+        decision = await self._approval(
+            key,
+            summary=question,
+            proposed=details,
+            timeout=timeout,
+            rules=dict(
+                approvers=approvers,
+                quorum=1,
+                reject_quorum=1,
+                allow_self_approval=True,  # asking is not approving: the requester may answer
+                on_timeout="expire",
+                escalate_after=None,
+                escalate_to=None,
+                remind_every=None,
+                schema=shape,
+                question=True,
+            ),
+        )
+        if decision.status is models.DecisionStatus.EDITED:
+            if model is not None:
+                return model.model_validate(decision.value)  # type: ignore[attr-defined]
+            return decision.value
+        if decision.status is models.DecisionStatus.REJECTED:
+            raise errors.QuestionDeclined(
+                f"{decision.by or 'the person asked'} declined to answer {question!r:.80}"
+                + (f": {decision.reason}" if decision.reason else ""),
+                run_id=self.run_id,
+                key=key,
+                by=decision.by,
+                reason=decision.reason,
+            )
+        raise errors.WaitTimeout(
+            f"nobody answered {question!r:.80} within {timeout}", run_id=self.run_id, key=key
         )
 
     async def approval_chain(

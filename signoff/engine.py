@@ -520,6 +520,20 @@ class Engine:
             run_id, key, models.DecisionStatus.EDITED, value_json, by, reason, digest
         )
 
+    async def answer(
+        self,
+        run_id: str,
+        key: str,
+        answer: Any,
+        *,
+        by: str | None = None,
+        digest: str | None = None,
+    ) -> models.Decision:
+        """Answer a question a workflow asked with `ctx.ask`: text, or a value that fits
+        the question's schema (`InvalidEdit` with `.errors` when it does not; the question
+        stays open). To decline, `reject` it with a reason."""
+        return await self.edit(run_id, key, answer, by=by, digest=digest)
+
     async def request_changes(
         self,
         run_id: str,
@@ -615,9 +629,10 @@ class Engine:
     ) -> models.ApprovalPage:
         """The inbox: approvals waiting for a decision, oldest first, one page at a time.
 
-        `approver`: those this person may decide (named, through a role, or after an
-        escalation); `role`: those named for `role:ROLE`; `older_than`: requested more
-        than this long ago (or before this datetime). The page is a list of `Approval`
+        `approver`: those this person may decide (named, through a role, after an
+        escalation, or open to anyone and not requested by them); `role`: those named
+        for `role:ROLE`; `older_than`: requested more than this long ago (or before this
+        datetime). The page is a list of `Approval`
         with `.next_cursor` (pass as `cursor=`; None on the last page) and `.total`.
         """
         serialization.check_texts(

@@ -7,7 +7,9 @@ SignoffError
 │   ├── BadCursor                a list's cursor that no page handed out (400)
 │   ├── InvalidDuration          "7x" is not a duration
 │   ├── NotSerializable          a value is not JSON (NaN, NUL, set, ...)
-│   └── InvalidEdit              an edit does not validate against the approval's schema
+│   ├── InvalidEdit              an edit does not validate against the approval's schema
+│   ├── EditNotAllowed           the approval may be approved or rejected, not edited
+│   └── AnswerRequired           a question (ctx.ask) is answered, not approved
 ├── WorkflowNotFound             no workflow registered under that name (404)
 ├── RunNotFound                  no run with that id (404)
 ├── ApprovalNotFound             the run never asked for that key (404)
@@ -24,7 +26,8 @@ SignoffError
 ├── RunCancelled                 engine.result() on a cancelled run
 ├── RunTimedOut                  the run passed its deadline (workflow timeout=)
 ├── StepError                    a step failed after its retries (raised in the workflow)
-├── WaitTimeout                  wait_for_signal(timeout=) ran out
+├── WaitTimeout                  wait_for_signal(timeout=) or ctx.ask(timeout=) ran out
+├── QuestionDeclined             the person asked (ctx.ask) declined to answer
 ├── NonDeterminismError          replay found a different call than the journal holds
 ├── ConcurrencyError             a durable wait was cancelled by asyncio (use any_of)
 ├── OutsideWorkflowError         a workflow helper called outside a run
@@ -90,6 +93,18 @@ class InvalidEdit(InvalidArgument):
     def __init__(self, message: str | None = None, **attrs: Any) -> None:
         self.errors: list[str] = attrs.pop("errors", None) or []
         super().__init__(message, **attrs)
+
+
+class EditNotAllowed(InvalidArgument):
+    """The approval was asked with `edits=False`: approve or reject it as it stands."""
+
+    code = "edit_not_allowed"
+
+
+class AnswerRequired(InvalidArgument):
+    """The request is a question (`ctx.ask`): answer it, or reject it to decline."""
+
+    code = "answer_required"
 
 
 class WorkflowNotFound(SignoffError, LookupError):
@@ -214,6 +229,17 @@ class WaitTimeout(SignoffError, TimeoutError):
     """The wait ran out of time before the signal arrived."""
 
     code = "wait_timeout"
+
+
+class QuestionDeclined(SignoffError):
+    """The person asked (`ctx.ask`) declined to answer; `by` and `reason` say who and why."""
+
+    code = "question_declined"
+
+    def __init__(self, message: str | None = None, **attrs: Any) -> None:
+        self.by: str | None = attrs.pop("by", None)
+        self.reason: str | None = attrs.pop("reason", None)
+        super().__init__(message, **attrs)
 
 
 class NonDeterminismError(SignoffError):

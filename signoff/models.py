@@ -188,7 +188,9 @@ class Approval:
     `approvers` are who was named (people and `role:NAME`, escalation targets added once
     it escalated; empty: anyone may decide), `quorum` how many approvals it needs, `votes`
     the votes so far, `digest` the sha256 of what is shown (pass it back when deciding),
-    `stage` the stage of a chain and `stages` every stage with its status.
+    `stage` the stage of a chain and `stages` every stage with its status. `question`:
+    asked with `ctx.ask`, answered rather than approved (`engine.answer`); `edits`: False
+    when it may be approved or rejected but not edited.
     """
 
     run_id: str
@@ -210,6 +212,8 @@ class Approval:
     digest: str | None = None
     stage: str | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
+    question: bool = False
+    edits: bool = True
 
 
 class Page(list[T]):

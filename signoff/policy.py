@@ -116,8 +116,13 @@ def build(
     schema: Any,
     stage: dict[str, Any] | None,
     directory: DirectoryLike | None,
+    edits: bool = True,
+    question: bool = False,
 ) -> dict[str, Any]:
-    """The stored policy of one approval request; refuses what cannot work."""
+    """The stored policy of one approval request; refuses what cannot work.
+
+    `edits=False`: a decision may not change the value (approve or reject only);
+    `question=True`: the request asks for an answer (`ctx.ask`), given as an edit."""
     for number, what in ((quorum, "quorum"), (reject_quorum, "reject_quorum")):
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             raise errors.InvalidArgument(f"{what} must be a whole number of at least 1")
@@ -160,6 +165,9 @@ def build(
         "remind_every": remind_every,
         "schema": None if schema is None else schemas.to_json_schema(schema),
         "stage": stage,
+        # only when not the default, so that every plain policy keeps its text
+        **({} if edits else {"edits": False}),
+        **({"question": True} if question else {}),
     }
 
 
@@ -219,7 +227,11 @@ def check_vote(
         return "self_approval", None
     if policy.get("quorum", 1) > 1 and by is None:
         return "anonymous_vote", None
+    if policy.get("question") and status in ("approved", "changes_requested"):
+        return "answer_required", None
     if status == "edited":
+        if policy.get("edits") is False:
+            return "edit_not_allowed", None
         if policy.get("quorum", 1) > 1:
             return "edit_under_quorum", None
         if policy.get("schema") is not None:
@@ -331,6 +343,20 @@ def refusal(
         return errors.InvalidArgument(
             f"{where} needs a quorum, so one person cannot change its value: approve, "
             "reject, or request changes so that the workflow asks again",
+            run_id=run_id,
+            key=key,
+        )
+    if outcome == "answer_required":
+        return errors.AnswerRequired(
+            f"{where} is a question: answer it (an answer is an edit: `engine.answer`, "
+            '`signoff answer`, the action "answer"), or reject it to decline',
+            run_id=run_id,
+            key=key,
+        )
+    if outcome == "edit_not_allowed":
+        return errors.EditNotAllowed(
+            f"{where} may be approved or rejected but not edited: what would run could not "
+            "take the edited value",
             run_id=run_id,
             key=key,
         )

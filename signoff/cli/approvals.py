@@ -87,22 +87,32 @@ def approvals_list(
 Decide = Callable[[Engine, "_Ask"], Awaitable[models.Decision]]
 
 
-def _decision_command(name: str, decide: Decide, doc: str, with_value: bool = False) -> None:
+def _decision_command(
+    name: str, decide: Decide, doc: str, with_value: bool = False, answer: bool = False
+) -> None:
     def command(
         run_id: str,
         key: str,
         by: str | None,
-        reason: str | None,
         digest: str | None,
         as_json: bool,
+        reason: str | None = None,
         value: str | None = None,
+        text: str | None = None,
     ) -> None:
         if not by:  # checked before the database opens: nothing is recorded
             raise core.CliError(
                 f"{name} needs --by WHO (or SIGNOFF_ACTOR): every decision records who "
                 "made it; nothing was recorded"
             )
+        if answer and (value is None) == (text is None):
+            raise core.CliError(
+                "answer needs the answer: --text TEXT, or --value JSON for a question with "
+                "a schema (one of them); nothing was recorded"
+            )
         edited = core.parse_json(value, "--value")  # bad JSON fails before the database opens
+        if text is not None:
+            edited = text
 
         async def go(e: Engine) -> tuple[str, models.Decision]:
             full = await e.resolve_run_id(run_id)
@@ -120,7 +130,11 @@ def _decision_command(name: str, decide: Decide, doc: str, with_value: bool = Fa
         click.argument("run_id", metavar="RUN"),
         click.argument("key"),
         core.by_option("Who decides (required; recorded with the decision)."),
-        option("--reason", help="Why (shown to the workflow and in the history)."),
+        *(
+            []
+            if answer
+            else [option("--reason", help="Why (shown to the workflow and in the history).")]
+        ),
         option(
             "--digest",
             metavar="DIGEST",
@@ -132,6 +146,11 @@ def _decision_command(name: str, decide: Decide, doc: str, with_value: bool = Fa
         params.append(
             option("--value", required=True, metavar="JSON", help="The changed value, as JSON.")
         )
+    if answer:
+        params += [
+            option("--text", metavar="TEXT", help="The answer, as text."),
+            option("--value", metavar="JSON", help="The answer, as JSON (fits its schema)."),
+        ]
     params += [json_option(), where_options]
     decorated: Callable[..., None] = command
     for param in reversed(params):
@@ -176,6 +195,10 @@ async def _edit(e: Engine, a: _Ask) -> models.Decision:
     return await e.edit(a.run, a.key, a.value, by=a.by, reason=a.reason, digest=a.digest)
 
 
+async def _answer(e: Engine, a: _Ask) -> models.Decision:
+    return await e.answer(a.run, a.key, a.value, by=a.by, digest=a.digest)
+
+
 async def _changes(e: Engine, a: _Ask) -> models.Decision:
     return await e.request_changes(a.run, a.key, by=a.by, reason=a.reason, digest=a.digest)
 
@@ -192,4 +215,10 @@ _decision_command(
     "request-changes",
     _changes,
     "Send approval KEY of RUN back; the workflow may revise and ask again.",
+)
+_decision_command(
+    "answer",
+    _answer,
+    "Answer question KEY of RUN (asked with ctx.ask): --text TEXT or --value JSON.",
+    answer=True,
 )

@@ -60,8 +60,12 @@ async def decide(
     engine = deps.engine(request)
     if action == "edit":
         return await engine.edit(run_id, key, value, by=by, reason=reason, digest=digest)
+    if action == "answer":
+        return await engine.answer(run_id, key, value, by=by, digest=digest)
     if value is not None:
-        raise problems.Problem(422, "validation_error", "`value` goes only with action `edit`")
+        raise problems.Problem(
+            422, "validation_error", "`value` goes only with action `edit` or `answer`"
+        )
     if action == "approve":
         return await engine.approve(run_id, key, by=by, reason=reason, digest=digest)
     if action == "reject":
@@ -72,6 +76,8 @@ async def decide(
 def _check_value(action: str, given: set[str]) -> None:
     if action == "edit" and "value" not in given:
         raise problems.Problem(422, "validation_error", "action `edit` needs the changed `value`")
+    if action == "answer" and "value" not in given:
+        raise problems.Problem(422, "validation_error", "action `answer` needs the answer `value`")
 
 
 async def decide_once(

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signoff import models
 
-Action = Literal["approve", "reject", "edit", "request_changes"]
-WebhookAction = Literal["approve", "reject", "edit", "request_changes", "cancel"]
+Action = Literal["approve", "reject", "edit", "request_changes", "answer"]
+WebhookAction = Literal["approve", "reject", "edit", "request_changes", "answer", "cancel"]
 LinkAction = Literal["approve", "reject", "request_changes", "any"]
 Scope = Literal["read", "start", "decide", "admin"]
 
@@ -63,7 +63,8 @@ def _digest() -> Any:
 
 
 class Decide(Strict):
-    """`value` is the changed value, required for (and only for) `edit`. `by` names the
+    """`value` is the changed value, required for (and only for) `edit`, or the answer to
+    a question (`ctx.ask`), required for `answer`. `by` names the
     decider: with auth on it must be the token's name (it may be left out); with auth off
     it says who decides (default `local`)."""
 

@@ -164,6 +164,8 @@ def _policy_fields(policy_json: str | None) -> dict[str, Any]:
         "quorum": policy.get("quorum", 1),
         "stage": stage.get("name"),
         "stages": list(stage.get("stages") or []),
+        "question": bool(policy.get("question")),
+        "edits": policy.get("edits", True) is not False,
     }
 
 

@@ -33,8 +33,9 @@ class InboxQuery:
 
 
 _OPEN = f"i.principal = '{policy.ANYONE}'"
+# barred to them, or in their inbox already (named after an escalation)
 _NOT_BARRED = (
-    "NOT EXISTS (SELECT 1 FROM approval_inbox x WHERE x.principal = ? AND "
+    "NOT EXISTS (SELECT 1 FROM approval_inbox x WHERE x.principal IN (?, ?) AND "
     "x.requested_at = i.requested_at AND x.run_id = i.run_id AND x.key = i.key)"
 )
 _ORDER = "ORDER BY i.requested_at, i.run_id, i.key LIMIT ?"
@@ -74,8 +75,8 @@ def page(query: InboxQuery) -> Op[models.ApprovalPage]:
     else:
         sources = [("approval_inbox i", ["i.principal = ?", *shared], [principal, *params])]
         if query.approver is not None:  # and the approvals open to anyone not barred to them
-            barred = policy.NOT + query.approver
-            sources.append(("approval_inbox i", [_OPEN, _NOT_BARRED, *shared], [barred, *params]))
+            barred = [policy.NOT + query.approver, query.approver]
+            sources.append(("approval_inbox i", [_OPEN, _NOT_BARRED, *shared], [*barred, *params]))
     total = 0
     for table, where, args in sources:
         count = yield Query(f"SELECT COUNT(*) FROM {table} WHERE {' AND '.join(where)}", args)

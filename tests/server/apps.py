@@ -25,6 +25,10 @@ def make_engine(url: str, **kw: Any) -> Engine:
         )
         return {"status": d.status.value, "by": d.by, "value": d.value}
 
+    @engine.workflow("question")
+    async def question(ctx: Context) -> Any:
+        return await ctx.ask("How many units?", key="units", schema={"type": "integer"})
+
     @engine.workflow("docs")
     async def docs(ctx: Context) -> Any:
         return await ctx.wait_for_signal("docs")

@@ -389,3 +389,21 @@ async def test_a_unique_prefix_of_a_run_id_names_the_run_on_every_route(any_api:
     assert res.status_code == 404 and "6 characters or more" in res.json()["detail"]
     # nothing is told about runs to a caller who is not signed in
     assert (await api.client.get(f"/runs/{short}")).status_code == 401
+
+
+async def test_a_question_is_answered_over_http_and_through_the_client(api: Api) -> None:
+    run_id = await start(api, "question")
+    shown = await api.client.get(f"/runs/{run_id}/approvals/units", headers=api.auth("bob"))
+    assert shown.json()["question"] is True and shown.json()["edits"] is True
+    url = f"/runs/{run_id}/approvals/units/decision"
+    for body, status, code in [
+        ({"action": "answer"}, 422, "validation_error"),  # no value
+        ({"action": "answer", "value": "lots"}, 422, "invalid_edit"),  # not an integer
+        ({"action": "approve"}, 422, "answer_required"),
+    ]:
+        res = await api.client.post(url, json=body, headers=api.auth("bob"))
+        assert (res.status_code, res.json()["code"]) == (status, code), res.text
+    async with client_for(api, api.tokens["bob"]) as bob:
+        decision = await bob.answer(run_id, "units", 12, digest=shown.json()["digest"])
+    assert decision.value == 12 and decision.by == "bob"
+    assert await api.engine.result(run_id, timeout=10) == 12

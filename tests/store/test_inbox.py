@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from signoff import ApprovalPage, Context, Directory, Engine, InvalidArgument
-from signoff.testing import FakeClock
+from signoff.testing import FakeClock, fire_due_timers
 
 
 @pytest.fixture
@@ -163,6 +163,22 @@ async def test_an_approval_open_to_anyone_is_in_every_inbox_but_its_requesters(
         assert pair in ids(await eng.pending_approvals(approver="alice"))
         await eng.approve(first, "ok", by="carol")
         assert ids(await eng.pending_approvals(approver="alice")) == [mine, pair, later]
+
+
+async def test_an_open_approval_escalated_to_someone_is_in_their_inbox_once(
+    eng: Engine, clock: FakeClock
+) -> None:
+    @eng.workflow()
+    async def wf(ctx: Context) -> None:
+        await ctx.approval("ok", escalate_after="1h", escalate_to=["role:legal"])
+
+    async with eng:
+        run = await start_parked(eng, wf)
+        clock.advance("2h")
+        await fire_due_timers(eng)
+        page = await eng.pending_approvals(approver="lee")
+        assert [a.run_id for a in page] == [run] and page.total == 1
+        assert [a.run_id for a in await eng.pending_approvals(approver="zoe")] == [run]
 
 
 async def test_bad_inbox_arguments_are_refused(eng: Engine) -> None:

@@ -44,6 +44,11 @@ async def expense(ctx: Context, amount: int, who: str = "nobody") -> dict:
 
 
 @engine.workflow()
+async def asks(ctx: Context) -> object:
+    return await ctx.ask("Which warehouse?", key="where")
+
+
+@engine.workflow()
 async def waiter(ctx: Context) -> object:
     return await ctx.wait_for_signal("docs")
 

@@ -70,7 +70,8 @@ def test_start_with_app_checks_its_registry_without_any_worker(app: App) -> None
     fails(run_cli("--db", fresh, "start", "expense"), "no workflow named 'expense'")
     fails(
         run_cli("--db", fresh, "start", "nope", "--app", app.ref),
-        "has no workflow named 'nope' (known: chained, expense, flaky, payment, refund, waiter)",
+        "has no workflow named 'nope' "
+        "(known: asks, chained, expense, flaky, payment, refund, waiter)",
     )
 
 

@@ -73,14 +73,17 @@ def test_approvals_list_for_an_approver_shows_digest_votes_and_stage(
     paying = start_payment(app, worker)
     refund = start_waiting(app, worker)
     assert {a["run_id"] for a in inbox(app)} == {paying, refund}
-    mine = inbox(app, "--approver", "alice")
-    assert [(a["run_id"], a["quorum"], a["votes"]) for a in mine] == [(paying, 2, [])]
+    mine = inbox(app, "--approver", "alice")  # hers, and the refund anyone may decide
+    assert [(a["run_id"], a["quorum"], a["votes"]) for a in mine] == [
+        (paying, 2, []),
+        (refund, 1, []),
+    ]
     assert mine[0]["approvers"] == ["alice", "bob", "role:finance"]
     assert len(str(mine[0]["digest"])) == 64 and "stage" in mine[0]
     assert [a["run_id"] for a in inbox(app, "--role", "finance")] == [paying]
-    # through her role; approvals open to anyone are in nobody's personal inbox
-    assert [a["run_id"] for a in inbox(app, "--approver", "carol")] == [paying]
-    assert inbox(app, "--approver", "zed") == []
+    # through her role; an approval open to anyone is in every personal inbox
+    assert [a["run_id"] for a in inbox(app, "--approver", "carol")] == [paying, refund]
+    assert [a["run_id"] for a in inbox(app, "--approver", "zed")] == [refund]
     table = ok(app, "approvals", "list", "--approver", "alice").stdout
     assert str(mine[0]["digest"])[:12] in table and "0/2" in table
     assert "alice, bob, role:finance" in table
@@ -301,3 +304,17 @@ def test_worker_and_serve_take_the_app_from_app_or_ask_for_one(app: App) -> None
         fails(run_cli("worker", env={"SIGNOFF_APP": f"{empty}:engine"}), "has no workflows")
     finally:
         sys.modules.pop(empty, None)
+
+
+def test_answer_a_question_with_text_or_json(app: App, worker: Engine) -> None:
+    run = json.loads(ok(app, "start", "asks", "--json").stdout)
+    assert worker.sync.settle(run["id"], timeout=10).status == "waiting"
+    short = run["id"][:8]
+    fails(run_cli("--db", app.db, "answer", short, "where", "--by", "dana"), "--text TEXT")
+    fails(
+        run_cli("--db", app.db, "approve", short, "where", "--by", "dana"),
+        "is a question: answer it",
+    )
+    out = ok(app, "answer", short, "where", "--text", "Leeds", "--by", "dana").stdout
+    assert "edited" in out or "answered" in out
+    assert worker.sync.result(run["id"], timeout=10) == "Leeds"

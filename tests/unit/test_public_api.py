@@ -7,6 +7,7 @@ from signoff import errors
 
 LOCKED = [
     "AmbiguousRunId",
+    "AnswerRequired",
     "ApiError",
     "Approval",
     "ApprovalClosed",
@@ -27,6 +28,7 @@ LOCKED = [
     "Directory",
     "DuplicateApprovalKey",
     "DuplicateVote",
+    "EditNotAllowed",
     "Engine",
     "Gated",
     "HistoryEntry",
@@ -38,6 +40,7 @@ LOCKED = [
     "NotAllowedToDecide",
     "NotSerializable",
     "OutsideWorkflowError",
+    "QuestionDeclined",
     "RetryPolicy",
     "Run",
     "RunCancelled",

@@ -1,0 +1,63 @@
+"""Worker processes of tests/integrations/agents_app.py, to kill; the crash tests' helper
+(tests/acceptance/test_crash.py) pointed at that app."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from signoff import Engine, RunStatus
+from tests.acceptance.test_crash import Workers, wait_until
+from tests.integrations import agents_app
+
+APP = Path(agents_app.__file__).resolve()
+
+
+class AgentWorkers(Workers):
+    """`Workers` of the crash tests running the agents app; the outside world (the
+    model-call counter and the tools' ledger) is the test's directory."""
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, str(APP), "worker", str(self.db), str(self.tmp)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.procs.append(proc)
+        ready = self.db.with_name(f"worker-{proc.pid}.ready")
+        wait_until(lambda: ready.exists(), 30, "the worker to start", self)
+        return proc
+
+
+@pytest.fixture
+def agent_workers(tmp_path: Path) -> Iterator[AgentWorkers]:
+    w = AgentWorkers(tmp_path)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def agent_client(agent_workers: AgentWorkers) -> Iterator[Engine]:
+    """An engine in the test's process with no worker: it starts runs and decides."""
+    eng = agents_app.make_engine(f"sqlite:///{agent_workers.db}")
+    try:
+        yield eng
+    finally:
+        eng.sync.close()
+
+
+def wait_for(client: Engine, run_ids: list[str], status: RunStatus, w: AgentWorkers) -> None:
+    wait_until(
+        lambda: all(client.sync.get_run(r).status is status for r in run_ids),
+        30,
+        f"{len(run_ids)} runs to be {status}",
+        w,
+    )

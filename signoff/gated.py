@@ -19,14 +19,16 @@ Approved, it runs the arguments once as a step; edited, it runs the edited argum
 Any other outcome (rejected, expired, changes requested) raises `CallRejected` carrying
 the decision, and `fn` does not run.
 
-An edit must still fit `fn`'s signature: the same shape, no unknown argument names, every
-required argument present. One that does not is refused when the decision is recorded
-(`engine.edit` raises `InvalidEdit` naming the problem) and the approval stays
-pending. The check runs in an engine that has executed a call of the gated function (the
-usual case: the app that runs the workflows also takes the decisions; the engine keeps
-the check, no process-wide registry); the approval also carries a JSON Schema of the
-arguments (`Gated.schema`, passed as `schema=`), which every decider checks, also one
-without the code (the CLI, the HTTP API).
+An edit is a plain mapping of argument names to values (`{"to": "ann", "amount": 200}`;
+positional-only parameters by their names too) or the proposal's own form
+`{"args": [...], "kwargs": {...}}`; either way it must still fit `fn`'s signature: no
+unknown argument names, every required argument present. One that does not is refused
+when the decision is recorded (`engine.edit` raises `InvalidEdit` naming the problem)
+and the approval stays pending. The check runs in an engine that has executed a call of
+the gated function (the usual case: the app that runs the workflows also takes the
+decisions; the engine keeps the check, no process-wide registry); the approval also
+carries a JSON Schema of the arguments in both forms (`Gated.schema`, passed as
+`schema=`), which every decider checks, also one without the code (the CLI, the HTTP API).
 """
 
 from __future__ import annotations
@@ -189,35 +191,66 @@ class Gated(Generic[R]):
         return jsonable
 
     def check(self, value: Any) -> tuple[list[Any], dict[str, Any]]:
-        """Check edited arguments against `fn`'s signature; raise `InvalidEdit`."""
-        if (
-            not isinstance(value, dict)
-            or set(value) != {"args", "kwargs"}
-            or not isinstance(value["args"], list)
-            or not isinstance(value["kwargs"], dict)
-        ):
+        """Check edited arguments against `fn`'s signature; raise `InvalidEdit`. The edit
+        is `{"args": [...], "kwargs": {...}}` or a plain mapping of argument names to
+        values (`{"to": "ann", "amount": 200}`); returns it as `(args, kwargs)`."""
+        if _explicit(value):
+            args, kwargs = value["args"], value["kwargs"]
+        elif isinstance(value, dict) and {"args", "kwargs"} <= set(value) - self._named():
             raise _invalid_edit(
                 f'the edited call to {self.name} must be {{"args": [...], "kwargs": '
-                f"{{...}}}}, not {value!r:.80}"
+                f"{{...}}}} or a mapping of argument names to values, not {value!r:.80}"
+            )
+        elif isinstance(value, dict):
+            args, kwargs = self._from_names(value)
+        else:
+            raise _invalid_edit(
+                f"the edited call to {self.name} must be a mapping of argument names to "
+                f'values or {{"args": [...], "kwargs": {{...}}}}, not {value!r:.80}'
             )
         params = self.signature.parameters.values()
         expected = ", ".join(self.signature.parameters)
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             names = {p.name for p in params if p.kind is not p.POSITIONAL_ONLY}
-            unknown = sorted(set(value["kwargs"]) - names)
+            unknown = sorted(set(kwargs) - names)
             if unknown:
                 raise _invalid_edit(
                     f"the edited call to {self.name}({expected}) has unknown argument "
                     f"names: {', '.join(map(repr, unknown))}; keep the function's names"
                 )
         try:
-            self.signature.bind(*value["args"], **value["kwargs"])
+            self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise _invalid_edit(
                 f"the edited call does not fit {self.name}({expected}): {exc}; keep the "
                 "argument names and every required argument"
             ) from None
-        return value["args"], value["kwargs"]
+        return list(args), dict(kwargs)
+
+    def _named(self) -> set[str]:
+        return {p.name for p in self.signature.parameters.values() if p.kind is not p.VAR_KEYWORD}
+
+    def _from_names(self, value: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """A plain mapping as a call: positional-only parameters named in it become the
+        leading positional arguments (in order, without gaps); the rest are by name."""
+        args: list[Any] = []
+        kwargs = dict(value)
+        for p in self.signature.parameters.values():
+            if p.kind is p.VAR_POSITIONAL and p.name in kwargs:
+                raise _invalid_edit(
+                    f"the edited call to {self.name} names *{p.name}; give variadic "
+                    'positional arguments in the {"args": [...], "kwargs": {...}} form'
+                )
+            if p.kind is not p.POSITIONAL_ONLY:
+                continue
+            if p.name in kwargs:
+                if len(args) < list(self.signature.parameters).index(p.name):
+                    raise _invalid_edit(
+                        f"the edited call to {self.name} gives {p.name!r} but not the "
+                        "positional-only arguments before it"
+                    )
+                args.append(kwargs.pop(p.name))
+        return args, kwargs
 
     def _revive(self, value: Any) -> tuple[list[Any], dict[str, Any]]:
         args, kwargs = self.check(value)
@@ -256,7 +289,8 @@ def gated(
 
 
 def arguments_schema(signature: inspect.Signature) -> dict[str, Any]:
-    """A JSON Schema of a call's arguments in the `{"args", "kwargs"}` form."""
+    """A JSON Schema of a call's arguments: the `{"args", "kwargs"}` form, or a plain
+    mapping of argument names to values."""
     params = list(signature.parameters.values())
     positional = [p for p in params if p.kind is p.POSITIONAL_ONLY]
     var_pos = any(p.kind is p.VAR_POSITIONAL for p in params)
@@ -277,12 +311,31 @@ def arguments_schema(signature: inspect.Signature) -> dict[str, Any]:
         "required": required,
         "additionalProperties": var_kw,
     }
-    return {
+    explicit = {
         "type": "object",
         "properties": {"args": args, "kwargs": kwargs},
         "required": ["args", "kwargs"],
         "additionalProperties": False,
     }
+    by_name = [*positional, *named]
+    plain = {
+        "type": "object",
+        "properties": {p.name: {} for p in by_name},
+        "required": [p.name for p in by_name if p.default is p.empty],
+        "additionalProperties": var_kw,
+    }
+    return {"anyOf": [explicit, plain]}
+
+
+def _explicit(value: Any) -> bool:
+    """Whether an edit is in the `{"args": [...], "kwargs": {...}}` form (which wins over
+    a plain mapping for a function whose parameters are named `args` and `kwargs`)."""
+    return (
+        isinstance(value, dict)
+        and set(value) == {"args", "kwargs"}
+        and isinstance(value["args"], list)
+        and isinstance(value["kwargs"], dict)
+    )
 
 
 def _invalid_edit(message: str) -> errors.InvalidEdit:

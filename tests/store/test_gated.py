@@ -131,6 +131,62 @@ async def test_edited_arguments_are_what_runs(engine: Engine) -> None:
     assert [("pay", (Money(300, "EUR"), "dan", False))] == CALLS
 
 
+async def test_an_edit_may_be_a_plain_mapping_of_argument_names(engine: Engine) -> None:
+    @engine.workflow()
+    async def wf(ctx: Context) -> Any:
+        return [
+            await send("ann", 500, memo="rent"),
+            await pay_gate(Money(900, "EUR"), to="dan", urgent=True),
+        ]
+
+    async with engine:
+        run = await engine.start(wf)
+        await engine.settle(run.id)
+        await engine.edit(run.id, "gated:transfer:1", {"to": "bea", "amount": 200}, by="eve")
+        await engine.settle(run.id)
+        # positional-only parameters are named too; the dataclass comes back typed
+        edit = {"money": {"amount": 300, "currency": "EUR"}, "to": "dan"}
+        await engine.edit(run.id, "payment:1", edit, by="eve")
+        first, second = await engine.result(run.id, timeout=5)
+    assert first == {"to": "bea", "amount": 200, "memo": ""}
+    assert second == "300.0 EUR to dan"
+    assert CALLS == [("transfer", ("bea", 200, "")), ("pay", (Money(300, "EUR"), "dan", False))]
+
+
+async def test_a_decider_without_the_code_takes_a_plain_mapping(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @engine.workflow()
+    async def wf(ctx: Context) -> Any:
+        return await send("ann", 500)
+
+    async with engine:
+        run = await engine.start(wf)
+        await engine.settle(run.id)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "edit_checks", {})
+            await engine.edit(run.id, "gated:transfer:1", {"to": "ann", "amount": 7}, by="eve")
+        assert (await engine.result(run.id, timeout=5))["amount"] == 7
+    assert CALLS == [("transfer", ("ann", 7, ""))]
+
+
+def test_a_plain_mapping_edit_is_checked_against_the_signature() -> None:
+    def loose(a: int, /, b: int, *rest: int, flag: bool = False, **extra: Any) -> None: ...
+
+    def both(args: list[int], kwargs: dict[str, int]) -> None: ...
+
+    gate = signoff.gated(loose)
+    assert gate.check({"a": 1, "b": 2, "colour": "red"}) == ([1], {"b": 2, "colour": "red"})
+    with pytest.raises(InvalidEdit, match=r"\*rest"):
+        gate.check({"a": 1, "b": 2, "rest": [3]})
+    with pytest.raises(InvalidEdit, match="missing a required argument"):
+        gate.check({"b": 2})
+    # a function whose parameters are named args and kwargs: the explicit form wins
+    explicit = signoff.gated(both).check({"args": [[1]], "kwargs": {"kwargs": {}}})
+    assert explicit == ([[1]], {"kwargs": {}})
+    assert signoff.gated(both).check({"args": {}, "kwargs": {}}) == ([], {"args": {}, "kwargs": {}})
+
+
 async def test_a_rejected_call_does_not_run_and_raises(engine: Engine) -> None:
     @engine.workflow()
     async def wf(ctx: Context) -> Any:
@@ -203,9 +259,12 @@ async def test_an_expired_call_does_not_run(store_url: str, clock: FakeClock) ->
             "unknown argument names: 'fee'",
         ),
         ({"args": ["x", 1, "m", "extra"], "kwargs": {}}, "too many positional"),
-        ({"to": "x", "amount": 1}, '{"args": [...], "kwargs": {...}}'),
+        ({"to": "x", "amount": 1, "fee": 2}, "unknown argument names: 'fee'"),
+        ({"recipient": "x", "amount": 1}, "unknown argument names: 'recipient'"),
+        ({"to": "x"}, "missing a required argument: 'amount'"),
         ({"args": {}, "kwargs": {}}, '{"args": [...], "kwargs": {...}}'),
-        ("just text", '{"args": [...], "kwargs": {...}}'),
+        ({"args": [], "kwargs": {}, "to": "x"}, '{"args": [...], "kwargs": {...}}'),
+        ("just text", "a mapping of argument names to values"),
     ],
 )
 async def test_an_edit_that_does_not_fit_the_function_is_refused_and_stays_pending(
@@ -237,6 +296,8 @@ async def test_an_edit_that_does_not_fit_the_function_is_refused_and_stays_pendi
         {"args": [], "kwargs": {"to": "x"}},
         {"args": ["x"], "kwargs": {"to": "x", "amount": 1}},
         {"kwargs": {"to": "x", "amount": 1}},
+        {"to": "x", "amount": 1, "fee": 2},
+        {"amount": 1},
     ],
 )
 async def test_a_decider_without_the_code_refuses_the_same_edits(
@@ -313,19 +374,22 @@ async def test_outside_a_workflow_and_bad_setup() -> None:
 
 
 def test_arguments_schema_names_the_parameters() -> None:
-    schema = arguments_schema(inspect.signature(pay))
+    schema, plain = arguments_schema(inspect.signature(pay))["anyOf"]
     assert schema["additionalProperties"] is False
     assert schema["properties"]["args"] == {"type": "array", "minItems": 1, "maxItems": 1}
     kwargs = schema["properties"]["kwargs"]
     assert set(kwargs["properties"]) == {"to", "urgent"}
     assert kwargs["required"] == ["to"] and kwargs["additionalProperties"] is False
+    assert set(plain["properties"]) == {"money", "to", "urgent"}
+    assert plain["required"] == ["money", "to"] and plain["additionalProperties"] is False
 
     def loose(a: int, *rest: int, flag: bool, **extra: Any) -> None: ...
 
-    loose_schema = arguments_schema(inspect.signature(loose))
+    loose_schema, loose_plain = arguments_schema(inspect.signature(loose))["anyOf"]
     assert "maxItems" not in loose_schema["properties"]["args"]
     assert loose_schema["properties"]["kwargs"]["required"] == ["flag"]
     assert loose_schema["properties"]["kwargs"]["additionalProperties"] is True
+    assert loose_plain["required"] == ["a", "flag"] and loose_plain["additionalProperties"]
 
 
 # the agent example ---------------------------------------------------------------------

@@ -190,7 +190,8 @@ class Approval:
     the votes so far, `digest` the sha256 of what is shown (pass it back when deciding),
     `stage` the stage of a chain and `stages` every stage with its status. `question`:
     asked with `ctx.ask`, answered rather than approved (`engine.answer`); `edits`: False
-    when it may be approved or rejected but not edited.
+    when it may be approved or rejected but not edited; `schema`: the JSON Schema an edit
+    (or an answer) must fit, if any.
     """
 
     run_id: str
@@ -214,6 +215,7 @@ class Approval:
     stages: list[dict[str, Any]] = field(default_factory=list)
     question: bool = False
     edits: bool = True
+    schema: dict[str, Any] | None = None
 
 
 class Page(list[T]):

@@ -166,6 +166,7 @@ def _policy_fields(policy_json: str | None) -> dict[str, Any]:
         "stages": list(stage.get("stages") or []),
         "question": bool(policy.get("question")),
         "edits": policy.get("edits", True) is not False,
+        "schema": policy.get("schema"),
     }
 
 

@@ -61,6 +61,11 @@ def make_engine(url: str) -> Engine:
                 return d.status.value
         return "gave up"
 
+    @engine.workflow("question")
+    async def question(ctx: Context, order: str) -> Any:
+        return await ctx.ask(f"Which warehouse ships order {order}?", key="where",
+                             to=["alice"], details={"order": order})  # fmt: skip
+
     @engine.workflow("boom")
     async def boom(ctx: Context, message: str) -> None:
         raise RuntimeError(message)

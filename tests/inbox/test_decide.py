@@ -162,3 +162,23 @@ def test_bulk_approve_reports_each_refusal(
         decided = server.approval(run.id, "manager")
         assert (decided.decided_by, decided.reason) == ("olga", "routine refunds")
     assert server.approval(other.id, "manager").status.value == "pending"
+
+
+def test_answer_a_question(
+    server: Served, person: Callable[..., Any], shots: Callable[[Any, str], Any]
+) -> None:
+    o = order()
+    run = server.start("question", o)
+    server.pending(run.id, "where")
+    page = person("alice")
+    open_request(page, f"order {o}?")
+    assert page.locator("h2#decide-h").inner_text() == "Answer"
+    assert page.locator("button[value=approve]").count() == 0  # a question is answered
+    page.click("button[name=send]")  # empty: refused beside the field, nothing recorded
+    page.wait_for_selector("#err-answer")
+    assert server.approval(run.id, "where").status == "pending"
+    page.fill("textarea[name='field.answer']", "Leeds")
+    shots(page, "question")
+    page.click("button[name=send]")
+    page.wait_for_selector(".state-edited")
+    assert finished(server, run.id).result == "Leeds"

@@ -57,6 +57,55 @@ def form_fields(proposed: Any, given: dict[str, str] | None = None) -> list[Fiel
     return out
 
 
+ANSWER = "answer"  # the one field of a question answered with text
+_KINDS = {"string": "text", "integer": "int", "number": "float", "boolean": "bool"}
+
+
+def answer_fields(
+    schema: dict[str, Any] | None, given: dict[str, str] | None = None
+) -> list[Field] | None:
+    """The answer form of a question (`ctx.ask`), made from its schema: one text field for
+    a text answer, one field per property of an object of plain values, else None (the
+    answer is written as JSON)."""
+    given = given or {}
+    kind = _KINDS.get(str((schema or {}).get("type")))
+    if kind is not None:
+        return [Field(ANSWER, kind, given.get(PREFIX + ANSWER, ""))]
+    properties = (schema or {}).get("properties")
+    if (schema or {}).get("type") != "object" or not isinstance(properties, dict):
+        return None
+    out = []
+    for name, prop in list(properties.items())[:MAX_FIELDS]:
+        kind = _KINDS.get(str(prop.get("type") if isinstance(prop, dict) else None))
+        if kind is None:
+            return None
+        out.append(Field(name, "str" if kind == "text" else kind, given.get(PREFIX + name, "")))
+    return out
+
+
+def read_answer(schema: dict[str, Any] | None, form: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """The answer from the form, and the problems by field name ("" for the JSON)."""
+    fields = answer_fields(schema)
+    if fields is None:
+        try:
+            return parse_json(form.get(JSON_FIELD, "")), {}
+        except (ValueError, RecursionError) as exc:
+            return None, {"": f"not valid JSON: {str(exc)[:200]}"}
+    value: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for field in fields:
+        text = form.get(field.input, "")
+        try:
+            value[field.name] = _convert(field.kind, text)
+        except ValueError as exc:
+            problems[field.name] = str(exc)
+    if [f.name for f in fields] == [ANSWER] and (schema or {}).get("type") != "object":
+        if fields[0].kind == "text" and not str(value.get(ANSWER, "")).strip():
+            problems[ANSWER] = "Write an answer (or decline to answer below)."
+        return value.get(ANSWER), problems
+    return value, problems
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -103,9 +152,10 @@ def _convert(kind: str, text: str) -> Any:
     return text
 
 
-def place(messages: list[str], proposed: Any) -> dict[str, str]:
+def place(messages: list[str], proposed: Any, names: set[str] | None = None) -> dict[str, str]:
     """Schema messages by field name: "amount: ..." goes beside `amount`; the rest ("")."""
-    names = {f.name for f in form_fields(proposed) or []}
+    if names is None:
+        names = {f.name for f in form_fields(proposed) or []}
     out: dict[str, str] = {}
     for message in messages:
         head, sep, rest = message.partition(": ")

@@ -19,7 +19,7 @@ PAGE_SIZE = 50
 MAX_PAGE = 200
 MAX_BULK = 100
 MAX_FORM_FIELDS = 200
-ACTIONS = ("approve", "reject", "request_changes", "edit")
+ACTIONS = ("approve", "reject", "request_changes", "edit", "answer")
 
 
 def engine_of(request: Request) -> Engine:
@@ -153,6 +153,7 @@ async def approval_page(
         approval=approval, run=run, history=history[-200:], rounds=rounds[:-1],
         may_decide=await rules.may_decide(engine, who, approval),
         fields=fields.form_fields(approval.proposed, given), given=given,
+        answer_fields=fields.answer_fields(approval.schema, given) if approval.question else None,
         errors=context.pop("errors", {}), **context,
     )  # fmt: skip
 
@@ -192,6 +193,8 @@ async def _decide(
     run_id, key, by = approval.run_id, approval.key, who.decider
     if action == "edit":
         return await engine.edit(run_id, key, value, by=by, reason=reason, digest=digest)
+    if action == "answer":
+        return await engine.answer(run_id, key, value, by=by, digest=digest)
     act = {"approve": engine.approve, "reject": engine.reject}.get(action, engine.request_changes)
     return await act(run_id, key, by=by, reason=reason, digest=digest)
 
@@ -219,6 +222,9 @@ async def decide(request: Request) -> Response:
     if action == "edit":
         value, more = fields.read(approval.proposed, form)
         problems.update(more)
+    elif action == "answer":
+        value, more = fields.read_answer(approval.schema, form)
+        problems.update(more)
     if problems:
         return await approval_page(
             request, who, approval, 422, errors=problems, given=form, open_form=action
@@ -245,6 +251,15 @@ async def _refused(
     if isinstance(exc, errors.StaleDigest):
         text = "This request changed since you opened it; nothing was decided. Here it is now."
         return await approval_page(request, who, current, 409, alert=text, stale=True)
+    if isinstance(exc, errors.InvalidEdit) and approval.question:
+        shown = fields.answer_fields(approval.schema) or []
+        names = {f.name for f in shown}
+        placed = fields.place(exc.errors, None, names)
+        if names == {fields.ANSWER} and "" in placed:  # a text answer's message is its own
+            placed[fields.ANSWER] = placed.pop("")
+        return await approval_page(
+            request, who, current, 422, errors=placed, given=form, open_form=action
+        )
     if isinstance(exc, errors.InvalidEdit):
         placed = fields.place(exc.errors, approval.proposed)
         return await approval_page(

@@ -39,7 +39,6 @@ answer is the tool's result.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ from pydantic_ai.tools import (
 from pydantic_core import to_jsonable_python
 
 from signoff import context, durations, errors, models
+from signoff.integrations import _tool_approvals as shared
 
 __all__ = ["JournaledModel", "ask_human", "run_agent", "verdict"]
 
@@ -80,7 +80,6 @@ OutputT = TypeVar("OutputT")
 
 MODEL_STEP = "pydantic_ai.model_request"
 TOOL_STEP = "pydantic_ai.tool"
-_MAX_ID = 120  # longer tool-call ids are shortened (approval keys hold 200 characters)
 
 
 class JournaledModel(WrapperModel):
@@ -310,10 +309,14 @@ async def _decide(
     for call in requests.approvals:
         tool = tools.get(call.tool_name)
         model_name = _model_name(history, call.tool_call_id)
-        summary = (describe or _summary)(call, tool, model_name)
+        if describe is not None:
+            summary = describe(call, tool, model_name)
+        else:
+            description = None if tool is None else tool.description
+            summary = shared.summary(call.tool_name, description, model_name, call.tool_call_id)
         asks.append(
             ctx.approval(
-                _key(key_prefix, call.tool_call_id, keys),
+                shared.key(key_prefix, call.tool_call_id, keys),
                 summary=summary,
                 proposed=call.args_as_dict(),
                 schema=None if tool is None else tool.parameters_json_schema,
@@ -329,7 +332,7 @@ async def _decide(
                 run_id=ctx.run_id,
             )
         meta = requests.metadata.get(call.tool_call_id) or {}
-        asks.append(_ask(ctx, call, meta, _key(f"{key_prefix}.ask", call.tool_call_id, keys)))
+        asks.append(_ask(ctx, call, meta, shared.key(f"{key_prefix}.ask", call.tool_call_id, keys)))
     answers = await ctx.all_of(*asks)
     approvals: dict[str, bool | DeferredToolApprovalResult] = {}
     calls: dict[str, Any] = {}
@@ -347,21 +350,7 @@ def verdict(decision: models.Decision) -> ToolApproved | ToolDenied:
         return ToolApproved()
     if decision.status is models.DecisionStatus.EDITED:
         return ToolApproved(override_args=dict(decision.value))
-    who = decision.by or "nobody"
-    why = f": {decision.reason}" if decision.reason else ""
-    if decision.status is models.DecisionStatus.EXPIRED:
-        text = f"No one approved this tool call in time (expired{why}); it was not run."
-    elif decision.status is models.DecisionStatus.CHANGES_REQUESTED:
-        text = f"{who} asked for changes to this tool call{why}. It was not run."
-    else:
-        text = f"{who} rejected this tool call{why}. It was not run."
-    return ToolDenied(text)
-
-
-def _summary(call: ToolCallPart, tool: ToolDefinition | None, model_name: str) -> str:
-    what = (tool.description or "").strip().split("\n", 1)[0] if tool is not None else ""
-    head = f"{call.tool_name}: {what}" if what else call.tool_name
-    return f"{head} (asked by {model_name or 'the model'}, call {call.tool_call_id})"
+    return ToolDenied(shared.refusal(decision))
 
 
 def _model_name(history: list[ModelMessage], tool_call_id: str) -> str:
@@ -371,17 +360,6 @@ def _model_name(history: list[ModelMessage], tool_call_id: str) -> str:
         ):
             return message.model_name or ""
     return ""
-
-
-def _key(prefix: str, tool_call_id: str, keys: dict[str, int]) -> str:
-    """`prefix:<call id>`; a call id seen before in this run_agent call (some models
-    number their calls afresh each turn) gets `#n`."""
-    ident = tool_call_id
-    if len(ident) > _MAX_ID:
-        ident = ident[:60] + "~" + hashlib.sha256(ident.encode()).hexdigest()[:16]
-    key = f"{prefix}:{ident}"
-    seen = keys[key] = keys.get(key, 0) + 1
-    return key if seen == 1 else f"{key}#{seen}"
 
 
 # asking a person --------------------------------------------------------------------

@@ -20,12 +20,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import agents
+from agents.items import ModelResponse as AgentsResponse
+from agents.testing.model import assistant_message, function_call
+from agents.usage import Usage
 from pydantic_ai import Agent, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.messages import ModelMessage, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 import signoff
 from signoff import Context, Engine
+from signoff.integrations import openai_agents as so
 from signoff.integrations import pydantic_ai as sp
 
 LEASE = "1s"
@@ -112,12 +117,87 @@ async def support_pydantic_ai(ctx: Context, prompt: str) -> str:
     return await sp.run_agent(ctx, support_agent, prompt)
 
 
+# OpenAI Agents SDK -------------------------------------------------------------------
+
+
+class SupportModel(agents.Model):
+    """The same script as `support_model`, as an Agents SDK model."""
+
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kw: Any
+    ) -> AgentsResponse:
+        items = input if isinstance(input, list) else [{"role": "user", "content": input}]
+        prompt = str(items[0].get("content"))
+        calls = {i["call_id"]: i["name"] for i in items if i.get("type") == "function_call"}
+        outputs = [
+            (calls[i["call_id"]], i["output"])
+            for i in items
+            if i.get("type") == "function_call_output"
+        ]
+        sent = [str(out) for name, out in outputs if name == "send_email"]
+        nonce = uuid.uuid4().hex[:8]
+        if not outputs:
+            turn, out = (
+                1,
+                [function_call("lookup_customer", {"name": "dana"}, call_id=f"call-{nonce}-1")],
+            )
+        elif not sent:
+            turn = 2
+            email = str(outputs[-1][1])
+            body = {"to": email, "subject": "Your refund", "body": f"Refund on its way ({nonce})"}
+            out = [function_call("send_email", body, call_id=f"call-{nonce}-2")]
+            if "two" in prompt:
+                lee = {"to": CUSTOMERS["lee"], "subject": "Hello", "body": f"Hi Lee ({nonce})"}
+                out.append(function_call("send_email", lee, call_id=f"call-{nonce}-3"))
+        else:
+            turn, out = 3, [assistant_message("done: " + "; ".join(sent))]
+        note(
+            "model_calls.jsonl",
+            toolkit="openai_agents",
+            key=signoff.idempotency_key(),
+            turn=turn,
+            nonce=nonce,
+        )
+        return AgentsResponse(output=out, usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kw: Any) -> Any:
+        raise NotImplementedError
+
+
+@agents.function_tool(name_override="lookup_customer")
+def lookup_customer_sdk(name: str) -> str:
+    """Find a customer's email address."""
+    note("tools.jsonl", tool="lookup_customer", name=name)
+    return CUSTOMERS[name]
+
+
+@agents.function_tool(name_override="send_email", needs_approval=True)
+def send_email_sdk(to: str, subject: str, body: str) -> str:
+    """Send an email to a customer."""
+    note("tools.jsonl", tool="send_email", to=to, subject=subject, body=body)
+    return f"sent to {to}: {body}"
+
+
+sdk_agent = agents.Agent(
+    name="support",
+    instructions="Help the customer.",
+    tools=[lookup_customer_sdk, send_email_sdk],
+    model=SupportModel(),
+)
+
+
+async def support_openai_agents(ctx: Context, prompt: str) -> str:
+    config = agents.RunConfig(tracing_disabled=True)
+    return str(await so.run_agent(ctx, sdk_agent, prompt, run_config=config))
+
+
 # the worker -------------------------------------------------------------------------
 
 
 def make_engine(url: str) -> Engine:
     eng = Engine(url, lease=LEASE, poll_interval=POLL)
     eng.workflow("support_pydantic_ai")(support_pydantic_ai)
+    eng.workflow("support_openai_agents")(support_openai_agents)
     return eng
 
 

@@ -13,8 +13,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic_ai import Agent, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from signoff import DecisionStatus, Engine, InvalidEdit, RunStatus
+from signoff import Context, DecisionStatus, Engine, InvalidEdit, RunStatus
+from signoff.integrations import pydantic_ai as sp
 from tests.integrations import agents_app
 from tests.integrations.agents_app import read
 from tests.integrations.procs import AgentWorkers, wait_for
@@ -139,3 +143,44 @@ async def test_expired_and_changes_requested_reach_the_model_as_refusals(
     )
     decision = await engine.approvals(run.id)
     assert decision[0].status.value == DecisionStatus.CHANGES_REQUESTED.value
+
+
+# asking a person ------------------------------------------------------------------------
+
+
+def asking_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    returns = [
+        p for m in messages for p in m.parts if p.part_kind in ("tool-return", "retry-prompt")
+    ]
+    if not returns:
+        return ModelResponse(parts=[ToolCallPart("ask_human", {"question": "Which day suits?"})])
+    return ModelResponse(parts=[TextPart(f"heard: {returns[-1].content}")])
+
+
+asking_agent = Agent(FunctionModel(asking_model), output_type=str, tools=[sp.ask_human(to="ops")])
+
+
+async def asking(ctx: Context) -> str:
+    return await sp.run_agent(ctx, asking_agent, "plan the visit")
+
+
+async def test_the_model_asks_a_person_and_reads_the_answer(engine: Engine) -> None:
+    engine.workflow("asking")(asking)
+    run = await engine.start(asking)
+    await engine.settle(run.id, timeout=10)
+    [question] = await engine.pending_approvals(run_id=run.id)
+    assert question.question and question.summary == "Which day suits?"
+    assert question.key.startswith("tool.ask:") and question.approvers == ["ops"]
+    await engine.answer(run.id, question.key, "Tuesday", by="ops")
+    assert await engine.result(run.id, timeout=10) == "heard: Tuesday"
+
+
+async def test_a_declined_question_reaches_the_model_as_a_failure(engine: Engine) -> None:
+    engine.workflow("asking")(asking)
+    run = await engine.start(asking)
+    await engine.settle(run.id, timeout=10)
+    [question] = await engine.pending_approvals(run_id=run.id)
+    await engine.reject(run.id, question.key, by="ops", reason="ask the customer")
+    result = await engine.result(run.id, timeout=10)
+    assert result.startswith("heard: ") and "ops declined to answer" in result
+    assert "ask the customer" in result

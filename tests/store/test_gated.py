@@ -151,7 +151,7 @@ async def test_an_edit_may_be_a_plain_mapping_of_argument_names(engine: Engine) 
     assert first == {"to": "bea", "amount": 200, "memo": ""}
     assert second == "300.0 EUR to dan"
     paid = ("pay", (Money(300, "EUR"), "dan", False))
-    assert CALLS == [("transfer", ("bea", 200, "")), paid]
+    assert [("transfer", ("bea", 200, "")), paid] == CALLS
 
 
 async def test_a_decider_without_the_code_takes_a_plain_mapping(

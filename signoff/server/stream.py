@@ -121,6 +121,10 @@ class Hub:
         self.gap_wait = gap_wait
         self.cursor = 0
         self.subscribers: set[Subscriber] = set()
+        # who hears what: a run's streams by its id, the streams of every run apart, so
+        # that handing an event out costs its own listeners, not every open stream
+        self._by_run: dict[str, set[Subscriber]] = {}
+        self._everything: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._gap_since: float | None = None
@@ -131,11 +135,23 @@ class Hub:
             self.cursor = max(self.cursor, await self.engine.access.last_history_id())
         sub = Subscriber(run_id, self.cursor)
         self.subscribers.add(sub)
+        if run_id is None:
+            self._everything.add(sub)
+        else:
+            self._by_run.setdefault(run_id, set()).add(sub)
         self._ensure_running()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        if sub.run_id is None:
+            self._everything.discard(sub)
+            return
+        listeners = self._by_run.get(sub.run_id)
+        if listeners is not None:
+            listeners.discard(sub)
+            if not listeners:
+                del self._by_run[sub.run_id]
 
     def wake(self) -> None:
         self._wake.set()
@@ -189,14 +205,13 @@ class Hub:
     def _dispatch(self, event: models.HistoryEntry) -> None:
         if event.type not in EVENT_NAMES:
             return
-        for sub in list(self.subscribers):
-            if sub.run_id is not None and sub.run_id != event.run_id:
-                continue
+        listeners = [*self._by_run.get(event.run_id, ()), *self._everything]
+        for sub in listeners:
             try:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:  # a stalled reader: end its stream; it resumes by id
                 sub.overflowed = True
-                self.subscribers.discard(sub)
+                self.unsubscribe(sub)
 
 
 class _Gate:

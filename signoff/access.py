@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from signoff.store.base import Store
 
 TOKEN_SCOPES = ("read", "start", "decide", "admin")
+LINK_MAX_AGE = 90 * 86400  # the longest a signed link may live; its used nonce outlives it
 StoredResponse = sql_api.StoredResponse
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -26,6 +26,7 @@ from typing import Any
 
 GENESIS = "0" * 64
 TOKENS = "tokens"  # the chain of token creations and revocations
+PURGED = "purged"  # one entry per purged run: its chain's length and last hash
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

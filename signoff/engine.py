@@ -22,6 +22,7 @@ import base64
 import contextlib
 import datetime
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -785,6 +786,75 @@ class Engine:
         return verifier
 
     # notifications: the outbox and its deliveries --------------------------------------
+
+    # housekeeping ----------------------------------------------------------------------
+
+    async def purge(
+        self,
+        older_than: durations.Duration | datetime.datetime,
+        *,
+        workflow: str | None = None,
+        dry_run: bool = False,
+        archive: str | os.PathLike[str] | None = None,
+        batch: int = 500,
+    ) -> models.PurgeReport:
+        """Remove finished runs (completed, failed, cancelled) that finished more than
+        `older_than` ago (a duration, or a datetime), with every row of theirs: journal,
+        history, approvals and votes, signals, delivered notifications, audit chain (its
+        length and last hash stay on the `purged` chain). A run with a notification not
+        yet delivered waits for it. Also removes idempotency records older than that and
+        used link nonces once no link could still carry them.
+
+        `archive`: a file that gets each run whole as one JSON line (appended, and on
+        disk before the run is removed). `dry_run`: count, remove nothing (an archive is
+        still written: an export). Works in batches of `batch` runs, one transaction
+        each, so other work goes on meanwhile."""
+        if isinstance(older_than, datetime.datetime):
+            cutoff = older_than.timestamp()
+        else:
+            cutoff = self.clock.time() - durations.to_seconds(older_than, "older_than")
+        serialization.check_texts((workflow, "workflow"))
+        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 10_000:
+            raise errors.InvalidArgument("batch must be a whole number from 1 to 10000")
+        sink = None if archive is None else open(archive, "a", encoding="utf-8")  # noqa: SIM115
+        runs = archived = 0
+        after: str | None = None
+        try:
+            while True:
+                ids = await self.store.purgeable_runs(
+                    cutoff=cutoff, workflow=workflow, after=after, limit=batch
+                )
+                if not ids:
+                    break
+                after = ids[-1]
+                if sink is not None:
+                    for record in await self.store.run_records(ids):
+                        sink.write(json.dumps(record, separators=(",", ":")) + "\n")
+                        archived += 1
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                if dry_run:
+                    runs += len(ids)
+                else:
+                    now = self.clock.time()
+                    runs += len(await self.store.purge_runs(ids, cutoff, now))
+        finally:
+            if sink is not None:
+                sink.close()
+        nonces_before = min(cutoff, self.clock.time() - access.LINK_MAX_AGE)
+        if dry_run:
+            keys = await self.store.expired_keys(
+                idempotency_before=cutoff, nonces_before=nonces_before
+            )
+        else:
+            keys = await self.store.purge_keys(cutoff, nonces_before)
+        return models.PurgeReport(
+            runs=runs,
+            idempotency_records=keys[0],
+            link_nonces=keys[1],
+            archived=archived,
+            dry_run=dry_run,
+        )
 
     def _attach_outbox(self) -> None:
         # No routes, no plan: write operations spend nothing on notifications.

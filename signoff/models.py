@@ -268,6 +268,19 @@ if TYPE_CHECKING:
     HistoryEvent = HistoryEntry  # deprecated; at run time `__getattr__` warns
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PurgeReport:
+    """What `engine.purge` removed (or, with `dry_run`, would remove): finished runs with
+    every row of theirs, idempotency records and used link nonces past retention, and
+    how many runs went to the archive first."""
+
+    runs: int
+    idempotency_records: int
+    link_nonces: int
+    archived: int = 0
+    dry_run: bool = False
+
+
 def __getattr__(name: str) -> Any:
     if name == "HistoryEvent":  # the old name, kept for one release
         warnings.warn(

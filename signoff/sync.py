@@ -110,6 +110,7 @@ class SyncEngine:
     resolve_run_id = _blocking(Engine.resolve_run_id)
     verify_audit = _blocking(Engine.verify_audit)
     check = _blocking(Engine.check)
+    purge = _blocking(Engine.purge)
     deliveries = _blocking(Engine.deliveries)
     retry_delivery = _blocking(Engine.retry_delivery)
     deliver_notifications = _blocking(Engine.deliver_notifications)

@@ -11,7 +11,8 @@ signoff start refund --input '["ord-1"]'
 One module per concern: `core` (root group, settings, shared options, errors), `output`
 (tables and JSON), `apps` (which engine and database), `runs`, `approvals`, `serve`
 (worker and HTTP API), `admin` (tokens, schema), `audit` (verify and export the record),
-`deliveries` (notifications: outcomes and retries), `check` (the deploy preflight).
+`deliveries` (notifications: outcomes and retries), `check` (the deploy preflight),
+`mcp` (an MCP server for assistants).
 Every option can also be set from a `SIGNOFF_*` environment variable (shown by `--help`).
 """
 
@@ -23,6 +24,7 @@ from signoff.cli import (  # noqa: F401 - they register commands
     audit,
     check,
     deliveries,
+    mcp,
     runs,
     serve,
 )

@@ -1,4 +1,4 @@
-"""Runs: list, show, cancel, retry; start a run; send a signal.
+"""Runs: list, show, cancel, retry, purge; start a run; send a signal.
 
 Wherever a run id is taken, a unique prefix of at least 6 characters will do (the demo
 and the tables show shortened ids).
@@ -102,6 +102,46 @@ def runs_retry(run_id: str, by: str | None, as_json: bool) -> None:
         return await e.retry(await e.resolve_run_id(run_id), by=by)
 
     _report_run(apps.with_engine(retry), "retrying run", as_json)
+
+
+@runs.command("purge")
+@where_options
+@option(
+    "--older-than",
+    required=True,
+    metavar="DURATION",
+    help='Finished runs that finished longer ago than this, e.g. "90d".',
+)
+@option("--workflow", help="Only runs of this workflow.")
+@option(
+    "--archive",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Append each run, whole, to FILE as a JSON line before it is removed.",
+)
+@option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+@json_option()
+def runs_purge(
+    older_than: str, workflow: str | None, archive: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Remove finished runs older than --older-than with everything of theirs, and
+    idempotency records and used link nonces past retention. Unfinished runs, and runs
+    with a notification still to deliver, are never removed."""
+    age = core.seconds(older_than, "--older-than")  # checked before the database opens
+    report = apps.with_engine(
+        lambda e: e.purge(age, workflow=workflow, dry_run=dry_run, archive=archive)
+    )
+    if as_json:
+        output.echo_json(report)
+        return
+    verb = "would remove" if dry_run else "removed"
+    line = (
+        f"{verb} {report.runs} run(s), {report.idempotency_records} idempotency record(s), "
+        f"{report.link_nonces} used link nonce(s)"
+    )
+    if archive is not None:
+        line += f"; {report.archived} run(s) archived to {archive}"
+    click.echo(line)
 
 
 def _report_run(run: models.Run, verb: str, as_json: bool) -> None:

@@ -22,6 +22,7 @@ from signoff.store import (
     sql_events,
     sql_inbox,
     sql_outbox,
+    sql_purge,
     sql_runs,
     sql_waits,
 )
@@ -421,3 +422,41 @@ class Store(abc.ABC):
         """The journals of several runs at once (reads)."""
         found: dict[str, list[JournalEntry]] = await self._read(_op(sql.journals, run_ids))
         return found
+
+    # housekeeping --------------------------------------------------------------------
+
+    async def purgeable_runs(
+        self, *, cutoff: float, workflow: str | None, after: str | None, limit: int
+    ) -> list[str]:
+        """Ids of finished runs (finished before `cutoff`, nothing left to deliver), in
+        id order after `after`; reads."""
+        found: list[str] = await self._read(
+            _op(sql_purge.finished_before, cutoff, workflow, after, limit)
+        )
+        return found
+
+    async def run_records(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Each run whole (run, journal, history, approvals, votes, audit chain), as an
+        archive keeps it; reads one snapshot."""
+        found: list[dict[str, Any]] = await self._read(_op(sql_purge.records, run_ids))
+        return found
+
+    purge_runs = _writes(
+        sql_purge.delete_runs,
+        """Remove the runs that still qualify and every row of theirs, each summed up on
+        the `purged` audit chain; the ids removed.""",
+    )
+
+    async def expired_keys(
+        self, *, idempotency_before: float, nonces_before: float
+    ) -> tuple[int, int]:
+        """How many idempotency records and used link nonces are past retention; reads."""
+        found: tuple[int, int] = await self._read(
+            _op(sql_purge.count_keys, idempotency_before, nonces_before)
+        )
+        return found
+
+    purge_keys = _writes(
+        sql_purge.delete_keys,
+        """Remove idempotency records and used link nonces past retention; how many.""",
+    )

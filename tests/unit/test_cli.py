@@ -414,3 +414,21 @@ def test_main_is_the_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--help"])
     assert exc.value.code == 0
     assert "runs" in capsys.readouterr().out
+
+
+def test_runs_purge_counts_archives_and_removes_finished_runs(
+    app: App, worker: Engine, tmp_path: Path
+) -> None:
+    ok(app, "start", "expense", "--input", "[5]", "--run-id", "old-1")
+    assert worker.sync.result("old-1", timeout=10) == {"amount": 5, "who": "nobody"}
+    waiting = start_waiting(app, worker)
+    out = ok(app, "runs", "purge", "--older-than", "0s", "--dry-run").stdout
+    assert out.startswith("would remove 1 run(s), 0 idempotency record(s)")
+    assert worker.sync.get_run("old-1").status == "completed"
+    archive = tmp_path / "runs.jsonl"
+    out = ok(app, "runs", "purge", "--older-than", "0s", "--archive", str(archive)).stdout
+    assert out.startswith("removed 1 run(s)") and f"1 run(s) archived to {archive}" in out
+    assert json.loads(archive.read_text())["run"]["id"] == "old-1"
+    fails(run_cli("--db", app.db, "runs", "show", "old-1"), "no run with id 'old-1'")
+    assert worker.sync.get_run(waiting).status == "waiting"
+    fails(run_cli("--db", app.db, "runs", "purge", "--older-than", "soon"), "--older-than")

@@ -40,6 +40,7 @@ LOCKED = [
     "NotAllowedToDecide",
     "NotSerializable",
     "OutsideWorkflowError",
+    "PurgeReport",
     "QuestionDeclined",
     "RetryPolicy",
     "Run",

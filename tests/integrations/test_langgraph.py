@@ -8,6 +8,7 @@ model calls and a ledger of tool runs, files shared by every process of a test.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -271,6 +272,29 @@ async def test_ask_human_tool_and_direct_calls(engine: Engine) -> None:
     assert (answer, status) == ("the yearly one", "error")
     assert "alice declined" in declined and "not your business" in declined
     assert refused == "bob rejected this tool call. It was not run."
+
+
+@pytest.mark.slow
+def test_the_example_sends_the_edited_email_once() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MODEL", "OPENAI_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "examples/agent_email_langgraph.py"],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    out = done.stdout
+    assert "waiting for tool:call-2" in out
+    assert "send_email: Send an email to a customer. (asked by offline-script" in out
+    assert "agent: Reported: [success] sent to dana@example.com" in out
+    assert (
+        "sent: [{'to': 'dana@example.com', 'subject': 'Your refund for order ord-88231', "
+        "'body': 'Dear Dana, your refund of 129.00 is on its way.'}]" in out
+    )
 
 
 def test_scripted_model_binds_tools_and_names_itself() -> None:

@@ -65,6 +65,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
@@ -527,6 +529,12 @@ async def run_graph(
     Use `JournaledChatModel` and `gated_tool` inside the graph: it runs again from the
     top on every replay, from the journal.
     """
+    if isinstance(graph, StateGraph):
+        graph = graph.compile()
+    if not isinstance(graph, Pregel):
+        raise errors.InvalidArgument(
+            f"run_graph() needs a LangGraph graph (StateGraph or compiled), not {graph!r:.60}"
+        )
     checkpointed = graph.copy(update={"checkpointer": InMemorySaver()})
     base: RunnableConfig = dict(config or {})  # type: ignore[assignment]
     thread = f"signoff:{ctx.run_id}:{key_prefix}"

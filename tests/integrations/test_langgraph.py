@@ -20,7 +20,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import tool
 
-from signoff import CallRejected, Context, Engine, InvalidEdit, RunStatus
+from signoff import CallRejected, Context, Engine, InvalidEdit, RunFailed, RunStatus
 from signoff.integrations import langgraph as sl
 from tests.acceptance.test_crash import Workers, wait_until
 from tests.integrations import langgraph_app as app
@@ -272,6 +272,24 @@ async def test_ask_human_tool_and_direct_calls(engine: Engine) -> None:
     assert (answer, status) == ("the yearly one", "error")
     assert "alice declined" in declined and "not your business" in declined
     assert refused == "bob rejected this tool call. It was not run."
+
+
+async def test_run_graph_takes_a_builder_and_refuses_other_things(engine: Engine) -> None:
+    @engine.workflow()
+    async def wf(ctx: Context, what: str) -> Any:
+        graph = app._review if what == "builder" else what
+        return await sl.run_graph(ctx, graph, {"to": "kim"})
+
+    run = await engine.start(wf, "builder")
+    await engine.settle(run.id, timeout=10)
+    await engine.approve(run.id, "interrupt:review:1", by="ann")
+    await engine.approve(run.id, "interrupt:cc", by="ann")
+    assert (await engine.result(run.id, timeout=10))["outcome"].startswith("sent: Dear kim")
+    bad = await engine.start(wf, "a string")
+    with pytest.raises(RunFailed) as info:
+        await engine.result(bad.id, timeout=10)
+    assert info.value.error["type"] == "InvalidArgument"
+    assert "needs a LangGraph graph" in info.value.error["message"]
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 _FINISHED = (models.RunStatus.COMPLETED, models.RunStatus.FAILED, models.RunStatus.CANCELLED)
-_SETTLED = (models.RunStatus.WAITING, *_FINISHED)
+_SETTLED = (models.RunStatus.WAITING, models.RunStatus.BLOCKED, *_FINISHED)
 # How long a decision waits for a run that has not reached its approval yet.
 _REACH_WAIT_TIMEOUT = 10.0
 
@@ -407,7 +407,9 @@ class Engine:
         )
 
     async def retry(self, run_id: str, *, by: str | None = None) -> models.Run:
-        """Resume a failed run from where it failed; recorded steps are not redone."""
+        """Resume a failed run from where it failed; recorded steps are not redone. A
+        blocked run is replayed again as it is (it blocks again if the code still does
+        not replay it)."""
         serialization.check_texts((run_id, "run_id"), (by, "by"))
         run = await self.store.get_run(run_id)
         owner, lease_until = self._claimer(run.workflow)
@@ -418,7 +420,7 @@ class Engine:
         return await self.store.get_run(run_id)
 
     async def settle(self, run_id: str, *, timeout: float | None = 30.0) -> models.Run:
-        """Wait until the run is waiting for something or finished, and return it."""
+        """Wait until the run is waiting for something, blocked or finished; return it."""
         return await self._await_status(run_id, _SETTLED, timeout)
 
     async def result(self, run_id: str, *, timeout: float | None = None) -> Any:

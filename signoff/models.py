@@ -21,6 +21,9 @@ class RunStatus(enum.StrEnum):
     PENDING = "pending"  # runnable, no worker holds it
     RUNNING = "running"  # a worker holds its lease
     WAITING = "waiting"  # suspended on an approval, signal or sleep
+    # replay no longer matches the journal (the code changed under the run): it waits
+    # for code that replays it (`error` says where); decisions and signals still land
+    BLOCKED = "blocked"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -26,6 +26,7 @@ APPROVAL_ESCALATED = "approval.escalated"
 APPROVAL_REMINDER = "approval.reminder"
 RUN_COMPLETED = "run.completed"
 RUN_FAILED = "run.failed"
+RUN_BLOCKED = "run.blocked"
 
 EVENTS = (
     APPROVAL_REQUESTED,
@@ -37,6 +38,7 @@ EVENTS = (
     APPROVAL_REMINDER,
     RUN_COMPLETED,
     RUN_FAILED,
+    RUN_BLOCKED,
 )
 
 APPROVERS = "approvers"  # in a route's `to`: the people (and roles) who may decide

@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from signoff.engine import Engine
     from signoff.store.base import WaitOutcome
 
-UNFINISHED = (models.RunStatus.WAITING, models.RunStatus.RUNNING, models.RunStatus.PENDING)
+UNFINISHED = (
+    models.RunStatus.WAITING,
+    models.RunStatus.RUNNING,
+    models.RunStatus.PENDING,
+    models.RunStatus.BLOCKED,  # would the new code resume it?
+)
 
 
 class PastJournal(BaseException):
@@ -128,7 +133,7 @@ async def check(engine: Engine, *, page_size: int = 1000) -> CheckReport:
             journals = await engine.store.get_journals([run.id for run in page])
             for run in page:
                 entries = journals[run.id]
-                broken = await _check_run(registry.get(run.workflow), run, entries)
+                broken = await check_run(registry.get(run.workflow), run, entries)
                 report.checked += 1
                 if broken is not None:
                     report.broken.append(broken)
@@ -139,9 +144,11 @@ async def check(engine: Engine, *, page_size: int = 1000) -> CheckReport:
     return report
 
 
-async def _check_run(
+async def check_run(
     definition: runner.WorkflowDef | None, run: models.Run, entries: list[JournalEntry]
 ) -> Broken | None:
+    """Why `definition` would not replay `run` (its journal `entries`); None: it would."""
+
     def broken(message: str, exc: errors.NonDeterminismError | None = None) -> Broken:
         return Broken(
             run_id=run.id,

@@ -113,6 +113,7 @@ class Execution:
         deadline = claim.run.deadline
         self.deadline: float | None = None if deadline is None else deadline.timestamp()
         self.edit_checks = settings.edit_checks
+        self.owner = settings.owner
 
     def beyond_journal(self) -> None:
         pass  # first execution of this call: do it and record it
@@ -206,6 +207,24 @@ class Execution:
             )
         )
 
+    async def block(self, mismatch: errors.NonDeterminismError) -> None:
+        """Park the run as blocked. What this execution would have journaled is dropped:
+        the code that made it no longer replays the record."""
+        log.warning(
+            "run %s blocked: %s",
+            self.run_id,
+            mismatch,
+            extra={"action": "run_blocked", "run_id": self.run_id},
+        )
+        info = error_info(mismatch)
+        info.update(seq=mismatch.seq, expected=mismatch.expected, found=mismatch.found)
+        info["worker"] = self.owner
+        await self._guard(
+            self.store.block_run(
+                run_id=self.run_id, fence=self.fence, error=info, now=self.clock.time()
+            )
+        )
+
     async def finish(
         self,
         status: str,
@@ -230,7 +249,11 @@ async def execute(
     claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clock, settings: Settings
 ) -> str:
     """Run the workflow for `claim` until it parks or ends. Returns what happened:
-    "waiting", "completed", "failed" or "abandoned"."""
+    "waiting", "completed", "failed", "blocked" or "abandoned".
+
+    Only `NonDeterminismError` (replay no longer matches the journal) blocks a run: it
+    is the code's doing, not the run's, so the run keeps its journal and open waits and
+    waits for code that replays it rather than fail."""
     execution = Execution(claim, store, clock_, settings)
     ctx = Context(execution, claim.journal)
     token = _current.set(ctx)
@@ -252,6 +275,9 @@ async def execute(
             if ctx.parked:  # an error from a task the parking stopped, not the run's
                 raise Suspended from None
             failure = ctx.fatal or exc
+            if isinstance(failure, errors.NonDeterminismError):
+                await execution.block(failure)
+                return "blocked"
             log.info(
                 "run %s failed: %s",
                 ctx.run_id,

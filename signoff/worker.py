@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable
 
-from signoff import clock, runner
+from signoff import clock, models, preflight, runner
 from signoff.store.base import Claim, Store
 
 log = logging.getLogger(__name__)
+
+RECHECK_INTERVAL = 60.0  # seconds between looks at blocked runs (the first at start-up)
 
 
 async def sync_clock(store: Store, clock_: clock.Clock) -> None:
@@ -80,6 +83,9 @@ class Worker:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._giving_back: set[asyncio.Task[None]] = set()
+        # blocked runs this code was found not to replay, by id: when they were blocked
+        self._unreplayable: dict[str, datetime.datetime] = {}
+        self._recheck_at = 0.0  # loop time of the next look at blocked runs
 
     @property
     def lease_until(self) -> float:
@@ -159,6 +165,8 @@ class Worker:
         while not self._stopping:
             try:
                 await self._tick(names)
+                if asyncio.get_running_loop().time() >= self._recheck_at:
+                    await self.recheck_blocked()
                 failures = 0
             except Exception:
                 failures += 1
@@ -196,6 +204,66 @@ class Worker:
                 lease_until=self.lease_until,
             ):
                 self.submit(claim)
+
+    async def recheck_blocked(self, page_size: int = 500) -> int:
+        """Resume the blocked runs of our workflows that this code replays (a deploy
+        fixed them): each is unblocked and claimed here. A run is replayed once per
+        block, read-only; one this worker blocked itself is not looked at (its code
+        did not replay it). Returns how many were resumed."""
+        self._recheck_at = asyncio.get_running_loop().time() + RECHECK_INTERVAL
+        resumed, seen = 0, set[str]()
+        cursor: tuple[float, str] | None = None
+        mark: tuple[datetime.datetime, str] | None = None
+        while not self._stopping:
+            found = await self._store.list_runs(
+                status=models.RunStatus.BLOCKED.value, limit=page_size, before=cursor
+            )
+            # a stored time may hold more than a datetime's microseconds: ask from just
+            # past the mark, keep what is strictly older than it
+            page = [run for run in found if mark is None or (run.created_at, run.id) < mark]
+            fresh = [run for run in page if self._is_fresh(run)]
+            seen.update(run.id for run in page)
+            journals = await self._store.get_journals([run.id for run in fresh])
+            for run in fresh:
+                wf = self._registry[run.workflow]
+                if await preflight.check_run(wf, run, journals[run.id]) is not None:
+                    self._unreplayable[run.id] = run.updated_at
+                    continue
+                resumed += await self._unblock(run.id)
+            if len(found) < page_size or not page:
+                break
+            mark = (page[-1].created_at, page[-1].id)
+            cursor = (page[-1].created_at.timestamp() + 1e-6, "\U0010ffff")
+        self._unreplayable = {k: v for k, v in self._unreplayable.items() if k in seen}
+        return resumed
+
+    def _is_fresh(self, run: models.Run) -> bool:
+        """A blocked run of ours not yet looked at in this state, blocked by another worker."""
+        return (
+            run.workflow in self._registry
+            and self._unreplayable.get(run.id) != run.updated_at
+            and (run.error or {}).get("worker") != self.id
+        )
+
+    async def _unblock(self, run_id: str) -> int:
+        outcome, claim = await self._store.unblock_run(
+            run_id=run_id,
+            by=None,
+            now=self._clock.time(),
+            claim_for=self.id,
+            lease_until=self.lease_until,
+            worker=self.id,
+        )
+        if outcome != "ok":
+            return 0  # resumed or cancelled by someone else meanwhile
+        log.info(
+            "run %s replays with this code: unblocked",
+            run_id,
+            extra={"action": "run_unblocked", "run_id": run_id},
+        )
+        if claim is not None:
+            self.submit(claim)
+        return 1
 
     async def _route(self, claim: Claim) -> None:
         if claim.run.workflow in self._registry:

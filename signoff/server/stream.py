@@ -24,9 +24,13 @@ History types map to stream events as follows; other types are not streamed:
 | run_completed                                    | run_completed     |
 | run_failed                                       | run_failed        |
 | run_cancelled                                    | run_cancelled     |
+| run_blocked                                      | run_blocked       |
+| run_unblocked                                    | run_unblocked     |
 
 So every wait a run enters and leaves is on the stream, whichever way it ends (a person,
-a timeout rule, a withdrawal, a signal, an event, a timer).
+a timeout rule, a withdrawal, a signal, an event, a timer). A blocked run (its replay no
+longer matches its journal) does not end its stream: it resumes when code that replays
+it is deployed, or is retried.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ EVENT_NAMES = {
     "run_completed": "run_completed",
     "run_failed": "run_failed",
     "run_cancelled": "run_cancelled",
+    "run_blocked": "run_blocked",
+    "run_unblocked": "run_unblocked",
 }
 TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled"})
 QUEUE_LIMIT = 10_000

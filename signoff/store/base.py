@@ -157,6 +157,18 @@ class Store(abc.ABC):
         """Complete or fail the run under the fencing token; raises `LeaseLost` if stale.""",
     )
 
+    block_run = _writes(
+        sql_runs.block_run,
+        """Park the run as blocked (replay no longer matches its journal) under the fencing
+        token, with its history entry and notification; raises `LeaseLost` if stale.""",
+    )
+    unblock_run = _writes(
+        sql_runs.unblock_run,
+        """Make a blocked run runnable again, atomically with its history entry; returns
+        ("ok", claim) or why not (its status, or "not_found"). A run no longer blocked
+        is left alone.""",
+    )
+
     async def cancel_run(
         self, *, run_id: str, by: str | None, reason: str | None, now: float
     ) -> models.Run:
@@ -176,7 +188,8 @@ class Store(abc.ABC):
     async def retry_run(
         self, *, run_id: str, by: str | None, now: float, claim_for: str | None, lease_until: float
     ) -> Claim | None:
-        """Make a failed run runnable again, dropping its failed step's record."""
+        """Make a failed run runnable again, dropping its failed step's record; or a
+        blocked run, keeping its journal whole."""
         outcome, claim = await self._write(
             _op(
                 sql_runs.retry_run,
@@ -191,7 +204,8 @@ class Store(abc.ABC):
             raise errors.RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
         if outcome != "ok":
             raise errors.InvalidRunState(
-                f"run {run_id} is {outcome}; only failed runs can be retried", run_id=run_id
+                f"run {run_id} is {outcome}; only failed or blocked runs can be retried",
+                run_id=run_id,
             )
         return claim
 

@@ -241,6 +241,50 @@ def finish_run(
         yield from sql_outbox.enqueue(run_id, outbox.RUN_FAILED, now, {"error": _summary(error)})
 
 
+BLOCK_DETAIL = ("seq", "expected", "found")  # where replay and journal part ways
+
+
+def block_run(*, run_id: str, fence: int, error: dict[str, Any], now: float) -> Op[None]:
+    """Replay no longer matches the journal: park the run as blocked with `error` (the
+    mismatch), under its fencing token. Its journal, open waits and approvals are left as
+    they are, so decisions and signals still land and count once it resumes."""
+    res = yield Query(
+        "UPDATE runs SET status = 'blocked', error = ?, updated_at = ?, "
+        "lease_owner = NULL, lease_expires = NULL, wait_kind = NULL, wait_name = NULL, "
+        "wait_seq = NULL, wake_at = NULL WHERE id = ? AND fence = ? AND status = 'running'",
+        (json.dumps(error), now, run_id, fence),
+    )
+    if res.rowcount == 0:
+        raise LeaseLost(run_id)
+    data = {"error": _summary(error), **{k: error.get(k) for k in BLOCK_DETAIL}}
+    yield history(run_id, now, "run_blocked", None, data)
+    yield from sql_outbox.enqueue(run_id, outbox.RUN_BLOCKED, now, data)
+
+
+def unblock_run(
+    *,
+    run_id: str,
+    by: str | None,
+    now: float,
+    claim_for: str | None,
+    lease_until: float,
+    worker: str | None = None,
+) -> Op[tuple[str, Claim | None]]:
+    """Make a blocked run runnable again, its journal kept whole. `worker`: the worker
+    whose code was found to replay it (else `by` asked for it, or nobody said).
+
+    Returns ("ok", claim), or the run's status when it is not blocked ("not_found" if
+    there is no such run)."""
+    res = yield Query("SELECT status FROM runs WHERE id = ?{for_update}", (run_id,))
+    if not res.rows:
+        return "not_found", None
+    if res.rows[0][0] != "blocked":
+        return res.rows[0][0], None
+    yield Query("UPDATE runs SET error = NULL WHERE id = ?", (run_id,), wait=False)
+    yield history(run_id, now, "run_unblocked", by, {} if worker is None else {"worker": worker})
+    return "ok", (yield from wake(run_id, now, claim_for, lease_until))
+
+
 def _summary(error: dict[str, Any] | None) -> dict[str, Any]:
     error = error or {}
     return {"type": error.get("type"), "message": error.get("message")}
@@ -275,10 +319,17 @@ def cancel_run(
 def retry_run(
     *, run_id: str, by: str | None, now: float, claim_for: str | None, lease_until: float
 ) -> Op[tuple[str, Claim | None]]:
-    """Make a failed run runnable again; a step that failed is tried afresh."""
+    """Make a failed run runnable again; a step that failed is tried afresh. A blocked
+    run is unblocked as it is (`unblock_run`)."""
     res = yield Query("SELECT status FROM runs WHERE id = ?{for_update}", (run_id,))
     if not res.rows:
         return "not_found", None
+    if res.rows[0][0] == "blocked":
+        return (
+            yield from unblock_run(
+                run_id=run_id, by=by, now=now, claim_for=claim_for, lease_until=lease_until
+            )
+        )
     if res.rows[0][0] != "failed":
         return res.rows[0][0], None
     yield Query("DELETE FROM journal WHERE run_id = ? AND status = 'failed'", (run_id,), wait=False)

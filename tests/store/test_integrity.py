@@ -2,8 +2,8 @@
 
 The "model" below answers differently on every call and is deliberately called outside a
 step, as a careless agent loop would: the replay after the decision proposes something
-nobody saw. The run must fail with a non-determinism error naming both proposals, and
-the gated function must not run with the new arguments.
+nobody saw. The run must be blocked (not go on) with a non-determinism error naming both
+proposals, and the gated function must not run with the new arguments.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import signoff
-from signoff import Context, Engine, RunFailed, RunStatus
+from signoff import Context, Engine, RunStatus
 
 SENT: list[str] = []
 
@@ -37,13 +37,12 @@ def fickle_model() -> Any:
     return lambda: f"someone-{next(counter)}"
 
 
-async def _fails_naming_both(engine: Engine, run_id: str, first: str, second: str) -> None:
-    with pytest.raises(RunFailed) as failed:
-        await engine.result(run_id, timeout=5)
-    error = failed.value.error
+async def _blocked_naming_both(engine: Engine, run_id: str, first: str, second: str) -> None:
+    run = await engine.settle(run_id, timeout=5)
+    assert run.status is RunStatus.BLOCKED
+    error = run.error or {}
     assert error["type"] == "NonDeterminismError"
     assert first in error["message"] and second in error["message"]
-    assert (await engine.get_run(run_id)).status is RunStatus.FAILED
 
 
 async def test_a_gated_call_never_runs_arguments_nobody_approved(engine: Engine) -> None:
@@ -59,11 +58,11 @@ async def test_a_gated_call_never_runs_arguments_nobody_approved(engine: Engine)
         [pending] = await engine.pending_approvals(run_id=run.id)
         assert pending.proposed == {"args": [], "kwargs": {"to": "someone-641"}}
         await engine.approve(run.id, pending.key, by="carol")
-        await _fails_naming_both(engine, run.id, "someone-641", "someone-714")
+        await _blocked_naming_both(engine, run.id, "someone-641", "someone-714")
     assert SENT == []
 
 
-async def test_an_edited_gated_call_fails_too_when_the_proposal_changed(engine: Engine) -> None:
+async def test_an_edited_gated_call_is_blocked_too_when_the_proposal_changed(engine: Engine) -> None:
     model = fickle_model()
 
     @engine.workflow()
@@ -75,11 +74,11 @@ async def test_an_edited_gated_call_fails_too_when_the_proposal_changed(engine: 
         await engine.settle(run.id)
         [pending] = await engine.pending_approvals(run_id=run.id)
         await engine.edit(run.id, pending.key, {"args": [], "kwargs": {"to": "x"}}, by="carol")
-        await _fails_naming_both(engine, run.id, "someone-641", "someone-714")
+        await _blocked_naming_both(engine, run.id, "someone-641", "someone-714")
     assert SENT == []
 
 
-async def test_an_approval_whose_proposal_changes_on_replay_fails(engine: Engine) -> None:
+async def test_an_approval_whose_proposal_changes_on_replay_is_blocked(engine: Engine) -> None:
     model = fickle_model()
     acted: list[Any] = []
 
@@ -93,7 +92,7 @@ async def test_an_approval_whose_proposal_changes_on_replay_fails(engine: Engine
         run = await engine.start(wf)
         await engine.settle(run.id)
         await engine.approve(run.id, "send", by="carol")
-        await _fails_naming_both(engine, run.id, "someone-641", "someone-714")
+        await _blocked_naming_both(engine, run.id, "someone-641", "someone-714")
     assert acted == []
 
 
@@ -109,7 +108,7 @@ async def test_json_equal_is_not_python_equal(engine: Engine) -> None:
         run = await engine.start(wf)
         await engine.settle(run.id)
         await engine.approve(run.id, "flag", by="carol")
-        await _fails_naming_both(engine, run.id, "true", "1")
+        await _blocked_naming_both(engine, run.id, "true", "1")
 
 
 async def test_a_deterministic_proposal_replays_and_acts_once(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from signoff import Context, Engine, RunFailed
+from signoff import Context, Engine, RunStatus
 from signoff.testing import FakeClock
 
 DONE: list[tuple[str, str]] = []
@@ -101,7 +101,7 @@ async def test_a_patch_keeps_old_runs_on_the_old_path(store_url: str, clock: Fak
     assert DONE.count(("pay", "old")) == DONE.count(("pay", "new")) == 1
 
 
-async def test_without_a_patch_the_old_run_fails_naming_the_calls(
+async def test_without_a_patch_the_old_run_is_blocked_and_a_fixed_deploy_resumes_it(
     store_url: str, clock: FakeClock
 ) -> None:
     old = _engine(store_url, clock, v1)
@@ -109,11 +109,29 @@ async def test_without_a_patch_the_old_run_fails_naming_the_calls(
     await old.close()
     changed = _engine(store_url, clock, v2_unpatched)
     try:
-        with pytest.raises(RunFailed, match="check_credit"):
-            await _approve(changed, waiting)
+        async with changed:
+            await changed.approve(waiting, "manager", by="carol")
+            run = await changed.settle(waiting, timeout=5)
+        assert run.status is RunStatus.BLOCKED  # not failed: nothing burned, nothing lost
+        assert run.error is not None and run.error["code"] == "non_determinism"
+        assert run.error["seq"] == 1 and "check_credit" in run.error["found"]
+        assert "approval 'manager'" in run.error["expected"]
+        assert [r.id for r in await changed.list_runs(status="blocked")] == [waiting]
+        assert (await changed.history(waiting))[-1].type == "run_blocked"
     finally:
         await changed.close()
-    assert ("pay", "old") not in DONE
+    assert ("pay", "old") not in DONE and ("credit", "old") not in DONE
+
+    fixed = _engine(store_url, clock, v2)  # the patched code replays it: a worker resumes it
+    try:
+        async with fixed:
+            assert await fixed.result(waiting, timeout=5) == "paid old"
+            types = [e.type for e in await fixed.history(waiting)]
+    finally:
+        await fixed.close()
+    assert types[-4:] == ["run_blocked", "run_unblocked", "step_completed", "run_completed"]
+    assert types.count("approval_decided") == 1  # the decision taken before, honoured
+    assert DONE == [("prepare", "old"), ("pay", "old")]
 
 
 async def test_a_retired_patch_replays_runs_that_recorded_it(

@@ -89,7 +89,7 @@ def test_every_decision_and_cancel_and_retry(url: str, clock: FakeClock) -> None
         assert sync.result(runs[0].id, timeout=5)["status"] == "approved"
         assert sync.result(runs[1].id, timeout=5)["status"] == "rejected"
         assert sync.result(runs[2].id, timeout=5)["status"] == "changes_requested"
-        with pytest.raises(InvalidRunState, match="only failed runs"):
+        with pytest.raises(InvalidRunState, match="only failed or blocked runs"):
             sync.retry(runs[0].id)
 
 

@@ -16,6 +16,7 @@ from signoff.channels.callbacks import (
 )
 from signoff.channels.email import EmailChannel
 from signoff.channels.routing import Contacts, Route
+from signoff.channels.slack import SlackChannel
 from signoff.channels.webhook import WebhookChannel
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "EmailChannel",
     "Message",
     "Route",
+    "SlackChannel",
     "WebhookChannel",
     "on",
     "on_approval_requested",

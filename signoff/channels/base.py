@@ -12,8 +12,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from signoff import outbox
+
+if TYPE_CHECKING:
+    from signoff.store.base import Store
 
 
 class DeliveryError(Exception):
@@ -56,6 +60,11 @@ class Channel(abc.ABC):
     # Attempts a worker makes at once (the most any of its channels asks for). Few: the
     # attempts share the worker's event loop with its runs.
     concurrency: int = 4
+
+    def attach(self, store: Store) -> None:
+        """Called before `open` with the store the outbox is in: for a channel that keeps
+        where it posted a message, to update it in place later (the Slack channel)."""
+        return None
 
     async def open(self) -> None:
         """Get ready to deliver (connections, clients). Called when a worker starts."""

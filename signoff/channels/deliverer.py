@@ -61,6 +61,7 @@ class Deliverer:
         # The engine owns the channels (several deliverers may share them) and closes them.
         if not self._opened:
             for channel in self._channels.values():
+                channel.attach(self._store)
                 await channel.open()
             self._opened = True
 

@@ -127,6 +127,11 @@ class Contacts(policy.Directory):
     def address(self, person: str, kind: str) -> str | None:
         return self._addresses.get(person, {}).get(kind)
 
+    def person(self, kind: str, address: str) -> str | None:
+        """Who has this address (a Slack user id, say): the reverse of `address`."""
+        found = [p for p, kinds in self._addresses.items() if kinds.get(kind) == address]
+        return found[0] if len(found) == 1 else None
+
 
 def resolve(
     recipients: Sequence[str], directory: policy.DirectoryLike, kind: str

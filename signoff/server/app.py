@@ -33,6 +33,7 @@ from signoff.server import (
     routes_links,
     routes_runs,
     routes_signals,
+    routes_slack,
     routes_stream,
     routes_tokens,
     schemas,
@@ -146,6 +147,7 @@ def create_app(
         app.include_router(module.router)
     if secret is not None:
         app.include_router(routes_links.router)
+    routes_slack.mount(app, engine)  # `/slack/interactions`, with a Slack signing secret
     inbox_.mount(app, secret)  # the web inbox at `/` (docs/inbox.md)
     app.include_router(routes_runs.tail)  # `/runs/{run_id:path}` last: it matches any suffix
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -228,9 +230,9 @@ class BodyGuard:
         if not body:
             return None
         media = (content_type or "").split(";")[0].strip().lower()
-        if path.startswith(("/links/", "/inbox/")):  # forms of the pages for people
+        if path.startswith(("/links/", "/inbox/", "/slack/")):  # forms (people's, Slack's)
             if media != "application/x-www-form-urlencoded":
-                return 415, "unsupported_media_type", "send the link form as form data"
+                return 415, "unsupported_media_type", "send the form as form data"
             return None
         if media != "application/json" and not (
             media.startswith("application/") and media.endswith("+json")

@@ -432,6 +432,27 @@ class Store(abc.ABC):
         found: outbox.Delivery | None = await self._read(_op(sql_outbox.get, id))
         return found
 
+    reserve_channel_message = _writes(
+        sql_outbox.reserve_message,
+        """Take the place of a channel's message for one approval round and address unless
+        taken (a conditional insert: of concurrent callers one gets it); the row.""",
+    )
+
+    record_channel_message = _writes(
+        sql_outbox.record_message,
+        """Record where a posted message is and what it shows, unless it shows a later
+        state already; one statement.""",
+    )
+
+    async def posted_messages(
+        self, *, channel: str, run_id: str, key: str, round: int
+    ) -> list[sql_outbox.PostedMessage]:
+        """The messages a channel posted for one approval round; reads."""
+        found: list[sql_outbox.PostedMessage] = await self._read(
+            _op(sql_outbox.posted_messages, channel=channel, run_id=run_id, key=key, round=round)
+        )
+        return found
+
     async def get_journals(self, run_ids: list[str]) -> dict[str, list[JournalEntry]]:
         """The journals of several runs at once (reads)."""
         found: dict[str, list[JournalEntry]] = await self._read(_op(sql.journals, run_ids))

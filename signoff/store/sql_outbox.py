@@ -329,3 +329,104 @@ def _attempt(row: Sequence[Any]) -> outbox.Attempt:
 
 def _with_history(d: outbox.Delivery, tries: list[outbox.Attempt]) -> outbox.Delivery:
     return dataclasses.replace(d, history=tuple(tries))
+
+
+# messages a channel posted and updates in place later (the Slack channel) ---------------
+
+MESSAGE_COLUMNS = (
+    "channel, run_id, key, round, recipient, delivery_id, ref, state, view, updated_at"
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PostedMessage:
+    """A message a channel posted for one approval round to one address: `ref` says
+    where it is (None while being posted), `state` what it shows (1 open, 2 closed),
+    `view` what it was made from."""
+
+    channel: str
+    run_id: str
+    key: str
+    round: int
+    recipient: str
+    delivery_id: str
+    ref: dict[str, Any] | None
+    state: int
+    view: dict[str, Any]
+    updated_at: float
+
+
+def reserve_message(
+    *,
+    channel: str,
+    run_id: str,
+    key: str,
+    round: int,
+    recipient: str,
+    delivery_id: str,
+    state: int,
+    view: dict[str, Any],
+    now: float,
+) -> Op[PostedMessage]:
+    """Take the place of the message for this round and recipient unless it is taken;
+    the row as it stands (its `delivery_id` says which delivery holds it)."""
+    yield Query(
+        f"INSERT INTO channel_messages ({MESSAGE_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (channel, run_id, key, round, recipient, delivery_id, state, dump_json(view), now),
+    )
+    res = yield Query(
+        f"SELECT {MESSAGE_COLUMNS} FROM channel_messages WHERE channel = ? AND run_id = ? "
+        "AND key = ? AND round = ? AND recipient = ?",
+        (channel, run_id, key, round, recipient),
+    )
+    return _posted(res.rows[0])
+
+
+def record_message(
+    *,
+    channel: str,
+    run_id: str,
+    key: str,
+    round: int,
+    recipient: str,
+    ref: dict[str, Any],
+    state: int,
+    view: dict[str, Any],
+    now: float,
+) -> Op[bool]:
+    """Record where the message is and what it shows now, unless it already shows a
+    later state; whether it was recorded."""
+    where = (channel, run_id, key, round, recipient, state)
+    res = yield Query(
+        "UPDATE channel_messages SET ref = ?, state = ?, view = ?, updated_at = ? "
+        "WHERE channel = ? AND run_id = ? AND key = ? AND round = ? AND recipient = ? "
+        "AND state <= ?",
+        (dump_json(ref), state, dump_json(view), now, *where),
+    )
+    return res.rowcount > 0
+
+
+def posted_messages(*, channel: str, run_id: str, key: str, round: int) -> Op[list[PostedMessage]]:
+    """The messages `channel` posted for one approval round."""
+    res = yield Query(
+        f"SELECT {MESSAGE_COLUMNS} FROM channel_messages WHERE channel = ? AND run_id = ? "
+        "AND key = ? AND round = ? ORDER BY recipient",
+        (channel, run_id, key, round),
+    )
+    return [_posted(r) for r in res.rows]
+
+
+def _posted(row: Sequence[Any]) -> PostedMessage:
+    return PostedMessage(
+        channel=row[0],
+        run_id=row[1],
+        key=row[2],
+        round=int(row[3]),
+        recipient=row[4],
+        delivery_id=row[5],
+        ref=None if row[6] is None else json.loads(row[6]),
+        state=int(row[7]),
+        view=json.loads(row[8]),
+        updated_at=float(row[9]),
+    )

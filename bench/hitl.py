@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import gc
 import json
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff import Context, Engine, idempotency_key
+from signoff.channels import Route, WebhookChannel
 
 LEDGER: dict[str, int] = {}
 
@@ -51,8 +53,12 @@ async def pay(order: str, amount: int) -> str:
     return key
 
 
-def build(url: str, concurrency: int) -> Engine:
-    engine = Engine(url, concurrency=concurrency)
+def build(url: str, concurrency: int, webhook: str | None = None) -> Engine:
+    notifications = []
+    if webhook is not None:  # every event of every run, signed, to the receiver
+        secret = "whsec_" + base64.b64encode(b"b" * 32).decode()
+        notifications.append(Route(WebhookChannel("bench", url=webhook, secret=secret)))
+    engine = Engine(url, concurrency=concurrency, notifications=notifications)
 
     @engine.workflow(name="bench_refund")
     async def refund(ctx: Context, order: str) -> dict[str, Any]:
@@ -158,8 +164,27 @@ async def until_settled(engine: Engine, status: str, n: int) -> None:
     assert count >= n, f"{count} runs {status}, expected {n}"
 
 
+def spawn_receiver() -> tuple[subprocess.Popen[str], str]:
+    receiver = Path(__file__).with_name("webhook_receiver.py")
+    proc = subprocess.Popen([sys.executable, str(receiver)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = proc.stdout.readline().split()[1]
+    return proc, f"http://127.0.0.1:{port}/hooks"
+
+
+async def drained(engine: Engine) -> float:
+    """Wait until no notification is left to deliver; seconds waited."""
+    t0 = time.perf_counter()
+    while (await engine.deliveries(status="pending", limit=1)) or (
+        await engine.deliveries(status="delivering", limit=1)
+    ):
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - t0
+
+
 async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
-    engine = build(args.db, args.concurrency)
+    receiver, hook_url = spawn_receiver() if args.webhook else (None, None)
+    engine = build(args.db, args.concurrency, hook_url)
     procs = spawn_workers(args, tmp) if args.workers else []
     if procs:
         await engine.open()
@@ -211,9 +236,21 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             else:
                 await engine.result(r, timeout=60)
             latencies.append((time.perf_counter() - s) * 1000)
+        drain_s = await drained(engine) if receiver is not None else None
     if procs:
         stop_workers(procs, tmp)
         await engine.close()
+    hooks: dict[str, Any] = {}
+    if receiver is not None:
+        receiver.send_signal(signal.SIGTERM)
+        out, _ = receiver.communicate(timeout=30)
+        hooks = json.loads(out.strip().splitlines()[-1])
+        hooks = {
+            "webhooks_expected": 3 * (args.n + args.sample),  # requested, decided, completed
+            "webhooks_delivered": hooks["distinct"],
+            "webhook_posts": hooks["posts"],
+            "webhook_drain_s_after_last_run": round(drain_s or 0.0, 2),
+        }
     effects = sum(LEDGER.values())
     total = args.n + args.sample
     disk = db_bytes(args.db)
@@ -234,7 +271,31 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         "disk_bytes_per_run": None if disk is None else round(disk / total, 1),
         "effects": effects,
         "effects_exactly_once": effects == total and all(v == 1 for v in LEDGER.values()),
+        **hooks,
     }
+
+
+def tracing() -> Any:
+    """Set the global OpenTelemetry SDK providers: spans go through a batch processor to an
+    exporter that counts and drops them; metrics aggregate in process (collected at exit)."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Counting(SpanExporter):
+        count = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            Counting.count += len(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Counting(), max_queue_size=65536))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    return lambda: provider.force_flush() and Counting.count
 
 
 def cli() -> None:
@@ -245,6 +306,12 @@ def cli() -> None:
     parser.add_argument("--concurrency", type=int, default=512, help="worker concurrency")
     parser.add_argument("--clients", type=int, default=512, help="starts/decisions in flight")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0: in-process)")
+    parser.add_argument(
+        "--webhook", action="store_true", help="a webhook channel on every event, to a receiver"
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="OpenTelemetry SDK tracer and meter (spans dropped)"
+    )
     parser.add_argument("--worker-of", help=argparse.SUPPRESS)
     parser.add_argument("--ledger", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -254,7 +321,11 @@ def cli() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.db is None:
             args.db = f"sqlite:///{tmp}/bench.db?synchronous=normal"
-        print(json.dumps(asyncio.run(main(args, tmp))))
+        exported = tracing() if args.trace else None
+        result = asyncio.run(main(args, tmp))
+        if exported is not None:
+            result["spans"] = exported()
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class Worker:
         self._queue: collections.deque[Claim] = collections.deque()
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        # held while a poll reads the clock and fires what is due, so that a test's
+        # held while a poll fires what is due at the time it read, so that a test's
         # `fire_due_timers` and the worker never fire the same timer under each other
         self.timers = asyncio.Lock()
         self._stopping = False
@@ -187,7 +187,9 @@ class Worker:
             return
         await sync_clock(self._store, self._clock)
         async with self.timers:
-            now = self._clock.time()
+        # the time is read before the lock: a poll queued behind `fire_due_timers` must
+        # not fire, with the time the test just moved on, what that call is about to
+        now = self._clock.time()
             due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
             if due:
                 for claim in await self._store.fire_timers(

@@ -136,8 +136,14 @@ def poll(*, workflows: list[str], now: float, owner: str) -> Op[tuple[bool, bool
 
 
 def heartbeat(*, owner: str, lease_until: float) -> Op[int]:
+    """Extend `owner`'s leases. On PostgreSQL a run whose row another transaction holds
+    (this worker parking or finishing it, most likely) is skipped, not waited for: a
+    heartbeat that waited would lock many rows in no particular order and could
+    deadlock with a batch of writes. The next heartbeat, a third of a lease later,
+    extends it."""
     res = yield Query(
-        "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
+        "UPDATE runs SET lease_expires = ? WHERE id IN (SELECT id FROM runs "
+        "WHERE lease_owner = ? AND status = 'running'{skip_locked})",
         (lease_until, owner),
     )
     return res.rowcount

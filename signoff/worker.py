@@ -186,10 +186,10 @@ class Worker:
         if free <= 0:
             return
         await sync_clock(self._store, self._clock)
-        async with self.timers:
         # the time is read before the lock: a poll queued behind `fire_due_timers` must
         # not fire, with the time the test just moved on, what that call is about to
         now = self._clock.time()
+        async with self.timers:
             due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
             if due:
                 for claim in await self._store.fire_timers(

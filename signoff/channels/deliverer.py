@@ -86,12 +86,12 @@ class Deliverer:
     def wake(self) -> None:
         self._wake.set()
 
-    async def stop(self, drain_timeout: float = 10.0) -> None:
-        if self._task is not None:
-            self._task.cancel()
     def _freed(self, _: asyncio.Task[None]) -> None:
         self._wake.set()
 
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._inflight:  # let attempts under way record their outcome
@@ -128,10 +128,10 @@ class Deliverer:
                 task = asyncio.create_task(self._deliver(delivery))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(self._freed)  # a free slot claims the next at once
             if len(claimed) < max(free, 1):
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                task.add_done_callback(self._freed)  # a free slot claims the next at once
                     await asyncio.wait_for(self._wake.wait(), self._poll)
 
     async def _claim(self, limit: int) -> list[outbox.Delivery]:

@@ -372,13 +372,16 @@ class Context:
         remind_every: durations.Duration | None = None,
         schema: Any = None,
         edits: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> models.Decision:
         """Ask people to decide; pause until they do. `key` names the request, unique
         within the run. `timeout` defaults to the engine's `approval_timeout` (if any);
         `timeout="never"` asks with no deadline whatever that default. The policy (who
         may decide, quorum, timeouts, escalation, schema of edits) is described in the
         guide's "Approval policies" section. `edits=False` refuses edits (`EditNotAllowed`)
-        where what follows could not take an edited value."""
+        where what follows could not take an edited value. `metadata` (JSON) is shown
+        with the request on every surface (the tool and model behind an agent's call,
+        a ticket link): context for the person, not part of what they approve."""
         return await self._approval(
             key,
             summary=summary,
@@ -395,6 +398,7 @@ class Context:
                 remind_every=remind_every,
                 schema=schema,
                 edits=edits,
+                metadata=metadata,
             ),
         )
 

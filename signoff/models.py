@@ -194,7 +194,8 @@ class Approval:
     `stage` the stage of a chain and `stages` every stage with its status. `question`:
     asked with `ctx.ask`, answered rather than approved (`engine.answer`); `edits`: False
     when it may be approved or rejected but not edited; `schema`: the JSON Schema an edit
-    (or an answer) must fit, if any.
+    (or an answer) must fit, if any; `metadata`: context the workflow gave for the
+    person (`ctx.approval(metadata=...)`), not part of what is approved.
     """
 
     run_id: str
@@ -219,6 +220,7 @@ class Approval:
     question: bool = False
     edits: bool = True
     schema: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Page(list[T]):

@@ -118,11 +118,13 @@ def build(
     directory: DirectoryLike | None,
     edits: bool = True,
     question: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The stored policy of one approval request; refuses what cannot work.
 
     `edits=False`: a decision may not change the value (approve or reject only);
-    `question=True`: the request asks for an answer (`ctx.ask`), given as an edit."""
+    `question=True`: the request asks for an answer (`ctx.ask`), given as an edit;
+    `metadata`: JSON shown with the request."""
     for number, what in ((quorum, "quorum"), (reject_quorum, "reject_quorum")):
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             raise errors.InvalidArgument(f"{what} must be a whole number of at least 1")
@@ -130,6 +132,8 @@ def build(
         raise errors.InvalidArgument(
             f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r:.40}"
         )
+    if metadata is not None and not isinstance(metadata, dict):
+        raise errors.InvalidArgument(f"metadata must be a dict, not {metadata!r:.60}")
     if (escalate_after is None) != (escalate_to is None):
         raise errors.InvalidArgument("escalate_after and escalate_to go together: give both")
     people: list[str] = []
@@ -168,6 +172,7 @@ def build(
         # only when not the default, so that every plain policy keeps its text
         **({} if edits else {"edits": False}),
         **({"question": True} if question else {}),
+        **({"metadata": metadata} if metadata else {}),
     }
 
 

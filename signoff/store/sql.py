@@ -167,6 +167,7 @@ def _policy_fields(policy_json: str | None) -> dict[str, Any]:
         "question": bool(policy.get("question")),
         "edits": policy.get("edits", True) is not False,
         "schema": policy.get("schema"),
+        "metadata": policy.get("metadata") or {},
     }
 
 

@@ -25,6 +25,11 @@ def make_engine(url: str, **kw: Any) -> Engine:
         )
         return {"status": d.status.value, "by": d.by, "value": d.value}
 
+    @engine.workflow("tool_call")
+    async def tool_call(ctx: Context, meta: dict[str, Any]) -> Any:
+        d = await ctx.approval("call", proposed={"to": "a@b.c"}, metadata=meta)
+        return d.status.value
+
     @engine.workflow("question")
     async def question(ctx: Context) -> Any:
         return await ctx.ask("How many units?", key="units", schema={"type": "integer"})

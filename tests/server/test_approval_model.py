@@ -407,3 +407,26 @@ async def test_a_question_is_answered_over_http_and_through_the_client(api: Api)
         decision = await bob.answer(run_id, "units", 12, digest=shown.json()["digest"])
     assert decision.value == 12 and decision.by == "bob"
     assert await api.engine.result(run_id, timeout=10) == 12
+
+
+async def test_approval_metadata_is_served_and_shown_escaped_on_the_page(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/meta.db")
+    await engine.start_worker()
+    app = create_app(engine, auth=False, run_worker=False)
+    meta = {"tool": "send_email", "model": "<script>alert(1)</script>", "call_id": "c-7"}
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            run = (await c.post("/runs", json={"workflow": "tool_call", "args": [meta]})).json()
+            await engine.settle(run["id"], timeout=10)
+            shown = (await c.get(f"/runs/{run['id']}/approvals/call")).json()
+            assert shown["metadata"] == meta
+            page = await c.get("/inbox/approval", params={"run": run["id"], "key": "call"})
+            assert page.status_code == 200
+            assert "send_email" in page.text and "c-7" in page.text
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+            assert "<script>alert(1)" not in page.text
+    finally:
+        await app.state.hub.close()
+        await engine.close()

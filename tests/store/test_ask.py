@@ -130,3 +130,25 @@ async def test_bad_questions_are_refused(engine: Engine) -> None:
         run = await engine.start(ask, "  ")
         run = await engine.settle(run.id)
         assert run.status == "failed" and "non-empty string" in str(run.error)
+
+
+async def test_approval_metadata_is_kept_and_shown_but_not_approved(engine: Engine) -> None:
+    @engine.workflow()
+    async def tool(ctx: Context, meta: Any) -> Any:
+        d = await ctx.approval("call", proposed={"to": "a@b.c"}, metadata=meta)
+        return d.value
+
+    async with engine:
+        run = await engine.start(tool, {"tool": "send_email", "model": "m-1", "call_id": "c9"})
+        await engine.settle(run.id)
+        [asked] = await engine.pending_approvals(run_id=run.id)
+        assert asked.metadata == {"tool": "send_email", "model": "m-1", "call_id": "c9"}
+        assert asked.proposed == {"to": "a@b.c"}
+        await engine.approve(run.id, "call", by="eve", digest=asked.digest)
+        assert await engine.result(run.id, timeout=10) == {"to": "a@b.c"}
+        plain = await engine.start(tool, None)
+        await engine.settle(plain.id)
+        assert (await engine.pending_approvals(run_id=plain.id))[0].metadata == {}
+        bad = await engine.start(tool, ["not", "a", "dict"])
+        bad_run = await engine.settle(bad.id)
+        assert bad_run.status == "failed" and "metadata must be a dict" in str(bad_run.error)

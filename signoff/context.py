@@ -75,6 +75,10 @@ class Host(Protocol):
     def beyond_journal(self) -> None:
         """Called when the workflow makes a call the journal has no record of."""
 
+    def step_scope(self, seq: int, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Around a step executed (not one returned from the journal): its span, log
+        context and hooks."""
+
     async def write_step(
         self, entry: JournalEntry, attempts: int, extra: list[JournalEntry]
     ) -> None: ...
@@ -271,7 +275,8 @@ class Context:
                 raise self._step_error(step_name, serialization.loads(entry.error) or {})
             return serialization.revive(serialization.loads(entry.result), rtype)  # type: ignore[no-any-return]
         with self._busy():
-            text = await self._run_step(seq, path, step_name, fn, args, kwargs, retry)
+            async with self._exec.step_scope(seq, step_name):
+                text = await self._run_step(seq, path, step_name, fn, args, kwargs, retry)
         return serialization.revive(serialization.loads(text), rtype)  # type: ignore[no-any-return]
 
     async def _run_step(

@@ -34,12 +34,14 @@ from signoff import (
     clock,
     durations,
     errors,
+    hooks,
     models,
     outbox,
     policy,
     preflight,
     runner,
     serialization,
+    telemetry,
     worker,
 )
 from signoff.channels import deliverer as delivery
@@ -73,6 +75,11 @@ class Engine:
     `approval_timeout`: the deadline of approvals that name no `timeout` (default none).
     `notifications`: `signoff.channels.Route`s, which events reach which channels and
     people (docs/notifications.md); none: nothing is written or sent.
+    `tracer_provider`, `meter_provider`: OpenTelemetry providers for this engine's spans
+    and metrics (default: the global ones; docs/observability.md).
+
+    `engine.hooks` takes your code around steps, waits and the end of runs
+    (`signoff.hooks`).
 
     `engine.access` holds what the HTTP API needs besides these operations: API tokens
     (`engine.access.create_token`), the history tail of the live streams, idempotency
@@ -92,6 +99,8 @@ class Engine:
         directory: policy.DirectoryLike | None = None,
         approval_timeout: durations.Duration | None = None,
         notifications: Iterable[routing.Route] | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         from signoff.clock import DatabaseClock
 
@@ -114,6 +123,10 @@ class Engine:
         # Checks of edits of gated calls' approvals, by key prefix (`signoff.gated`).
         self.edit_checks: dict[str, Callable[[Any], Any]] = {}
         self.routing = routing.Routing(notifications or ())
+        self.telemetry = telemetry.Telemetry(
+            tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        self.hooks = hooks.Hooks()
         self._deliverer: delivery.Deliverer | None = None
         self._attach_outbox()
         self.configure(lease=lease, poll_interval=poll_interval, concurrency=concurrency)
@@ -209,6 +222,7 @@ class Engine:
         set the engine's clock by the database's."""
         await self.store.open()
         await worker.sync_clock(self.store, self.clock)
+        self.telemetry.bind(self.store)
 
     async def close(self) -> None:
         await self.stop_worker()
@@ -227,6 +241,8 @@ class Engine:
             directory=self.directory,
             approval_timeout=self.approval_timeout,
             edit_checks=self.edit_checks,
+            telemetry=self.telemetry,
+            hooks=self.hooks,
         )
         self._worker = worker.Worker(
             store=self.store,
@@ -339,6 +355,8 @@ class Engine:
                 f"a run with id {run_id!r} already exists with a different workflow or input",
                 run_id=run_id,
             )
+        if created:
+            self.telemetry.transition(name, run.status.value)
         await self._hand_off(claim, owner)
         return run
 
@@ -561,6 +579,19 @@ class Engine:
         reason: str | None,
         digest: str | None = None,
     ) -> models.Decision:
+        with self.telemetry.decision(run_id, key, status.value, by):
+            return await self._decide_checked(run_id, key, status, value_json, by, reason, digest)
+
+    async def _decide_checked(
+        self,
+        run_id: str,
+        key: str,
+        status: models.DecisionStatus,
+        value_json: str | None,
+        by: str | None,
+        reason: str | None,
+        digest: str | None = None,
+    ) -> models.Decision:
         serialization.check_texts(
             (run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason")
         )
@@ -615,6 +646,7 @@ class Engine:
             claim_for=owner,
             lease_until=lease_until,
         )
+        self.telemetry.decided(outcome, by)
         await self._hand_off(outcome.claim, owner)
         return outcome
 
@@ -864,6 +896,7 @@ class Engine:
 
     def _new_deliverer(self, owner: str) -> delivery.Deliverer:
         return delivery.Deliverer(
+            telemetry=self.telemetry,
             store=self.store,
             clock_=self.clock,
             channels=self.routing.channels,

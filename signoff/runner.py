@@ -6,14 +6,16 @@ stale (lease lost, run cancelled) abandons the execution without touching anythi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import time
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signoff import clock, errors, models, serialization
+from signoff import clock, errors, hooks, models, serialization, telemetry
 from signoff.context import Abandoned, Context, StoreFailure, Suspended, _current, error_info
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store.base import Claim, LeaseLost, Store, WaitOutcome, WaitRequest
@@ -96,6 +98,8 @@ class Settings:
     approval_timeout: float | None = None  # seconds: approvals that name no timeout
     # gated key prefix -> check of an edit (filled as gated calls run; `signoff.gated`)
     edit_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    telemetry: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
+    hooks: hooks.Hooks = field(default_factory=hooks.Hooks)
 
 
 class Execution:
@@ -113,10 +117,24 @@ class Execution:
         deadline = claim.run.deadline
         self.deadline: float | None = None if deadline is None else deadline.timestamp()
         self.edit_checks = settings.edit_checks
+        self.telemetry = settings.telemetry
+        self.hooks = settings.hooks
+        self._step_started: dict[int, float] = {}
         self.owner = settings.owner
 
     def beyond_journal(self) -> None:
         pass  # first execution of this call: do it and record it
+
+    @contextlib.asynccontextmanager
+    async def step_scope(self, seq: int, name: str) -> AsyncIterator[None]:
+        """Around a step executed: its span and log context, and `before_step` hooks."""
+        with self.telemetry.step(self.run_id, self.workflow, name, seq):
+            self._step_started[seq] = time.perf_counter()
+            await self.hooks.fire_before_step(hooks.StepInfo(self.run_id, self.workflow, name, seq))
+            try:
+                yield
+            finally:
+                self._step_started.pop(seq, None)
 
     async def _guard(self, write: Awaitable[Any]) -> Any:
         try:
@@ -139,10 +157,31 @@ class Execution:
                 now=self.clock.time(),
             )
         )
+        if entry.status is EntryStatus.FAILED:
+            self.telemetry.step_failed(self.workflow, entry.name, final=True)
+        if self.hooks.any_for("after_step"):
+            await self._after_step(entry, attempts)
+
+    async def _after_step(self, entry: JournalEntry, attempts: int) -> None:
+        ok = entry.status is EntryStatus.DONE
+        started = self._step_started.get(entry.seq)
+        done = hooks.StepDone(
+            run_id=self.run_id,
+            workflow=self.workflow,
+            step=entry.name,
+            seq=entry.seq,
+            ok=ok,
+            attempts=attempts,
+            duration=0.0 if started is None else time.perf_counter() - started,
+            result=serialization.loads(entry.result) if ok else None,
+            error=None if ok else serialization.loads(entry.error),
+        )
+        await self.hooks.fire_after_step(done)
 
     async def attempt_failed(
         self, seq: int, name: str, attempt: int, info: dict[str, Any], retry_in: float
     ) -> None:
+        self.telemetry.step_failed(self.workflow, name, final=False)
         await self._guard(
             self.store.record_attempt_failure(
                 run_id=self.run_id,
@@ -180,24 +219,40 @@ class Execution:
             proposed_json=proposed_json,
             policy_json=policy_json,
         )
-        outcome: WaitOutcome = await self._guard(
-            self.store.open_wait(
-                run_id=self.run_id,
-                fence=self.fence,
-                wait=wait,
-                extra=extra,
-                now=self.clock.time(),
-                park=park,
+        with self.telemetry.wait(self.run_id, self.workflow, kind.value, name) as span:
+            outcome: WaitOutcome = await self._guard(
+                self.store.open_wait(
+                    run_id=self.run_id,
+                    fence=self.fence,
+                    wait=wait,
+                    extra=extra,
+                    now=self.clock.time(),
+                    park=park,
+                )
             )
-        )
+            if span is not None:
+                span.set_attribute("signoff.wait.parked", park and not outcome.resolved)
+        if outcome.problem is None and self.hooks.any_for("on_wait"):
+            at = None if deadline is None else models.from_timestamp(deadline)
+            info = hooks.WaitInfo(
+                self.run_id, self.workflow, kind.value, name, seq, bool(outcome.resolved), at
+            )
+            await self.hooks.fire_wait(info)
         return outcome
 
     async def park(self, seqs: list[int], extra: list[JournalEntry]) -> dict[int, str | None]:
-        answers: dict[int, str | None] = await self._guard(
-            self.store.park(
-                run_id=self.run_id, fence=self.fence, seqs=seqs, extra=extra, now=self.clock.time()
+        with self.telemetry.park(self.run_id, self.workflow, len(seqs)) as span:
+            answers: dict[int, str | None] = await self._guard(
+                self.store.park(
+                    run_id=self.run_id,
+                    fence=self.fence,
+                    seqs=seqs,
+                    extra=extra,
+                    now=self.clock.time(),
+                )
             )
-        )
+            if span is not None:
+                span.set_attribute("signoff.wait.parked", not answers)
         return answers
 
     async def close_waits(self, seqs: list[int], extra: list[JournalEntry]) -> None:
@@ -243,6 +298,10 @@ class Execution:
                 now=self.clock.time(),
             )
         )
+        if self.hooks.any_for("on_complete" if status == "completed" else "on_fail"):
+            result = None if result_json is None else serialization.loads(result_json)
+            ended = hooks.RunDone(self.run_id, self.workflow, status, result, error)
+            await self.hooks.fire_end(ended)
 
 
 async def execute(
@@ -313,3 +372,12 @@ async def _withdraw_left(execution: Execution, ctx: Context, journal: list[Journ
     left = ctx.unanswered | {e.seq for e in journal if e.status is EntryStatus.OPEN}
     if left:
         await execution.close_waits(sorted(left), ctx._take_pending())
+
+
+async def execute_observed(
+    claim: Claim, wf: WorkflowDef, store: Store, clock_: clock.Clock, settings: Settings
+) -> str:
+    """`execute` inside the run's span and log context, its outcome counted."""
+    with settings.telemetry.run(claim.run.id, claim.run.workflow) as scope:
+        scope.outcome = await execute(claim, wf, store, clock_, settings)
+        return scope.outcome

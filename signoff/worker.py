@@ -122,7 +122,9 @@ class Worker:
         outcome = "abandoned"
         try:
             wf = self._registry[claim.run.workflow]
-            outcome = await runner.execute(claim, wf, self._store, self._clock, self._settings)
+            outcome = await runner.execute_observed(
+                claim, wf, self._store, self._clock, self._settings
+            )
         except asyncio.CancelledError:
             raise
         except Exception:  # store down mid-run: hand the run back to be claimed afresh

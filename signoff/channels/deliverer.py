@@ -20,6 +20,7 @@ from signoff import clock, outbox, policy
 from signoff.channels import routing
 from signoff.channels.base import Channel, DeliveryError, Message
 from signoff.store.base import Store
+from signoff.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ class Deliverer:
         poll_interval: float = 0.25,
         concurrency: int | None = None,
         backoff: tuple[float, float] = (5.0, 3600.0),
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.owner = owner
+        self._telemetry = telemetry
         self._store = store
         self._clock = clock_
         self._channels = channels
@@ -169,6 +172,8 @@ class Deliverer:
                     return
                 await asyncio.sleep(pause)
         if error is None:
+            if self._telemetry is not None:
+                self._telemetry.delivered(delivery, self._clock.time())
             log.info("notification %s delivered", delivery.id, extra=extra)
         else:
             log.warning(

@@ -35,6 +35,7 @@ _SUBJECTS = {
     outbox.APPROVAL_EXPIRED: "Expired: {summary}",
     outbox.RUN_COMPLETED: "Run completed: {workflow} {run_id}",
     outbox.RUN_FAILED: "Run failed: {workflow} {run_id}",
+    outbox.RUN_BLOCKED: "Run blocked: {workflow} {run_id}",
 }
 
 
@@ -214,6 +215,12 @@ def _lines(d: outbox.Delivery, data: dict[str, Any], decision: dict[str, Any]) -
     if d.event == outbox.RUN_FAILED:
         error = data.get("error") or {}
         lines.append(f"Error: {error.get('type')}: {error.get('message')}")
+    if d.event == outbox.RUN_BLOCKED:
+        lines.append(
+            f"Its replay no longer matches its journal at position {data.get('seq')}: "
+            f"recorded {data.get('expected')}, the code now calls {data.get('found')}. "
+            "It resumes when code that replays it is deployed, or on retry."
+        )
     return lines
 
 

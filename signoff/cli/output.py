@@ -179,9 +179,20 @@ def run_fields(run: models.Run) -> Table:
     ]
     if run.status is models.RunStatus.COMPLETED:
         pairs.append(("result", compact(run.result) or "null"))
-    if run.error:
+    if run.status is models.RunStatus.BLOCKED and run.error:
+        pairs.append(("blocked", blocked_reason(run.error)))
+    elif run.error:
         pairs.append(("error", f"{run.error.get('type')}: {run.error.get('message')}"))
     return fields(pairs)
+
+
+def blocked_reason(error: dict[str, Any]) -> str:
+    """Where a blocked run's replay left its journal, as `signoff check` says it."""
+    return (
+        f"at position {error.get('seq')}: the journal recorded {error.get('expected')}, "
+        f"the code now calls {error.get('found')}; it resumes when code that replays it "
+        "is deployed, or with `signoff runs retry`"
+    )
 
 
 def details(event: models.HistoryEntry) -> str:

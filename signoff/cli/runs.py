@@ -24,7 +24,7 @@ def runs() -> None:
 
 @runs.command("list")
 @where_options
-@option("--status", help="pending, running, waiting, completed, failed or cancelled.")
+@option("--status", help="pending, running, waiting, blocked, completed, failed or cancelled.")
 @option("--workflow", help="Only runs of this workflow.")
 @option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True)
 @option("--cursor", help="Where the previous page ended (printed below a full page).")
@@ -96,7 +96,8 @@ def runs_cancel(run_id: str, by: str | None, reason: str | None, as_json: bool) 
 @core.by_option()
 @json_option()
 def runs_retry(run_id: str, by: str | None, as_json: bool) -> None:
-    """Resume a failed run from the failed step (recorded steps are not redone)."""
+    """Resume a failed run from the failed step (recorded steps are not redone), or
+    replay a blocked run again."""
 
     async def retry(e: Engine) -> models.Run:
         return await e.retry(await e.resolve_run_id(run_id), by=by)

@@ -6,19 +6,20 @@ Neither ever shows the database password: URLs are redacted wherever they are pr
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal as signal_
 import sys
 
 import click
 
-from signoff import errors
+from signoff import errors, logs
 from signoff.cli import apps, core
 from signoff.cli.core import cli, option, where_options
 from signoff.engine import Engine
 
 _LEVELS = click.Choice(["debug", "info", "warning", "error"])
+_FORMATS = click.Choice(["text", "json"])
+_LOG_FORMAT_HELP = "json: one JSON object per line, with run_id and step while a run executes."
 
 
 def _app(given: str | None) -> str:
@@ -55,6 +56,7 @@ def _app(given: str | None) -> str:
     help="On SIGTERM/SIGINT, how long running steps may take to finish.",
 )
 @option("--log-level", type=_LEVELS, default="info", show_default=True)
+@option("--log-format", type=_FORMATS, default="text", show_default=True, help=_LOG_FORMAT_HELP)
 def worker(
     app: str | None,
     concurrency: int | None,
@@ -62,6 +64,7 @@ def worker(
     lease: str | None,
     drain_timeout: str,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Execute runs of APP's workflows until SIGTERM or Ctrl-C.
 
@@ -85,11 +88,7 @@ def worker(
         lease=None if lease is None else core.seconds(lease, "--lease"),
     )
     drain = core.seconds(drain_timeout, "--drain-timeout")
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(json=log_format == "json", level=log_level, stream=sys.stderr)
     asyncio.run(_work(engine, drain, app))
 
 
@@ -137,7 +136,13 @@ async def _work(engine: Engine, drain: float, app: str) -> None:
     show_default=True,
     help="Largest request body in bytes (413 above).",
 )
+@option(
+    "--metrics",
+    is_flag=True,
+    help="Serve /metrics for Prometheus (a token with the read scope unless --no-auth).",
+)
 @option("--log-level", type=_LEVELS, default="info", show_default=True)
+@option("--log-format", type=_FORMATS, default="text", show_default=True, help=_LOG_FORMAT_HELP)
 def serve(
     app: str | None,
     host: str,
@@ -146,7 +151,9 @@ def serve(
     link_secret: str | None,
     public_url: str | None,
     max_body: int,
+    metrics: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve APP's HTTP API (see docs/http.md) and run a worker in the same process.
 
@@ -166,7 +173,12 @@ def serve(
         public_url=public_url,
         max_body=max_body,
         run_worker=bool(engine.workflows),
+        metrics=metrics,
     )
     where = core.redact_url(engine.url)
     click.echo(f"signoff API for {app} on http://{host}:{port} ({where})", err=True)
-    uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on")
+    if log_format == "json":  # uvicorn's loggers go to the root's JSON handler
+        logs.configure(json=True, level=log_level, stream=sys.stderr)
+        uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on", log_config=None)
+    else:
+        uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on")

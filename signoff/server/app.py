@@ -31,6 +31,7 @@ from signoff.server import (
     routes_approvals,
     routes_decisions,
     routes_links,
+    routes_metrics,
     routes_runs,
     routes_signals,
     routes_slack,
@@ -56,6 +57,7 @@ def create_app(
     heartbeat: float = 15.0,
     run_worker: bool = True,
     token_recheck: float = 2.0,
+    metrics: bool = False,
 ) -> FastAPI:
     """The HTTP API over `engine`.
 
@@ -67,6 +69,8 @@ def create_app(
     served by plain uvicorn the app executes the runs it starts; pass False for an
     API-only process when workers run elsewhere (`/healthz` then says `external`).
     `token_recheck`: seconds between checks that an open stream's token is still valid.
+    `metrics=True` serves `/metrics` in Prometheus' text format, to callers with the `read`
+    scope while authentication is on (docs/observability.md).
     """
     if not isinstance(auth, bool):
         raise errors.InvalidArgument("auth must be True or False")
@@ -147,6 +151,8 @@ def create_app(
         app.include_router(module.router)
     if secret is not None:
         app.include_router(routes_links.router)
+    if metrics:
+        app.include_router(routes_metrics.router)
     routes_slack.mount(app, engine)  # `/slack/interactions`, with a Slack signing secret
     inbox_.mount(app, secret)  # the web inbox at `/` (docs/inbox.md)
     app.include_router(routes_runs.tail)  # `/runs/{run_id:path}` last: it matches any suffix

@@ -21,6 +21,7 @@ from signoff.store import (
     sql_audit,
     sql_events,
     sql_inbox,
+    sql_metrics,
     sql_outbox,
     sql_purge,
     sql_runs,
@@ -241,6 +242,11 @@ class Store(abc.ABC):
 
     async def known_workflows(self) -> list[str]:
         return await self._read(_op(sql_runs.known_workflows))
+
+    async def gauges(self) -> sql_metrics.Gauges:
+        """Runs by workflow and status, and pending approvals by workflow with the oldest
+        one's request time; one read snapshot (what `/metrics` and the gauges show)."""
+        return await self._read(_op(sql_metrics.gauges))
 
     # waits ---------------------------------------------------------------------------
 

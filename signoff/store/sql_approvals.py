@@ -49,6 +49,9 @@ class DecideOutcome:
     claim: Claim | None = None
     pending_keys: tuple[str, ...] = ()
     detail: Any = None
+    # of a decided round, for the time-to-decision metric and span
+    workflow: str | None = None
+    requested_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Round:
     policy: str | None
     digest: str | None
     timed_out: int
+    requested_at: float | None = None  # read by `decide` only
+    workflow: str | None = None
 
     @property
     def rules(self) -> dict[str, Any] | None:
@@ -190,8 +195,8 @@ def earliest(*times: float | None) -> float | None:
 
 def _latest_round(run_id: str, key: str) -> Op[Round | None]:
     res = yield Query(
-        f"SELECT {ROUND_COLUMNS} FROM approvals WHERE run_id = ? AND key = ? "
-        "ORDER BY round DESC LIMIT 1",
+        f"SELECT {ROUND_COLUMNS}, requested_at, workflow FROM approvals "
+        "WHERE run_id = ? AND key = ? ORDER BY round DESC LIMIT 1",
         (run_id, key),
     )
     return Round(*res.rows[0]) if res.rows else None
@@ -309,7 +314,9 @@ def decide(
     claim = yield from _wake_if_parked(
         run_id, r.seq, wait_kind, wait_seq, now, claim_for, lease_until
     )
-    return DecideOutcome("decided", decision, claim)
+    return DecideOutcome(
+        "decided", decision, claim, workflow=r.workflow, requested_at=r.requested_at
+    )
 
 
 def _many_votes(r: Round) -> bool:

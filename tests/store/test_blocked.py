@@ -168,9 +168,7 @@ async def test_retry_with_code_that_replays_resumes_it(store_url: str, clock: Fa
     assert DONE.count(("pay", "o-1")) == 1
 
 
-async def test_blocking_sends_a_run_blocked_notification(
-    store_url: str, clock: FakeClock
-) -> None:
+async def test_blocking_sends_a_run_blocked_notification(store_url: str, clock: FakeClock) -> None:
     seen: list[outbox.Delivery] = []
 
     async def record(d: outbox.Delivery) -> None:

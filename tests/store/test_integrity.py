@@ -62,7 +62,9 @@ async def test_a_gated_call_never_runs_arguments_nobody_approved(engine: Engine)
     assert SENT == []
 
 
-async def test_an_edited_gated_call_is_blocked_too_when_the_proposal_changed(engine: Engine) -> None:
+async def test_an_edited_gated_call_is_blocked_too_when_the_proposal_changed(
+    engine: Engine,
+) -> None:
     model = fickle_model()
 
     @engine.workflow()

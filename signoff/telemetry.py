@@ -1,0 +1,409 @@
+"""Traces and metrics through OpenTelemetry when it is installed (the `otel` extra), and
+counters kept in this process for `/metrics`; without OpenTelemetry, no spans and no
+instruments, and nothing of it is imported.
+
+Spans (tracer "signoff"): `run WORKFLOW` per execution of a run (a root span; a run that
+waits and resumes has one per execution), `step NAME` per step executed (the step runs
+inside it, so the spans of instrumented clients it calls nest under it), `wait KIND` when
+a wait is written down, `park` when a replayed run parks again, and `decide STATUS` per
+decision made through the engine (in the process that decides). Attributes:
+`signoff.run_id`, `signoff.workflow`, `signoff.step`, `signoff.approval.key`,
+`signoff.approver`, `signoff.decision.waited` (seconds from request to decision), ...
+
+Metrics (meter "signoff"): `signoff.run.transitions` (counter by workflow and status),
+`signoff.runs` and `signoff.approvals.waiting` / `signoff.approvals.oldest_age`
+(gauges read from the store when a reader collects), `signoff.decision.duration`
+(histogram by workflow, approver and status), `signoff.step.duration` and
+`signoff.step.failures`, `signoff.outbox.lag` (enqueue to delivery). docs/observability.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from signoff import errors, logs
+from signoff.store.sql_metrics import Gauges as Gauges  # what `refresh` reads
+
+if TYPE_CHECKING:
+    from signoff.outbox import Delivery
+    from signoff.store.base import DecideOutcome, Store
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry import trace as otel_trace
+except ImportError:  # pragma: no cover - the `otel` extra is not installed
+    otel_context = None  # type: ignore[assignment]
+    otel_metrics = None  # type: ignore[assignment]
+    otel_trace = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+AVAILABLE = otel_trace is not None
+
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+DECISION_BUCKETS = (
+    1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 8 * 3600.0,
+    86400.0, 3 * 86400.0, 7 * 86400.0, 30 * 86400.0,
+)  # fmt: skip
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+GAUGE_MAX_AGE = 5.0  # seconds a store reading serves the OpenTelemetry gauges
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True)
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)  # per bucket, not cumulative; +Inf last
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.buckets) + 1)
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.total += value
+        self.count += 1
+
+
+class Stats:
+    """Counters and histograms of this process, by metric name and labels (for `/metrics`)."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, dict[Labels, float]] = {}
+        self.histograms: dict[str, dict[Labels, Histogram]] = {}
+
+    def add(self, name: str, labels: Labels, amount: float = 1.0) -> None:
+        series = self.counters.setdefault(name, {})
+        series[labels] = series.get(labels, 0.0) + amount
+
+    def observe(self, name: str, labels: Labels, value: float, buckets: tuple[float, ...]) -> None:
+        series = self.histograms.setdefault(name, {})
+        found = series.get(labels)
+        if found is None:
+            found = series[labels] = Histogram(buckets)
+        found.observe(value)
+
+
+@dataclass(slots=True)
+class RunScope:
+    """What `Telemetry.run` hands the runner: set `outcome` before the scope ends."""
+
+    span: Any
+    outcome: str | None = None
+
+
+class Telemetry:
+    """The spans, instruments and counters of one engine (`engine.telemetry`).
+
+    `tracer_provider` / `meter_provider`: OpenTelemetry providers; default the global ones
+    (set by your SDK setup, before or after the engine is made)."""
+
+    def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        self.stats = Stats()
+        self.gauges: Gauges | None = None
+        self._gauges_at = 0.0
+        self._store: Store | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._refreshing: asyncio.Task[Any] | None = None
+        self._tracer: Any = None
+        if not AVAILABLE:
+            return
+        self._tracer = otel_trace.get_tracer("signoff", VERSION, tracer_provider=tracer_provider)
+        meter = otel_metrics.get_meter("signoff", VERSION, meter_provider=meter_provider)
+        self._transitions = meter.create_counter(
+            "signoff.run.transitions", unit="{run}", description="Runs entering each status"
+        )
+        self._step_duration = meter.create_histogram(
+            "signoff.step.duration",
+            unit="s",
+            description="Time a step took, retries included",
+            explicit_bucket_boundaries_advisory=list(STEP_BUCKETS),
+        )
+        self._step_failures = meter.create_counter(
+            "signoff.step.failures", unit="{attempt}", description="Failed step attempts"
+        )
+        self._decision = meter.create_histogram(
+            "signoff.decision.duration",
+            unit="s",
+            description="Time from an approval's request to its decision",
+            explicit_bucket_boundaries_advisory=list(DECISION_BUCKETS),
+        )
+        self._lag = meter.create_histogram(
+            "signoff.outbox.lag",
+            unit="s",
+            description="Time from a notification's enqueueing to its delivery",
+            explicit_bucket_boundaries_advisory=list(LAG_BUCKETS),
+        )
+        meter.create_observable_gauge(
+            "signoff.runs", [self._observe_runs], unit="{run}", description="Runs by status"
+        )
+        meter.create_observable_gauge(
+            "signoff.approvals.waiting",
+            [self._observe_waiting],
+            unit="{approval}",
+            description="Approvals waiting for a decision",
+        )
+        meter.create_observable_gauge(
+            "signoff.approvals.oldest_age",
+            [self._observe_oldest],
+            unit="s",
+            description="Age of the oldest approval waiting for a decision",
+        )
+
+    # the store readings behind the gauges ----------------------------------------------
+
+    def bind(self, store: Store) -> None:
+        """Read gauges from `store`, on the running event loop (the engine does on open)."""
+        self._store = store
+        self._loop = asyncio.get_running_loop()
+
+    async def refresh(self) -> Gauges:
+        """Read the gauges from the store now (what `/metrics` shows at each scrape)."""
+        if self._store is None:
+            raise errors.InvalidRunState("open the engine first (`await engine.open()`)")
+        self.gauges = await self._store.gauges()
+        self._gauges_at = time.monotonic()
+        return self.gauges
+
+    def _stale(self) -> None:
+        """A reader collects: have the gauges read again if they are old (a callback may
+        not wait for the store; it reports the last reading)."""
+        loop = self._loop
+        if loop is None or time.monotonic() - self._gauges_at < GAUGE_MAX_AGE:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(self._start_refresh)
+
+    def _start_refresh(self) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh_quietly())
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # the store is down: the gauges keep their last reading
+            log.debug("cannot read the gauges: %s", exc, extra={"action": "gauges_failed"})
+
+    def _observe_runs(self, options: Any) -> Iterable[Any]:
+        self._stale()
+        runs = self.gauges.runs if self.gauges else {}
+        return [
+            otel_metrics.Observation(n, {"signoff.workflow": w, "signoff.status": s})
+            for (w, s), n in sorted(runs.items())
+        ]
+
+    def _observe_waiting(self, options: Any) -> Iterable[Any]:
+        self._stale()
+        pending = self.gauges.approvals if self.gauges else {}
+        return [
+            otel_metrics.Observation(n, {"signoff.workflow": w})
+            for w, (n, _) in sorted(pending.items())
+        ]
+
+    def _observe_oldest(self, options: Any) -> Iterable[Any]:
+        pending = self.gauges.approvals if self.gauges else {}
+        now = time.time()
+        return [
+            otel_metrics.Observation(max(0.0, now - oldest), {"signoff.workflow": w})
+            for w, (_, oldest) in sorted(pending.items())
+        ]
+
+    # runs ------------------------------------------------------------------------------
+
+    def transition(self, workflow: str, status: str) -> None:
+        """A run of `workflow` entered `status` in this process."""
+        self.stats.add(
+            "signoff_run_transitions_total", (("status", status), ("workflow", workflow))
+        )
+        if AVAILABLE:
+            self._transitions.add(1, {"signoff.workflow": workflow, "signoff.status": status})
+
+    @contextlib.contextmanager
+    def run(self, run_id: str, workflow: str) -> Iterator[RunScope]:
+        """Around one execution of a run: its span (a root) and its log context."""
+        with logs.running(run_id, workflow):
+            if self._tracer is None:
+                scope = RunScope(None)
+                yield scope
+            else:
+                attributes = {"signoff.run_id": run_id, "signoff.workflow": workflow}
+                with self._span(f"run {workflow}", attributes, root=True) as span:
+                    scope = RunScope(span)
+                    yield scope
+                    if scope.outcome is not None:
+                        span.set_attribute("signoff.run.outcome", scope.outcome)
+                    if scope.outcome == "failed":
+                        span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, "failed"))
+            if scope.outcome is not None:
+                self.transition(workflow, scope.outcome)
+
+    @contextlib.contextmanager
+    def _span(self, name: str, attributes: dict[str, Any], *, root: bool = False) -> Iterator[Any]:
+        """A current span that records an `Exception` as its error (not the control flow
+        that travels as BaseException: parking, cancellation)."""
+        parent = otel_context.Context() if root else None
+        with self._tracer.start_as_current_span(
+            name,
+            context=parent,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, type(exc).__name__))
+                raise
+
+    # steps and waits -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def step(self, run_id: str, workflow: str, step: str, seq: int) -> Iterator[None]:
+        """Around a step executed (all its attempts and its journal write)."""
+        started = time.perf_counter()
+        result: dict[str, str] = {}
+        try:
+            with logs.stepping(step):
+                if self._tracer is None:
+                    with _outcome(result):
+                        yield
+                else:
+                    attributes = {
+                        "signoff.run_id": run_id,
+                        "signoff.workflow": workflow,
+                        "signoff.step": step,
+                        "signoff.step.seq": seq,
+                    }
+                    with self._span(f"step {step}", attributes), _outcome(result):
+                        yield
+        finally:
+            outcome = result.get("outcome")
+            if outcome in ("ok", "failed"):
+                self._stepped(workflow, step, outcome, time.perf_counter() - started)
+
+    def _stepped(self, workflow: str, step: str, outcome: str, took: float) -> None:
+        labels = (("outcome", outcome), ("step", step), ("workflow", workflow))
+        self.stats.observe("signoff_step_duration_seconds", labels, took, STEP_BUCKETS)
+        if AVAILABLE:
+            attributes = {"signoff.workflow": workflow, "signoff.step": step}
+            self._step_duration.record(took, {**attributes, "signoff.outcome": outcome})
+
+    def step_failed(self, workflow: str, step: str, *, final: bool) -> None:
+        """An attempt of a step failed (`final`: its last one)."""
+        labels = (("final", "true" if final else "false"), ("step", step), ("workflow", workflow))
+        self.stats.add("signoff_step_failures_total", labels)
+        if AVAILABLE:
+            self._step_failures.add(
+                1, {"signoff.workflow": workflow, "signoff.step": step, "signoff.final": final}
+            )
+            otel_trace.get_current_span().add_event("attempt failed", {"signoff.final": final})
+
+    @contextlib.contextmanager
+    def wait(self, run_id: str, workflow: str, kind: str, name: str) -> Iterator[Any]:
+        """Around writing a wait down; the span (or None) to note whether it parked."""
+        if self._tracer is None:
+            yield None
+            return
+        attributes = {
+            "signoff.run_id": run_id,
+            "signoff.workflow": workflow,
+            "signoff.wait.kind": kind,
+            "signoff.wait.name": name,
+        }
+        if kind == "approval":
+            attributes["signoff.approval.key"] = name
+        with self._span(f"wait {kind}", attributes) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def park(self, run_id: str, workflow: str, waits: int) -> Iterator[Any]:
+        if self._tracer is None:
+            yield None
+            return
+        attributes = {
+            "signoff.run_id": run_id,
+            "signoff.workflow": workflow,
+            "signoff.waits": waits,
+        }
+        with self._span("park", attributes) as span:
+            yield span
+
+    # decisions and deliveries ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def decision(self, run_id: str, key: str, status: str, by: str | None) -> Iterator[None]:
+        """Around a decision made through the engine."""
+        if self._tracer is None:
+            yield
+            return
+        attributes = {
+            "signoff.run_id": run_id,
+            "signoff.approval.key": key,
+            "signoff.decision.status": status,
+            "signoff.approver": by or "",
+        }
+        with self._span(f"decide {status}", attributes):
+            yield
+
+    def decided(self, outcome: DecideOutcome, by: str | None) -> None:
+        """The store answered a decision: note its outcome, and the time it waited."""
+        decision = outcome.decision
+        span = otel_trace.get_current_span() if AVAILABLE else None
+        if span is not None:
+            span.set_attribute("signoff.decision.outcome", outcome.outcome)
+        if outcome.outcome != "decided" or decision is None or outcome.requested_at is None:
+            return
+        at = decision.at.timestamp() if decision.at else time.time()
+        waited = max(0.0, at - outcome.requested_at)
+        workflow = outcome.workflow or ""
+        status = decision.status.value
+        labels = (("approver", by or ""), ("status", status), ("workflow", workflow))
+        self.stats.observe("signoff_decision_duration_seconds", labels, waited, DECISION_BUCKETS)
+        if span is not None:
+            span.set_attribute("signoff.decision.waited", waited)
+            span.set_attribute("signoff.workflow", workflow)
+            self._decision.record(
+                waited,
+                {
+                    "signoff.workflow": workflow,
+                    "signoff.approver": by or "",
+                    "signoff.status": status,
+                },
+            )
+
+    def delivered(self, delivery: Delivery, now: float) -> None:
+        """A notification was delivered: how long after it was enqueued."""
+        lag = max(0.0, now - delivery.created_at.timestamp())
+        labels = (("channel", delivery.channel), ("event", delivery.event))
+        self.stats.observe("signoff_outbox_lag_seconds", labels, lag, LAG_BUCKETS)
+        if AVAILABLE:
+            self._lag.record(
+                lag, {"signoff.channel": delivery.channel, "signoff.event": delivery.event}
+            )
+
+
+@contextlib.contextmanager
+def _outcome(result: dict[str, str]) -> Iterator[None]:
+    """Notes how the block ended: ok, failed (an Exception), or cut (parked, cut off)."""
+    try:
+        yield
+    except Exception:
+        result["outcome"] = "failed"
+        raise
+    except BaseException:
+        result["outcome"] = "cut"
+        raise
+    result["outcome"] = "ok"

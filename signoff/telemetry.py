@@ -116,6 +116,7 @@ class Telemetry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refreshing: asyncio.Task[Any] | None = None
         self._tracer: Any = None
+        self._own_provider = tracer_provider is not None
         if not AVAILABLE:
             return
         self._tracer = otel_trace.get_tracer("signoff", VERSION, tracer_provider=tracer_provider)
@@ -230,11 +231,25 @@ class Telemetry:
         if AVAILABLE:
             self._transitions.add(1, {"signoff.workflow": workflow, "signoff.status": status})
 
+    @property
+    def tracing(self) -> bool:
+        """Whether spans are recorded: a tracer provider was given, or one is set globally.
+        Until then (the API alone, no SDK set up) no span is even started: a no-op span
+        costs about as much as a step of a run."""
+        if self._tracer is None:
+            return False
+        if self._own_provider:
+            return True
+        provider = otel_trace.get_tracer_provider()
+        return not isinstance(
+            provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider
+        )
+
     @contextlib.contextmanager
     def run(self, run_id: str, workflow: str) -> Iterator[RunScope]:
         """Around one execution of a run: its span (a root) and its log context."""
         with logs.running(run_id, workflow):
-            if self._tracer is None:
+            if not self.tracing:
                 scope = RunScope(None)
                 yield scope
             else:
@@ -277,7 +292,7 @@ class Telemetry:
         result: dict[str, str] = {}
         try:
             with logs.stepping(step):
-                if self._tracer is None:
+                if not self.tracing:
                     with _outcome(result):
                         yield
                 else:
@@ -314,7 +329,7 @@ class Telemetry:
     @contextlib.contextmanager
     def wait(self, run_id: str, workflow: str, kind: str, name: str) -> Iterator[Any]:
         """Around writing a wait down; the span (or None) to note whether it parked."""
-        if self._tracer is None:
+        if not self.tracing:
             yield None
             return
         attributes = {
@@ -330,7 +345,7 @@ class Telemetry:
 
     @contextlib.contextmanager
     def park(self, run_id: str, workflow: str, waits: int) -> Iterator[Any]:
-        if self._tracer is None:
+        if not self.tracing:
             yield None
             return
         attributes = {
@@ -346,7 +361,7 @@ class Telemetry:
     @contextlib.contextmanager
     def decision(self, run_id: str, key: str, status: str, by: str | None) -> Iterator[None]:
         """Around a decision made through the engine."""
-        if self._tracer is None:
+        if not self.tracing:
             yield
             return
         attributes = {

@@ -67,6 +67,16 @@ def running(run_id: str, workflow: str) -> Iterator[None]:
         _run.reset(token)
 
 
+def enter_step(step: str) -> contextvars.Token[str | None]:
+    """`stepping` without a generator, for the runner's hot path; pass the token back to
+    `exit_step`."""
+    return _step.set(step)
+
+
+def exit_step(token: contextvars.Token[str | None]) -> None:
+    _step.reset(token)
+
+
 @contextlib.contextmanager
 def stepping(step: str) -> Iterator[None]:
     """Mark what is logged inside as the step's (the runner does, around a step)."""

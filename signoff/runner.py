@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,35 @@ class WorkflowDef:
         return decoded, named
 
 
+class _StepScope:
+    """`Execution.step_scope` as a plain class (it runs around every step executed)."""
+
+    __slots__ = ("_ex", "_inner", "_name", "_seq")
+
+    def __init__(self, ex: Execution, seq: int, name: str) -> None:
+        self._ex, self._seq, self._name = ex, seq, name
+
+    async def __aenter__(self) -> None:
+        ex = self._ex
+        self._inner = ex.telemetry.step(ex.run_id, ex.workflow, self._name, self._seq)
+        self._inner.__enter__()
+        ex._step_started[self._seq] = time.perf_counter()
+        if ex.hooks.any_for("before_step"):
+            try:
+                info = hooks.StepInfo(ex.run_id, ex.workflow, self._name, self._seq)
+                await ex.hooks.fire_before_step(info)
+            except BaseException as exc:  # cut off (cancelled) while the hooks ran
+                self._ex._step_started.pop(self._seq, None)
+                self._inner.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        self._ex._step_started.pop(self._seq, None)
+        self._inner.__exit__(kind, exc, tb)
+
+
 @dataclass(slots=True)
 class Settings:
     owner: str
@@ -125,16 +154,9 @@ class Execution:
     def beyond_journal(self) -> None:
         pass  # first execution of this call: do it and record it
 
-    @contextlib.asynccontextmanager
-    async def step_scope(self, seq: int, name: str) -> AsyncIterator[None]:
+    def step_scope(self, seq: int, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Around a step executed: its span and log context, and `before_step` hooks."""
-        with self.telemetry.step(self.run_id, self.workflow, name, seq):
-            self._step_started[seq] = time.perf_counter()
-            await self.hooks.fire_before_step(hooks.StepInfo(self.run_id, self.workflow, name, seq))
-            try:
-                yield
-            finally:
-                self._step_started.pop(seq, None)
+        return _StepScope(self, seq, name)
 
     async def _guard(self, write: Awaitable[Any]) -> Any:
         try:

@@ -285,29 +285,13 @@ class Telemetry:
 
     # steps and waits -------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def step(self, run_id: str, workflow: str, step: str, seq: int) -> Iterator[None]:
-        """Around a step executed (all its attempts and its journal write)."""
-        started = time.perf_counter()
-        result: dict[str, str] = {}
-        try:
-            with logs.stepping(step):
-                if not self.tracing:
-                    with _outcome(result):
-                        yield
-                else:
-                    attributes = {
-                        "signoff.run_id": run_id,
-                        "signoff.workflow": workflow,
-                        "signoff.step": step,
-                        "signoff.step.seq": seq,
-                    }
-                    with self._span(f"step {step}", attributes), _outcome(result):
-                        yield
-        finally:
-            outcome = result.get("outcome")
-            if outcome in ("ok", "failed"):
-                self._stepped(workflow, step, outcome, time.perf_counter() - started)
+    def step(
+        self, run_id: str, workflow: str, step: str, seq: int
+    ) -> contextlib.AbstractContextManager[None]:
+        """Around a step executed (all its attempts and its journal write): its log
+        context, its span when tracing, and its duration by outcome (ok, or failed by an
+        Exception; a step cut off by parking or cancellation is not counted)."""
+        return _StepScope(self, run_id, workflow, step, seq)
 
     def _stepped(self, workflow: str, step: str, outcome: str, took: float) -> None:
         labels = (("outcome", outcome), ("step", step), ("workflow", workflow))
@@ -410,15 +394,39 @@ class Telemetry:
             )
 
 
-@contextlib.contextmanager
-def _outcome(result: dict[str, str]) -> Iterator[None]:
-    """Notes how the block ended: ok, failed (an Exception), or cut (parked, cut off)."""
-    try:
-        yield
-    except Exception:
-        result["outcome"] = "failed"
-        raise
-    except BaseException:
-        result["outcome"] = "cut"
-        raise
-    result["outcome"] = "ok"
+class _StepScope:
+    """`Telemetry.step` as a plain class: it runs around every step executed, where a
+    stack of generator context managers cost as much as the step's own bookkeeping."""
+
+    __slots__ = ("_owner", "_run_id", "_seq", "_span", "_started", "_step", "_token", "_workflow")
+
+    def __init__(self, owner: Telemetry, run_id: str, workflow: str, step: str, seq: int) -> None:
+        self._owner, self._run_id, self._workflow = owner, run_id, workflow
+        self._step, self._seq = step, seq
+        self._span: contextlib.AbstractContextManager[Any] | None = None
+
+    def __enter__(self) -> None:
+        self._token = logs.enter_step(self._step)
+        self._started = time.perf_counter()
+        if self._owner.tracing:
+            attributes = {
+                "signoff.run_id": self._run_id,
+                "signoff.workflow": self._workflow,
+                "signoff.step": self._step,
+                "signoff.step.seq": self._seq,
+            }
+            self._span = self._owner._span(f"step {self._step}", attributes)
+            self._span.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        try:
+            if self._span is not None:
+                self._span.__exit__(kind, exc, tb)
+        finally:
+            logs.exit_step(self._token)
+            outcome = "ok" if kind is None else "failed" if issubclass(kind, Exception) else None
+            if outcome is not None:
+                took = time.perf_counter() - self._started
+                self._owner._stepped(self._workflow, self._step, outcome, took)

@@ -129,7 +129,7 @@ function editDiff(form) {
   show();
 }
 
-const RUN_EVENTS = ["step_completed", "run_completed", "run_failed", "run_cancelled"];
+const RUN_EVENTS = ["step_completed", "run_completed", "run_failed", "run_cancelled", "run_blocked", "run_unblocked"];
 
 function connect(status, handler) {
   const source = new EventSource("/inbox/stream");

@@ -32,6 +32,21 @@ def refusal(decision: models.Decision) -> str:
     return f"{who} rejected this tool call{why}. It was not run."
 
 
+def metadata(
+    tool_name: str, description: str | None, model_name: str, call_id: str
+) -> dict[str, str]:
+    """What the approval keeps beside the arguments, as data (`Approval.metadata`): the
+    tool, what it does, the model that asked and its tool-call id (the empty ones left
+    out)."""
+    found = {
+        "tool": tool_name,
+        "description": (description or "").strip()[:500],
+        "model": model_name,
+        "tool_call_id": call_id,
+    }
+    return {k: v for k, v in found.items() if v}
+
+
 def summary(tool_name: str, description: str | None, model_name: str, call_id: str) -> str:
     """The approval's summary: the tool, the first line of what it does, who asked."""
     what = (description or "").strip().split("\n", 1)[0]

@@ -73,6 +73,7 @@ from pydantic_core import to_jsonable_python
 
 from signoff import context, durations, errors, models
 from signoff.gated import CallRejected
+from signoff.integrations import _tool_approvals as shared
 
 __all__ = [
     "GatedTool",
@@ -298,6 +299,7 @@ class GatedTool(BaseTool):
             schema=self.edit_schema(),
             approvers=self.approvers,
             timeout=self.timeout,
+            metadata=shared.metadata(self.name, self.tool.description, model_name, str(call["id"])),
         )
         if decision.approved:  # approved: the recorded proposal; edited: the edit
             if not isinstance(decision.value, dict):  # pragma: no cover - the schema holds

@@ -264,4 +264,10 @@ def _ask(
         approvers=approvers,
         timeout=timeout,
         edits=False,
+        metadata=shared.metadata(
+            item.tool_name or "tool",
+            None if tool is None else tool.description,
+            model_name,
+            item.call_id or "",
+        ),
     )

@@ -322,6 +322,12 @@ async def _decide(
                 schema=None if tool is None else tool.parameters_json_schema,
                 approvers=approvers,
                 timeout=timeout,
+                metadata=shared.metadata(
+                    call.tool_name,
+                    None if tool is None else tool.description,
+                    model_name,
+                    call.tool_call_id,
+                ),
             )
         )
     for call in requests.calls:

@@ -96,6 +96,10 @@ def test_killed_while_waiting_then_edited_runs_the_edit_once(
 
     [pending] = client.sync.pending_approvals(run_id=edited)
     assert pending.key == "tool:call_dana" and pending.proposed["to"] == "dana@example.com"
+    assert (
+        pending.metadata["tool"] == "send_email" and pending.metadata["tool_call_id"] == "call_dana"
+    )
+    assert pending.metadata["model"] == "scripted-support"
     assert pending.summary == (
         "send_email: Send an email to a customer. (asked by scripted-support, call call_dana)"
     )

@@ -48,6 +48,8 @@ def test_killed_while_waiting_then_approved_runs_the_call_once(
     assert "send_email: Send an email to a customer." in pending.summary
     assert "SupportModel" in pending.summary  # the model
     assert pending.key.removeprefix("tool:") in pending.summary  # the tool-call id
+    assert pending.metadata["tool"] == "send_email" and "SupportModel" in pending.metadata["model"]
+    assert pending.metadata["tool_call_id"] == pending.key.removeprefix("tool:")
     assert pending.schema is not None and pending.schema["required"] == ["to", "subject", "body"]
     assert pending.edits is False
     [turn2] = [

@@ -47,6 +47,9 @@ def test_killed_while_waiting_then_edited_runs_the_edit_once(
     assert "send_email: Send an email to a customer." in pending.summary
     assert "function:support_model:" in pending.summary  # the model
     assert pending.key.removeprefix("tool:") in pending.summary  # the tool-call id
+    assert pending.metadata["tool"] == "send_email"
+    assert pending.metadata["model"].startswith("function:support_model:")
+    assert pending.metadata["tool_call_id"] == pending.key.removeprefix("tool:")
     assert pending.schema is not None and pending.schema["required"] == ["to", "subject", "body"]
     proposed_body = pending.proposed["body"]
     [first_call] = [

@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal as signal_
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from signoff import errors, logs
 from signoff.cli import apps, core
 from signoff.cli.core import cli, option, where_options
 from signoff.engine import Engine
+
+if TYPE_CHECKING:
+    from signoff.server import ProxyAuth
 
 _LEVELS = click.Choice(["debug", "info", "warning", "error"])
 _FORMATS = click.Choice(["text", "json"])
@@ -141,6 +145,39 @@ async def _work(engine: Engine, drain: float, app: str) -> None:
     is_flag=True,
     help="Serve /metrics for Prometheus (a token with the read scope unless --no-auth).",
 )
+@option(
+    "--proxy-header",
+    metavar="HEADER",
+    help="Inbox sign-in by a reverse proxy's header naming the person (e.g. X-Forwarded-User), "
+    "believed only from --trusted-proxy addresses.",
+)
+@option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    metavar="CIDR",
+    multiple=True,
+    help="Address or CIDR block of the proxy that sets --proxy-header (repeatable).",
+)
+@option(
+    "--proxy-roles-header",
+    metavar="HEADER",
+    help="The proxy's header listing the person's groups, comma-separated.",
+)
+@option(
+    "--proxy-role",
+    "proxy_roles",
+    metavar="GROUP=SCOPES",
+    multiple=True,
+    help='Scopes a proxy group adds to "decide", e.g. "ops=read,start" (repeatable).',
+)
+@option(
+    "--cors-origin",
+    "cors_origins",
+    metavar="ORIGIN",
+    multiple=True,
+    help="An origin whose pages may call the API and open ticketed streams, e.g. "
+    "https://app.example.com (repeatable).",
+)
 @option("--log-level", type=_LEVELS, default="info", show_default=True)
 @option("--log-format", type=_FORMATS, default="text", show_default=True, help=_LOG_FORMAT_HELP)
 def serve(
@@ -152,6 +189,11 @@ def serve(
     public_url: str | None,
     max_body: int,
     metrics: bool,
+    proxy_header: str | None,
+    trusted_proxies: tuple[str, ...],
+    proxy_roles_header: str | None,
+    proxy_roles: tuple[str, ...],
+    cors_origins: tuple[str, ...],
     log_level: str,
     log_format: str,
 ) -> None:
@@ -174,6 +216,8 @@ def serve(
         max_body=max_body,
         run_worker=bool(engine.workflows),
         metrics=metrics,
+        proxy_auth=_proxy_auth(proxy_header, trusted_proxies, proxy_roles_header, proxy_roles),
+        cors_origins=cors_origins,
     )
     where = core.redact_url(engine.url)
     click.echo(f"signoff API for {app} on http://{host}:{port} ({where})", err=True)
@@ -182,3 +226,24 @@ def serve(
         uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on", log_config=None)
     else:
         uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on")
+
+
+def _proxy_auth(
+    header: str | None, trusted: tuple[str, ...], roles_header: str | None, roles: tuple[str, ...]
+) -> ProxyAuth | None:
+    """The --proxy-* options as a `ProxyAuth` (None without --proxy-header)."""
+    from signoff.server import ProxyAuth
+
+    if header is None:
+        if trusted or roles_header or roles:
+            raise core.CliError("--trusted-proxy and --proxy-role* need --proxy-header")
+        return None
+    if not trusted:
+        raise core.CliError("--proxy-header needs --trusted-proxy: the proxy's address or CIDR")
+    role_scopes: dict[str, list[str]] = {}
+    for given in roles:
+        group, eq, scopes = given.partition("=")
+        if not eq or not group.strip():
+            raise core.CliError(f"--proxy-role {given!r}: write GROUP=SCOPE,SCOPE")
+        role_scopes[group.strip()] = [s.strip() for s in scopes.split(",") if s.strip()]
+    return ProxyAuth(header, trusted, roles_header=roles_header, role_scopes=role_scopes)

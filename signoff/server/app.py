@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,6 +40,7 @@ from signoff.server import (
     routes_tokens,
     schemas,
     stream,
+    tickets,
 )
 
 MAX_BODY = 1_000_000
@@ -58,6 +60,9 @@ def create_app(
     run_worker: bool = True,
     token_recheck: float = 2.0,
     metrics: bool = False,
+    proxy_auth: auth_.ProxyAuth | None = None,
+    identify: auth_.Identify | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The HTTP API over `engine`.
 
@@ -71,6 +76,10 @@ def create_app(
     `token_recheck`: seconds between checks that an open stream's token is still valid.
     `metrics=True` serves `/metrics` in Prometheus' text format, to callers with the `read`
     scope while authentication is on (docs/observability.md).
+    The web inbox recognises people by `proxy_auth` (a trusted reverse proxy's header),
+    `identify` (the host application's `async (request) -> Identity | None`), then token
+    sign-in; `cors_origins` lists the other origins whose pages may call the API and open
+    streams with tickets (docs/inbox.md).
     """
     if not isinstance(auth, bool):
         raise errors.InvalidArgument("auth must be True or False")
@@ -147,6 +156,7 @@ def create_app(
         routes_signals,
         routes_stream,
         routes_tokens,
+        tickets,
     ):
         app.include_router(module.router)
     if secret is not None:
@@ -154,10 +164,21 @@ def create_app(
     if metrics:
         app.include_router(routes_metrics.router)
     routes_slack.mount(app, engine)  # `/slack/interactions`, with a Slack signing secret
-    inbox_.mount(app, secret)  # the web inbox at `/` (docs/inbox.md)
+    inbox_.mount(app, secret, proxy_auth=proxy_auth, identify=identify)  # docs/inbox.md
     app.include_router(routes_runs.tail)  # `/runs/{run_id:path}` last: it matches any suffix
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyGuard, max_body=max_body)
+    if cors_origins:  # bearer tokens and tickets only: no cookies cross origin
+        if isinstance(cors_origins, str) or "*" in cors_origins:
+            raise errors.InvalidArgument("cors_origins must list origins, not a string or '*'")
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key"],
+            allow_credentials=False,
+            max_age=600,
+        )
     return app
 
 
@@ -219,7 +240,10 @@ class BodyGuard:
             if len(body) > self.max_body:
                 await self._refuse(scope, receive, send, *self._length_problem(str(len(body))))
                 return
-        problem = self._check(scope["path"], headers.get("content-type"), bytes(body))
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted under a prefix: the app's own path
+            path = path[len(root) :]
+        problem = self._check(path, headers.get("content-type"), bytes(body))
         if problem is not None:
             await self._refuse(scope, receive, send, *problem)
             return

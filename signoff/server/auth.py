@@ -8,6 +8,11 @@ on behalf of another actor). The decision's approver is always the token's name.
 A signed link lets one named person take one decision on one approval before it
 expires: its payload (run id, key, approver, action or "any", expiry, nonce) is
 HMAC-SHA256-signed with the link secret, and its nonce is recorded when used.
+
+The web inbox may also learn who is looking from outside signoff (docs/inbox.md): a
+reverse proxy's header, believed only from the proxy's addresses (`ProxyAuth`), or the
+host application's own authentication, a callable returning an `Identity` (`Identify`).
+The API itself keeps to bearer tokens.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
+import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from signoff import errors
 from signoff.engine import Engine
 from signoff.server import problems
 
@@ -39,6 +47,108 @@ class Principal:
 
 
 LOCAL = Principal("local", ALL_SCOPES)
+logger = logging.getLogger(__name__)
+
+
+def _scopes(given: Iterable[str], what: str) -> frozenset[str]:
+    scopes = frozenset(given)
+    unknown = scopes - ALL_SCOPES
+    if unknown:
+        raise errors.InvalidArgument(
+            f"{what} has unknown scopes {sorted(unknown)}; use {sorted(ALL_SCOPES)}"
+        )
+    return scopes
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request comes from, as the host application (or a trusted proxy) says:
+    their name (the decider recorded) and what they may do in the inbox (`scopes`, as an
+    API token's: `decide` by default; `read` for the *All pending* tab and run pages,
+    `start` to cancel and retry). Approvals naming `role:X` are resolved by the engine's
+    `Directory`, so a role must be known there to count."""
+
+    name: str
+    scopes: Collection[str] = frozenset({"decide"})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
+            raise errors.InvalidArgument("an Identity's name must be 1 to 200 characters")
+        object.__setattr__(self, "scopes", _scopes(self.scopes, "the Identity"))
+
+
+Identify = Callable[[Request], "Awaitable[Identity | None] | Identity | None"]
+"""The host application's authentication: `async def identify(request) -> Identity | None`
+(or a plain function; None: not signed in there, and the inbox offers token sign-in)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyAuth:
+    """A reverse proxy that signs people in and passes on who they are.
+
+    `header` names the person (e.g. `X-Forwarded-User`); it is believed only on requests
+    whose peer address (`request.client.host`) is in `trusted` (addresses or CIDR
+    blocks), and ignored from anywhere else. `roles_header` (optional) lists their
+    groups, separated by commas; `role_scopes` maps a group to the scopes it adds to
+    `scopes`, which everyone signed in by the proxy has."""
+
+    header: str
+    trusted: Collection[str]
+    roles_header: str | None = None
+    role_scopes: Mapping[str, Collection[str]] = field(default_factory=dict)
+    scopes: Collection[str] = ("decide",)
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        init=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.header, str) or not self.header.strip():
+            raise errors.InvalidArgument("ProxyAuth needs the header that names the person")
+        if isinstance(self.trusted, str) or not self.trusted:
+            raise errors.InvalidArgument(
+                "ProxyAuth needs the proxy's addresses: trusted=['127.0.0.1/32', ...]"
+            )
+        try:
+            networks = tuple(ipaddress.ip_network(t.strip(), strict=False) for t in self.trusted)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"a trusted proxy address is not valid: {exc}") from None
+        object.__setattr__(self, "networks", networks)
+        object.__setattr__(self, "scopes", _scopes(self.scopes, "ProxyAuth.scopes"))
+        for role, scopes in self.role_scopes.items():
+            _scopes(scopes, f"ProxyAuth.role_scopes[{role!r}]")
+
+    def trusts(self, host: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:  # no peer address (a Unix socket): not a trusted proxy
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+        return any(address in network for network in self.networks)
+
+    def identity(self, request: Request) -> Identity | None:
+        """Who the proxy says sent `request`; None without the header, or when the
+        request did not come from a trusted proxy (the header is then ignored)."""
+        name = request.headers.get(self.header, "").strip()
+        if not name:
+            return None
+        host = request.client.host if request.client else None
+        if not self.trusts(host):
+            logger.warning(
+                "ignored %s from %s, which is not a trusted proxy",
+                self.header,
+                host,
+                extra={"action": "proxy_header_untrusted"},
+            )
+            return None
+        scopes = set(self.scopes)
+        if self.roles_header:
+            for role in request.headers.get(self.roles_header, "").split(","):
+                scopes.update(self.role_scopes.get(role.strip(), ()))
+        try:
+            return Identity(name, frozenset(scopes))
+        except errors.InvalidArgument:
+            return None
 
 
 def _unauthorized(detail: str) -> problems.Problem:

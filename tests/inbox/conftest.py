@@ -119,18 +119,23 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
         time.sleep(0.05)
 
 
-def serve(db: str, folder: Path, *extra: str) -> Iterator[Served]:
+def serve(
+    db: str, folder: Path, *extra: str, host_app: str | None = None, port: int | None = None
+) -> Iterator[Served]:
+    """`signoff serve tests.inbox.app:engine` (or uvicorn serving `host_app`, an app that
+    mounts signoff's) on a free port, until the caller is done."""
     tokens, ids = _tokens(make_engine(db))
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "SIGNOFF_DATABASE_URL": db, "PYTHONPATH": str(ROOT),
            "SIGNOFF_SESSION_SECRET": "s" * 32}  # fmt: skip
     log_path = folder / "server.log"
+    if host_app is None:
+        command = [sys.executable, "-m", "signoff", "serve", "tests.inbox.app:engine",
+                   "--port", str(port), *extra]  # fmt: skip
+    else:
+        command = [sys.executable, "-m", "uvicorn", host_app, "--port", str(port), *extra]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "signoff", "serve", "tests.inbox.app:engine",
-             "--port", str(port), *extra],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         engine = make_engine(db)
         try:
@@ -188,6 +193,30 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path
         return path
 
     return take
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
+    """`new_page(headers={...})`: a page in a fresh browser context of its own (no
+    sign-in), its script errors collected and asserted empty at the end."""
+    contexts = []
+
+    def open_page(*, headers: dict[str, str] | None = None, width: int = 1100) -> Any:
+        context = browser.new_context(
+            viewport={"width": width, "height": 800}, extra_http_headers=headers or {}
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(5000)
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        for page in context.pages:
+            assert page.errors == [], page.errors
+        context.close()
 
 
 @pytest.fixture(scope="package")

@@ -120,7 +120,11 @@ def render(
 ) -> HTMLResponse:
     """The page `template`, with the security headers and the session cookie."""
     html = env.get_template(template).render(
-        who=who, now=datetime.datetime.now(datetime.UTC), auth=request.app.state.auth, **context
+        who=who,
+        now=datetime.datetime.now(datetime.UTC),
+        auth=request.app.state.auth,
+        base=session.base(request),
+        **context,
     )
     response = HTMLResponse(html, status_code=status, headers=HEADERS)
     new = getattr(request.state, "new_session", None)

@@ -40,7 +40,7 @@ def message(request: Request, who: session.Viewer, status: int, title: str, text
 
 
 def to_sign_in(request: Request) -> Response:
-    return RedirectResponse("/inbox/signin", status_code=303)
+    return RedirectResponse(session.base(request) + "/inbox/signin", status_code=303)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +234,7 @@ async def decide(request: Request) -> Response:
     except errors.SignoffError as exc:
         return await _refused(request, who, approval, exc, form, action)
     done = "1" if decision.status is not models.DecisionStatus.PENDING else "vote"
-    target = rules.href(approval.run_id, approval.key) + f"&done={done}"
+    target = session.base(request) + rules.href(approval.run_id, approval.key) + f"&done={done}"
     return RedirectResponse(target, status_code=303)
 
 

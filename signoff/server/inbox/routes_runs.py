@@ -41,7 +41,7 @@ async def _find(request: Request, who: session.Viewer, prefix: str) -> Response:
         run_id = await engine.resolve_run_id(prefix)
     except errors.SignoffError as exc:
         return routes.message(request, who, 404, "No such run", str(exc)[:300])
-    return RedirectResponse(run_href(run_id), status_code=303)
+    return RedirectResponse(session.base(request) + run_href(run_id), status_code=303)
 
 
 @router.get("/inbox/runs")
@@ -121,4 +121,4 @@ async def operate(request: Request) -> Response:
             return routes.message(request, who, 422, "Refused", "Choose cancel or retry.")
     except errors.SignoffError as exc:
         return routes.message(request, who, exc.status, "Refused", str(exc)[:300])
-    return RedirectResponse(run_href(run_id), status_code=303)
+    return RedirectResponse(session.base(request) + run_href(run_id), status_code=303)

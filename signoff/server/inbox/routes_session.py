@@ -2,7 +2,8 @@
 
 The stream is the API's server-sent events, filtered for the person: an approval event
 goes out only when they may see that approval, reduced to its run, key, status and who
-decided; every other event stays on the server.
+decided; every other event stays on the server. A page of another origin opens it with
+a stream ticket for the inbox (`?ticket=`, tickets.py) instead of the cookie.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from signoff.engine import Engine
-from signoff.server import stream
+from signoff.server import stream, tickets
 from signoff.server.inbox import pages, routes, rules, session
 
 router = APIRouter(include_in_schema=False)
@@ -44,7 +45,7 @@ async def sign_in(request: Request) -> Response:
     if new is None:
         problem = "That token is unknown or revoked."
         return pages.render(request, who, "signin.html", 401, problem=problem)
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse(session.base(request) + "/", status_code=303)
     session.set_cookie(request, response, new)
     return response
 
@@ -55,7 +56,7 @@ async def sign_out(request: Request) -> Response:
     form = dict(await routes.read_form(request))
     if not session.check_csrf(request, who, form.get("csrf")):
         return routes.message(request, who, 403, "Refused", "This form did not come from here.")
-    response = RedirectResponse("/inbox/signin", status_code=303)
+    response = RedirectResponse(session.base(request) + "/inbox/signin", status_code=303)
     session.set_cookie(request, response, None)
     return response
 
@@ -95,27 +96,40 @@ async def _filtered(
         yield _frame(event, name, rules.outcome(approval))
 
 
-@router.get("/inbox/stream")
-async def live(request: Request) -> Response:
-    """The person's inbox events, live (resumes after `Last-Event-ID`)."""
-    who = await session.viewer(request)
-    if request.app.state.auth and who.name is None:
-        return routes.message(request, who, 401, "Signed out", "Sign in again.")
-    try:
-        after = stream.parse_last_event_id(request.headers.get("last-event-id"))
-    except ValueError:
-        after = None
-    engine = routes.engine_of(request)
-
-    async def still_signed_in() -> bool:
+def _still_signed_in(request: Request, who: session.Viewer) -> stream.Allowed:
+    async def allowed() -> bool:
         again = await session.viewer(request)
         return again.name == who.name and again.scopes == who.scopes
 
+    return allowed
+
+
+@router.get("/inbox/stream")
+async def live(request: Request) -> Response:
+    """The person's inbox events, live (resumes after `Last-Event-ID`, or
+    `?last_event_id=` for a new ticket's stream)."""
+    q = request.query_params
+    ticket = q.get("ticket")
+    if ticket is not None:
+        principal, allowed = await tickets.admit(request, ticket, tickets.INBOX)
+        who = session.Viewer(principal.name, principal.scopes, session.fresh(), "", "ticket")
+    else:
+        who = await session.viewer(request)
+        if request.app.state.auth and who.name is None:
+            return routes.message(request, who, 401, "Signed out", "Sign in again.")
+        allowed = _still_signed_in(request, who)
+    try:
+        after = stream.parse_last_event_id(
+            request.headers.get("last-event-id") or q.get("last_event_id")
+        )
+    except ValueError:
+        after = None
+    engine = routes.engine_of(request)
     frames = stream.events(
         request.app.state.hub,
         after=after,
         heartbeat=request.app.state.heartbeat,
-        allowed=still_signed_in if request.app.state.auth else None,
+        allowed=allowed if request.app.state.auth else None,
         recheck=request.app.state.token_recheck,
     )
     headers = {**pages.HEADERS, "X-Accel-Buffering": "no"}

@@ -6,6 +6,13 @@ an expiry and a random nonce, signed with HMAC-SHA256. Every request looks the t
 again by its hash, so revoking the token ends the session at once. With `auth=False`
 the cookie holds only a chosen name (or none: see everything, decide as `local`).
 
+The person may instead come from outside signoff: a trusted reverse proxy's header
+(`auth.ProxyAuth`) or the host application's `identify` callable; either one is asked
+first, and token sign-in remains for whoever they do not name.
+
+Mounted under a path prefix (`scope["root_path"]`), links, redirects and the cookie's
+path start with it (`base`).
+
 CSRF: an unsafe request must come from this origin (`Sec-Fetch-Site` same-origin or
 none, and `Origin`, when sent, equal to the request's own) and carry the form token,
 an HMAC of the session's nonce; a cross-site form post fails both.
@@ -17,11 +24,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import inspect
 import json
 import os
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import Request
 from starlette.responses import Response
@@ -33,6 +42,7 @@ from signoff.server import auth
 COOKIE = "signoff_session"
 LIFETIME = 12 * 3600
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+Via = Literal["token", "proxy", "host", "local", "ticket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,7 @@ class Viewer:
     scopes: frozenset[str]
     session: Session
     csrf: str
+    via: Via = "token"  # how they were recognised (no sign-out unless by token)
 
     @property
     def decider(self) -> str:
@@ -120,16 +131,23 @@ def csrf_token(key: bytes, session: Session) -> str:
     return _mac(key, "csrf:" + session.nonce)
 
 
+def base(request: Request) -> str:
+    """The path prefix the app is mounted under ("" at the root)."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
+
+
 def set_cookie(request: Request, response: Response, session: Session | None) -> None:
-    """Store `session` in the cookie (None: remove it)."""
+    """Store `session` in the cookie (None: remove it); its path is the mount's."""
+    path = base(request) or "/"
     if session is None:
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict")
         return
     response.set_cookie(
         COOKIE,
         encode(request.app.state.inbox_key, session),
         max_age=max(0, session.expires - int(time.time())),
-        path="/",
+        path=path,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -148,7 +166,11 @@ async def viewer(request: Request) -> Viewer:
         request.state.new_session = session
     csrf = csrf_token(key, session)
     if not request.app.state.auth:
-        return Viewer(session.name, auth.ALL_SCOPES, session, csrf)
+        return Viewer(session.name, auth.ALL_SCOPES, session, csrf, "local")
+    outside = await identified(request)
+    if outside is not None:
+        identity, via = outside
+        return Viewer(identity.name, frozenset(identity.scopes), session, csrf, via)
     if session.name is None or session.token_hash is None:
         return Viewer(None, frozenset(), session, csrf)
     engine: Engine = request.app.state.engine
@@ -156,6 +178,29 @@ async def viewer(request: Request) -> Viewer:
     if token is None or not token.active or token.name != session.name:
         return Viewer(None, frozenset(), session, csrf)  # revoked: signed out
     return Viewer(token.name, frozenset(token.scopes), session, csrf)
+
+
+async def identified(request: Request) -> tuple[auth.Identity, Via] | None:
+    """Who a trusted proxy or the host application says sent `request`, if anyone."""
+    proxy: auth.ProxyAuth | None = request.app.state.proxy_auth
+    if proxy is not None:
+        identity = proxy.identity(request)
+        if identity is not None:
+            return identity, "proxy"
+    identify: auth.Identify | None = request.app.state.identify
+    if identify is None:
+        return None
+    found: object = identify(request)
+    if inspect.isawaitable(found):
+        found = await found
+    if found is None:
+        return None
+    if not isinstance(found, auth.Identity):
+        raise TypeError(
+            f"identify(request) returned {type(found).__name__}; return a "
+            "signoff.server.Identity (or None when the caller is not signed in)"
+        )
+    return found, "host"
 
 
 async def sign_in(request: Request, secret: str) -> Session | None:

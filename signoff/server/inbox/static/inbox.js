@@ -2,6 +2,9 @@
 // "select all" for bulk decisions. Hand-written; loaded by every page; no inline script.
 "use strict";
 
+// The path the app is mounted under ("" at the root), from <body data-base>.
+const BASE = () => document.body.dataset.base || "";
+
 function localTimes(root) {
   for (const el of root.querySelectorAll("time[datetime]")) {
     const at = new Date(el.getAttribute("datetime"));
@@ -85,7 +88,7 @@ function approvalLive(note) {
 function runLive(box) {
   let timer = null;
   const refresh = async () => {
-    const response = await fetch("/inbox/run?part=timeline&id=" + encodeURIComponent(box.dataset.run), { credentials: "same-origin" });
+    const response = await fetch(BASE() + "/inbox/run?part=timeline&id=" + encodeURIComponent(box.dataset.run), { credentials: "same-origin" });
     if (!response.ok) return;
     const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
     const fresh = parsed.getElementById("run-live");
@@ -132,7 +135,7 @@ function editDiff(form) {
 const RUN_EVENTS = ["step_completed", "run_completed", "run_failed", "run_cancelled", "run_blocked", "run_unblocked"];
 
 function connect(status, handler) {
-  const source = new EventSource("/inbox/stream");
+  const source = new EventSource(BASE() + "/inbox/stream");
   const say = (text, down) => { if (status) { status.textContent = text; status.classList.toggle("down", down); } };
   source.addEventListener("open", () => say("Live", false));
   source.addEventListener("error", () => say("Live updates lost; reconnecting…", true));

@@ -1,4 +1,4 @@
-"""Keeping link tokens out of logs.
+"""Keeping link tokens and stream tickets out of logs.
 
 An approval link's token decides as its approver, so it must not land where logs go. The
 pages under `/links/` work without JavaScript (mail clients, strict CSP), so the token
@@ -6,6 +6,10 @@ travels in the path; every access-log record the server's loggers emit has that 
 replaced by `[redacted]` (`RedactLinks`, installed on uvicorn's access logger by
 `create_app`). A proxy in front of the server logs paths on its own: configure it to drop
 or mask `/links/` paths too (see docs/http.md).
+
+A stream ticket (tickets.py) travels in the query, `?ticket=`, because `EventSource`
+cannot send headers; it is short-lived and read-only, and access logs show
+`ticket=[redacted]` all the same.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ import re
 
 ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access", "hypercorn.access")
 _LINK = re.compile(r"(/links/)[^\s?#\"']+")
+_TICKET = re.compile(r"([?&]ticket=)[^\s&#\"']+")
 
 
 def redact(text: str) -> str:
-    return _LINK.sub(r"\1[redacted]", text)
+    return _TICKET.sub(r"\1[redacted]", _LINK.sub(r"\1[redacted]", text))
 
 
 class RedactLinks(logging.Filter):
-    """Replaces link tokens in a record's message and arguments; drops nothing."""
+    """Replaces link tokens and stream tickets in a record's message and arguments;
+    drops nothing."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "/links/" in record.msg:
+        if isinstance(record.msg, str) and ("/links/" in record.msg or "ticket=" in record.msg):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)

@@ -1,18 +1,30 @@
-"""Server-sent events: one run's stream (ends with the run) and the whole inbox."""
+"""Server-sent events: one run's stream (ends with the run) and the whole inbox.
+
+A caller is recognised by a bearer token, by a stream ticket (`?ticket=`, for
+`EventSource` on another origin: tickets.py), or, on a page of this origin, by the web
+inbox's session (cookie, trusted proxy or host application); every way needs `read`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import StreamingResponse
 
-from signoff.server import auth, deps, problems, stream
+from signoff.server import auth, deps, problems, stream, tickets
+from signoff.server.inbox import session
 
 router = APIRouter(tags=["stream"])
-Reader = Annotated[auth.Principal, Depends(auth.require("read"))]
 # No length limit here: a value that is not an id this API sent is 400 (`_cursor`).
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+TicketParam = Annotated[
+    str | None, Query(description="a stream ticket (POST /stream-tickets), for EventSource")
+]
+AfterParam = Annotated[
+    str | None,
+    Query(description="as Last-Event-ID, for a new EventSource resuming with a new ticket"),
+]
 SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
 }
@@ -47,13 +59,43 @@ def _still_allowed(request: Request) -> stream.Allowed | None:
     return allowed
 
 
-def _respond(request: Request, run_id: str | None, after: int | None) -> StreamingResponse:
+async def _caller(request: Request, ticket: str | None, target: str) -> stream.Allowed | None:
+    """Admits the caller (401/403 otherwise) and returns the check that keeps the stream
+    open. `target`: what a ticket must be for ("run:ID", or "" when none may be)."""
+    if ticket is not None:
+        if not target:
+            raise problems.Problem(401, "bad_ticket", "stream tickets are for one run or inbox")
+        who, allowed = await tickets.admit(request, ticket, target)
+        if not who.allows("read"):
+            raise problems.Problem(403, "forbidden", "this token lacks the 'read' scope")
+        return allowed
+    if not request.app.state.auth:
+        return None
+    if "authorization" not in request.headers:  # a page of this origin: the inbox session
+        viewer = await session.viewer(request)
+        if viewer.name is not None:
+            if not viewer.reads_all:
+                raise problems.Problem(403, "forbidden", "the stream needs the 'read' scope")
+
+            async def still() -> bool:
+                again = await session.viewer(request)
+                return again.name == viewer.name and again.reads_all
+
+            return still
+    if not (await auth.authenticate(request)).allows("read"):
+        raise problems.Problem(403, "forbidden", "this token lacks the 'read' scope")
+    return _still_allowed(request)
+
+
+def _respond(
+    request: Request, run_id: str | None, after: int | None, allowed: stream.Allowed | None
+) -> StreamingResponse:
     frames = stream.events(
         request.app.state.hub,
         run_id=run_id,
         after=after,
         heartbeat=request.app.state.heartbeat,
-        allowed=_still_allowed(request),
+        allowed=allowed,
         recheck=request.app.state.token_recheck,
     )
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
@@ -66,12 +108,19 @@ def _respond(request: Request, run_id: str | None, after: int | None) -> Streami
     operation_id="stream_run",
 )
 async def run_stream(
-    run_id: deps.RunId, request: Request, who: Reader, last_event_id: LastEventId = None
+    run_id: deps.RunId,
+    request: Request,
+    last_event_id: LastEventId = None,
+    ticket: TicketParam = None,
+    after: AfterParam = None,
 ) -> StreamingResponse:
-    """The run's events from its start (or after `Last-Event-ID`); ends when the run does."""
-    after = _cursor(last_event_id)
+    """The run's events from its start (or after `Last-Event-ID`); ends when the run does.
+    A bearer token with `read`, a ticket for this run, or the inbox session of this
+    origin."""
+    allowed = await _caller(request, ticket, f"run:{run_id}")
+    cursor = _cursor(last_event_id or after)
     await deps.engine(request).get_run(run_id)  # 404 before the stream starts
-    return _respond(request, run_id, after)
+    return _respond(request, run_id, cursor, allowed)
 
 
 @router.get(
@@ -81,7 +130,10 @@ async def run_stream(
     operation_id="stream_approvals",
 )
 async def inbox_stream(
-    request: Request, who: Reader, last_event_id: LastEventId = None
+    request: Request, last_event_id: LastEventId = None, after: AfterParam = None
 ) -> StreamingResponse:
-    """Every run's events from now on (or after `Last-Event-ID`); never ends by itself."""
-    return _respond(request, None, _cursor(last_event_id))
+    """Every run's events from now on (or after `Last-Event-ID`); never ends by itself.
+    A bearer token with `read`, or the inbox session of this origin (for a ticket, use
+    the person's own inbox, `/inbox/stream`)."""
+    allowed = await _caller(request, request.query_params.get("ticket"), "")
+    return _respond(request, None, _cursor(last_event_id or after), allowed)

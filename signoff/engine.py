@@ -787,40 +787,6 @@ class Engine:
         """Raise `DatabaseNotFound` unless the database exists; never creates it."""
         await self.store.require_existing()
 
-    # deploys ---------------------------------------------------------------------------
-
-    async def check(self) -> preflight.CheckReport:
-        """Preflight for a deploy: replay every unfinished run's journal against the
-        workflows registered here (nothing runs, nothing is written) and report the runs
-        this code would not replay, with the position, the recorded and the found call."""
-        return await preflight.check(self)
-
-    # the audit chain -------------------------------------------------------------------
-
-    async def audit_log(
-        self, run_id: str | None = None, *, page_size: int = 1000
-    ) -> AsyncIterator[audit.AuditEntry]:
-        """The audit chains (of one run, or all and the "tokens" chain), entry by entry
-        in chain order: what `signoff audit export` writes."""
-        after: tuple[str, int] | None = None
-        while True:
-            page = await self.store.audit_entries(chain=run_id, after=after, limit=page_size)
-            for entry in page:
-                yield entry
-            if len(page) < page_size:
-                return
-            after = (page[-1].chain, page[-1].seq)
-
-    async def verify_audit(self, run_id: str | None = None) -> audit.Verifier:
-        """Check the audit chains: `.problems` lists every changed, removed or reordered
-        entry (empty when whole); `.entries` and `.chains` say how much was checked."""
-        verifier = audit.Verifier()
-        async for entry in self.audit_log(run_id):
-            verifier.feed([entry])
-        return verifier
-
-    # notifications: the outbox and its deliveries --------------------------------------
-
     # housekeeping ----------------------------------------------------------------------
 
     async def purge(
@@ -889,6 +855,40 @@ class Engine:
             archived=archived,
             dry_run=dry_run,
         )
+
+    # deploys ---------------------------------------------------------------------------
+
+    async def check(self) -> preflight.CheckReport:
+        """Preflight for a deploy: replay every unfinished run's journal against the
+        workflows registered here (nothing runs, nothing is written) and report the runs
+        this code would not replay, with the position, the recorded and the found call."""
+        return await preflight.check(self)
+
+    # the audit chain -------------------------------------------------------------------
+
+    async def audit_log(
+        self, run_id: str | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[audit.AuditEntry]:
+        """The audit chains (of one run, or all and the "tokens" chain), entry by entry
+        in chain order: what `signoff audit export` writes."""
+        after: tuple[str, int] | None = None
+        while True:
+            page = await self.store.audit_entries(chain=run_id, after=after, limit=page_size)
+            for entry in page:
+                yield entry
+            if len(page) < page_size:
+                return
+            after = (page[-1].chain, page[-1].seq)
+
+    async def verify_audit(self, run_id: str | None = None) -> audit.Verifier:
+        """Check the audit chains: `.problems` lists every changed, removed or reordered
+        entry (empty when whole); `.entries` and `.chains` say how much was checked."""
+        verifier = audit.Verifier()
+        async for entry in self.audit_log(run_id):
+            verifier.feed([entry])
+        return verifier
+
+    # notifications: the outbox and its deliveries --------------------------------------
 
     def _attach_outbox(self) -> None:
         # No routes, no plan: write operations spend nothing on notifications.

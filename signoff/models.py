@@ -269,10 +269,6 @@ class HistoryEntry:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-if TYPE_CHECKING:
-    HistoryEvent = HistoryEntry  # deprecated; at run time `__getattr__` warns
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PurgeReport:
     """What `engine.purge` removed (or, with `dry_run`, would remove): finished runs with
@@ -284,6 +280,10 @@ class PurgeReport:
     link_nonces: int
     archived: int = 0
     dry_run: bool = False
+
+
+if TYPE_CHECKING:
+    HistoryEvent = HistoryEntry  # deprecated; at run time `__getattr__` warns
 
 
 def __getattr__(name: str) -> Any:

@@ -391,15 +391,7 @@ def _summary(call: ToolCall, tool: BaseTool, model_name: str) -> str:
     return f"{head} (asked by {model_name or 'the model'}, call {call['id']})"
 
 
-def refusal(decision: models.Decision) -> str:
-    """What the model reads when a person did not approve a tool call."""
-    who = decision.by or "nobody"
-    why = f": {decision.reason}" if decision.reason else ""
-    if decision.status is models.DecisionStatus.EXPIRED:
-        return f"No one approved this tool call in time (expired{why}); it was not run."
-    if decision.status is models.DecisionStatus.CHANGES_REQUESTED:
-        return f"{who} asked for changes to this tool call{why}. It was not run."
-    return f"{who} rejected this tool call{why}. It was not run."
+refusal = shared.refusal  # what the model reads when a person did not approve a call
 
 
 def gated_tool(

@@ -86,20 +86,12 @@ def answer_fields(
 def read_answer(schema: dict[str, Any] | None, form: dict[str, str]) -> tuple[Any, dict[str, str]]:
     """The answer from the form, and the problems by field name ("" for the JSON)."""
     fields = answer_fields(schema)
-    if fields is None:
-        try:
-            return parse_json(form.get(JSON_FIELD, "")), {}
-        except (ValueError, RecursionError) as exc:
-            return None, {"": f"not valid JSON: {str(exc)[:200]}"}
-    value: dict[str, Any] = {}
-    problems: dict[str, str] = {}
-    for field in fields:
-        text = form.get(field.input, "")
-        try:
-            value[field.name] = _convert(field.kind, text)
-        except ValueError as exc:
-            problems[field.name] = str(exc)
-    if [f.name for f in fields] == [ANSWER] and (schema or {}).get("type") != "object":
+    value, problems = _read_fields(fields, form)
+    if (
+        fields is not None
+        and [f.name for f in fields] == [ANSWER]
+        and (schema or {}).get("type") != "object"
+    ):
         if fields[0].kind == "text" and not str(value.get(ANSWER, "")).strip():
             problems[ANSWER] = "Write an answer (or decline to answer below)."
         return value.get(ANSWER), problems
@@ -116,7 +108,12 @@ def parse_json(text: str) -> Any:
 
 def read(proposed: Any, form: dict[str, str]) -> tuple[Any, dict[str, str]]:
     """The edited value from the form, and the problems by field name ("" for the JSON)."""
-    fields = form_fields(proposed)
+    return _read_fields(form_fields(proposed), form)
+
+
+def _read_fields(fields: list[Field] | None, form: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """The value the form's fields give (the JSON text area's when there are none), and
+    the problems by field name ("" for the JSON)."""
     if fields is None:
         try:
             return parse_json(form.get(JSON_FIELD, "")), {}

@@ -10,6 +10,7 @@ retries: it is the `webhook-id` a receiver dedupes on.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,11 +94,13 @@ class DeliveryPage(models.Page[Delivery]):
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where one event goes: a channel, to whom (names, `role:X`, `approvers`,
-    `requester`), and how many attempts before it is dead."""
+    `requester`), how many attempts before it is dead, and the channel's digest
+    interval in seconds (None: at once)."""
 
     channel: str
     to: tuple[str, ...] = ()
     max_attempts: int = 8
+    digest: float | None = None
 
 
 class Plan(Protocol):
@@ -108,6 +111,13 @@ class Plan(Protocol):
     events: frozenset[str]  # the events any route takes: others cost nothing more
 
     def targets(self, event: str, workflow: str, key: str | None) -> Sequence[Target]: ...
+
+
+def digest_due(now: float, every: float) -> float:
+    """When a message written at `now` for a channel with a digest every `every` seconds
+    is due: the end of its window. Windows are aligned to the Unix epoch (UTC), so all
+    the messages of one window are due at the same moment (a daily digest at 00:00 UTC)."""
+    return (math.floor(now / every) + 1) * every
 
 
 def backoff(attempt: int, base: float = 5.0, cap: float = 3600.0) -> float:

@@ -60,6 +60,9 @@ class Channel(abc.ABC):
     # Attempts a worker makes at once (the most any of its channels asks for). Few: the
     # attempts share the worker's event loop with its runs.
     concurrency: int = 4
+    # Seconds over which the outbox gathers this channel's messages: each is held until
+    # its window ends, then all that are due go to `send_digest` together. None: at once.
+    digest: float | None = None
 
     def attach(self, store: Store) -> None:
         """Called before `open` with the store the outbox is in: for a channel that keeps
@@ -76,6 +79,12 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def send(self, message: Message) -> None:
         """Deliver `message`, or raise (`DeliveryError` with a text safe to show)."""
+
+    async def send_digest(self, messages: Sequence[Message]) -> None:
+        """Deliver the messages gathered over a digest window together (all or none: an
+        error fails the attempt of each). The default sends them one by one."""
+        for message in messages:
+            await self.send(message)
 
     def secrets(self) -> Sequence[str]:
         """Texts never to show in an error (passwords, signing keys)."""

@@ -6,6 +6,10 @@ is slow delays only its own messages (each attempt has a timeout, and at most
 `concurrency` are in flight), never a run. Claims are leased like runs, so many workers
 deliver each message once; a worker killed mid-delivery leaves the message to be taken
 again after its lease, under the same id (at least once, deduplicated by receivers).
+
+A channel with a `digest` interval gets its due messages (held until their window
+ended) as one batch, up to `DIGEST_BATCH`, in one attempt (`send_digest`); each message
+of the batch records that attempt's outcome.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from signoff.store.base import Store
 from signoff.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+DIGEST_BATCH = 100  # messages of one digest channel claimed (and sent) together
+_DIGEST_SLOWER = 10  # a digest attempt may take this many times a single one
 
 
 class Deliverer:
@@ -52,8 +59,10 @@ class Deliverer:
         self._concurrency = max(1, concurrency if concurrency is not None else wanted)
         # A claim outlives the slowest attempt (each channel's timeout, plus a margin to
         # record the outcome), so no other worker takes a message still being sent.
-        slowest = max((c.timeout for c in channels.values()), default=30.0)
-        self._lease = 2 * slowest + 2.0
+        self._digests = sorted(n for n, c in channels.items() if c.digest is not None)
+        self._plain = sorted(n for n in channels if n not in self._digests)
+        self._lease = 2 * max((channels[n].timeout for n in self._plain), default=30.0) + 2.0
+        self._digest_lease = 2 * max((_limit(channels[n]) for n in self._digests), default=0) + 2
         self._backoff = backoff
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -110,9 +119,10 @@ class Deliverer:
         total = 0
         while True:
             claimed = await self._claim(self._concurrency)
-            await asyncio.gather(*(self._deliver(d) for d in claimed))
-            total += len(claimed)
-            if len(claimed) < self._concurrency:
+            await asyncio.gather(*(self._deliver(b) for b in claimed))
+            total += sum(len(b) for b in claimed)
+            full = any(len(b) >= DIGEST_BATCH for b in claimed)
+            if len(claimed) < self._concurrency and not full:
                 return total
 
     async def _loop(self) -> None:
@@ -127,8 +137,8 @@ class Deliverer:
                 log.exception("claiming notifications failed", extra={"action": "outbox_poll"})
                 await asyncio.sleep(min(5.0, self._poll * 2**failures))
                 continue
-            for delivery in claimed:
-                task = asyncio.create_task(self._deliver(delivery))
+            for batch in claimed:
+                task = asyncio.create_task(self._deliver(batch))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
                 task.add_done_callback(self._freed)  # a free slot claims the next at once
@@ -137,21 +147,45 @@ class Deliverer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
 
-    async def _claim(self, limit: int) -> list[outbox.Delivery]:
+    async def _claim(self, limit: int) -> list[list[outbox.Delivery]]:
+        """Up to `limit` batches: one message each, or one digest channel's due ones."""
         now = self._clock.time()
-        return await self._store.claim_deliveries(
-            owner=self.owner,
-            channels=sorted(self._channels),
-            limit=limit,
-            now=now,
-            lease_until=now + self._lease,
+        batches: list[list[outbox.Delivery]] = []
+        for name in self._digests:
+            if len(batches) >= limit:
+                return batches
+            found = await self._store.claim_deliveries(
+                owner=self.owner,
+                channels=[name],
+                limit=DIGEST_BATCH,
+                now=now,
+                lease_until=now + self._digest_lease,
+            )
+            if found:
+                batches.append(found)
+        if self._plain and len(batches) < limit:
+            found = await self._store.claim_deliveries(
+                owner=self.owner,
+                channels=self._plain,
+                limit=limit - len(batches),
+                now=now,
+                lease_until=now + self._lease,
+            )
+            batches.extend([d] for d in found)
+        return batches
+
+    async def _deliver(self, batch: list[outbox.Delivery]) -> None:
+        channel = self._channels[batch[0].channel]
+        started = time.monotonic()
+        outcomes = await self._attempt(channel, batch)
+        took_ms = round((time.monotonic() - started) * 1000, 3)
+        await asyncio.gather(
+            *(self._finish(d, error, permanent, took_ms) for d, (error, permanent) in outcomes)
         )
 
-    async def _deliver(self, delivery: outbox.Delivery) -> None:
-        channel = self._channels[delivery.channel]
-        started = time.monotonic()
-        error, permanent = await self._attempt(channel, delivery)
-        took_ms = round((time.monotonic() - started) * 1000, 3)
+    async def _finish(
+        self, delivery: outbox.Delivery, error: str | None, permanent: bool, took_ms: float
+    ) -> None:
         retry_in = None if permanent else outbox.backoff(delivery.attempts, *self._backoff)
         extra = {"action": "notification", "run_id": delivery.run_id, "message_id": delivery.id}
         for pause in (0.1, 0.5, 2.0, 5.0, None):  # the store may be down for a moment
@@ -186,17 +220,37 @@ class Deliverer:
             )
 
     async def _attempt(
-        self, channel: Channel, delivery: outbox.Delivery
-    ) -> tuple[str | None, bool]:
+        self, channel: Channel, batch: list[outbox.Delivery]
+    ) -> list[tuple[outbox.Delivery, Outcome]]:
+        """Each delivery with its outcome: one attempt for the batch (a digest), except
+        for a message that cannot be sent at all (no address), which fails alone."""
+        outcomes: list[tuple[outbox.Delivery, Outcome]] = []
+        messages: list[Message] = []
+        for delivery in batch:
+            try:
+                messages.append(self._message(channel, delivery))
+            except DeliveryError as exc:
+                outcomes.append((delivery, (_redact(str(exc), channel.secrets()), exc.permanent)))
+            except Exception as exc:
+                error = _redact(f"{type(exc).__name__}: {exc}", channel.secrets())
+                outcomes.append((delivery, (error, False)))
+        if messages:
+            digest = channel.digest is not None
+            outcome = await self._send(channel, messages, digest)
+            outcomes.extend((m.delivery, outcome) for m in messages)
+        return outcomes
+
+    async def _send(self, channel: Channel, messages: list[Message], digest: bool) -> Outcome:
         """(error text or None, whether no later attempt can succeed)."""
+        limit = _limit(channel) if digest else channel.timeout + 1.0
         try:
-            message = self._message(channel, delivery)
-            await asyncio.wait_for(channel.send(message), channel.timeout + 1.0)
+            sending = channel.send_digest(messages) if digest else channel.send(messages[0])
+            await asyncio.wait_for(sending, limit)
             return None, False
         except DeliveryError as exc:
             return _redact(str(exc), channel.secrets()), exc.permanent
         except TimeoutError:
-            return f"no answer within {channel.timeout + 1.0:g}s", False
+            return f"no answer within {limit:g}s", False
         except Exception as exc:
             return _redact(f"{type(exc).__name__}: {exc}", channel.secrets()), False
 
@@ -212,6 +266,14 @@ class Deliverer:
                 permanent=True,
             )
         return Message(delivery, found, unknown)
+
+
+Outcome = tuple[str | None, bool]  # (error text or None, no later attempt can succeed)
+
+
+def _limit(channel: Channel) -> float:
+    """How long one attempt of `channel` may take: a digest sends many mails at once."""
+    return channel.timeout * (_DIGEST_SLOWER if channel.digest is not None else 1) + 1.0
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:

@@ -6,16 +6,23 @@ machinery) when the channel has the server's `link_secret`, else the inbox page 
 approval; either way opening it only shows the request and a form: GET never decides.
 Each mail's `Message-ID` derives from the outbox message id, so a retry re-sends the
 same message (mail clients and archives collapse duplicates).
+
+A question (`ctx.ask`) is answered, not approved: its mails say so and link to its inbox
+page, where the answer form is. `digest="1h"`: the outbox holds the channel's messages
+until their hour ends, then each person gets one mail listing them all (each with its
+link), and every message is marked delivered by that one attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import smtplib
 import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -37,6 +44,23 @@ _SUBJECTS = {
     outbox.RUN_FAILED: "Run failed: {workflow} {run_id}",
     outbox.RUN_BLOCKED: "Run blocked: {workflow} {run_id}",
 }
+# a question (`ctx.ask`) is answered, not approved
+_QUESTION_SUBJECTS = {
+    outbox.APPROVAL_REQUESTED: "Question for you: {summary}",
+    outbox.APPROVAL_REMINDER: "Reminder, answer needed: {summary}",
+    outbox.APPROVAL_ESCALATED: "Escalated to you, answer needed: {summary}",
+}
+_ANSWERS = {"edited": "answered", "rejected": "declined"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """What one notification says to one person: subject, lines, and a link."""
+
+    subject: str
+    lines: list[str]
+    link: str | None
+    label: str  # what the link is for ("Open the request", "Answer in the inbox")
 
 
 class EmailChannel(Channel):
@@ -59,6 +83,7 @@ class EmailChannel(Channel):
         base_url: str | None = None,
         link_secret: str | bytes | None = None,
         link_ttl: durations.Duration = "7d",
+        digest: durations.Duration | None = None,
     ) -> None:
         if not host or not isinstance(port, int) or not 0 < port < 65536:
             raise errors.InvalidArgument(f"email channel {name!r}: give an SMTP host and port")
@@ -80,6 +105,9 @@ class EmailChannel(Channel):
         self._base = base_url.rstrip("/") if base_url else None
         self._link_secret = link_secret
         self._link_ttl = durations.to_seconds(link_ttl, "link_ttl")
+        self.digest = None if digest is None else durations.to_seconds(digest, "digest")
+        if self.digest is not None and self.digest < 60:
+            raise errors.InvalidArgument(f"email channel {name!r}: digest must be at least 60s")
 
     def __repr__(self) -> str:
         return f"EmailChannel({self.name!r}, host={self.host!r}, port={self.port})"
@@ -95,31 +123,85 @@ class EmailChannel(Channel):
         mails = [self.compose(message, person, address) for person, address in people]
         await asyncio.to_thread(self._send_all, mails)
 
+    async def send_digest(self, messages: Sequence[Message]) -> None:
+        """One mail per address for the messages of a digest window (a message alone
+        is mailed as it would be without a digest)."""
+        for_address: dict[str, list[tuple[Message, str]]] = {}
+        for message in messages:
+            for person, address in message.addresses.items():
+                for_address.setdefault(address, []).append((message, person))
+        mails = [
+            self.compose(*items[0], address)
+            if len(items) == 1
+            else self.compose_digest(items, address)
+            for address, items in for_address.items()
+        ]
+        await asyncio.to_thread(self._send_all, mails)
+
     def compose(self, message: Message, person: str, address: str) -> EmailMessage:
-        d = message.delivery
-        data: dict[str, Any] = d.payload.get("data", {})
-        decision = data.get("decision") or {}
-        facts = {
-            "summary": data.get("summary") or d.key or d.event,
-            "status": decision.get("status", ""),
-            "workflow": d.workflow,
-            "run_id": d.run_id,
-        }
+        item = self._item(message, person)
+        mail = self._mail(address, item.subject, f"<{message.id}.{_slug(person)}@signoff>")
+        text = "\n".join(item.lines) + (f"\n\n{item.label}: {item.link}\n" if item.link else "\n")
+        mail.set_content(text)
+        mail.add_alternative(f"<html><body>{_html(item)}</body></html>", subtype="html")
+        return mail
+
+    def compose_digest(self, items: Sequence[tuple[Message, str]], address: str) -> EmailMessage:
+        """One mail listing several notifications for one person, each with its link.
+        Its Message-ID is made from theirs: the same on every retry."""
+        shown = [self._item(message, person) for message, person in items]
+        ids = sorted(message.id for message, _ in items)
+        mark = hashlib.sha256(" ".join(ids).encode()).hexdigest()[:24]
+        waiting = sum(1 for message, _ in items if _is_open(message.delivery))
+        subject = f"{len(items)} notifications"
+        if waiting:
+            subject += f", {waiting} waiting for you"
+        mail = self._mail(address, subject, f"<digest.{mark}.{_slug(items[0][1])}@signoff>")
+        parts = []
+        for n, item in enumerate(shown, 1):
+            body = "\n".join(f"   {line}" for line in item.lines)
+            link = f"\n   {item.label}: {item.link}" if item.link else ""
+            parts.append(f"{n}. {item.subject}\n{body}{link}")
+        mail.set_content("\n\n".join(parts) + "\n")
+        page = "".join(f"<h3>{html.escape(i.subject)}</h3>{_html(i)}<hr>" for i in shown)
+        mail.add_alternative(f"<html><body>{page}</body></html>", subtype="html")
+        return mail
+
+    def _mail(self, address: str, subject: str, message_id: str) -> EmailMessage:
         mail = EmailMessage()
-        mail["Subject"] = _SUBJECTS.get(d.event, "{summary}").format(**facts)
+        mail["Subject"] = subject
         mail["From"] = self.sender
         mail["To"] = address
         mail["Date"] = formatdate(localtime=False)
-        mail["Message-ID"] = f"<{d.id}.{_slug(person)}@signoff>"
-        link = self._link(d, person, data) if d.event in _OPEN and d.key else None
-        lines = _lines(d, data, decision)
-        text = "\n".join(lines) + (f"\n\nOpen the request: {link}\n" if link else "\n")
-        mail.set_content(text)
-        body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
-        if link:
-            body += f'<p><a href="{html.escape(link, quote=True)}">Open the request</a></p>'
-        mail.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+        mail["Message-ID"] = message_id
         return mail
+
+    def _item(self, message: Message, person: str) -> _Item:
+        d = message.delivery
+        data: dict[str, Any] = d.payload.get("data", {})
+        decision = data.get("decision") or {}
+        question = bool(data.get("question"))
+        status = str(decision.get("status", ""))
+        facts = {
+            "summary": data.get("summary") or d.key or d.event,
+            "status": _ANSWERS.get(status, status) if question else status,
+            "workflow": d.workflow,
+            "run_id": d.run_id,
+        }
+        subjects = {**_SUBJECTS, **_QUESTION_SUBJECTS} if question else _SUBJECTS
+        subject = subjects.get(d.event, "{summary}").format(**facts)
+        lines = _lines(d, data, decision, question)
+        if not _is_open(d):
+            return _Item(subject, lines, None, "")
+        if question:  # the signed link's page approves or rejects; answers are in the inbox
+            return _Item(subject, lines, self._inbox_link(d), "Answer in the inbox")
+        return _Item(subject, lines, self._link(d, person, data), "Open the request")
+
+    def _inbox_link(self, d: outbox.Delivery) -> str | None:
+        if self._base is None:
+            return None
+        assert d.key is not None
+        return f"{self._base}/inbox/approval?{urlencode({'run': d.run_id, 'key': d.key})}"
 
     def _link(self, d: outbox.Delivery, person: str, data: dict[str, Any]) -> str | None:
         if self._base is None:
@@ -197,10 +279,25 @@ class EmailChannel(Channel):
             ) from None
 
 
-def _lines(d: outbox.Delivery, data: dict[str, Any], decision: dict[str, Any]) -> list[str]:
+def _is_open(d: outbox.Delivery) -> bool:
+    """Whether the notification asks for a decision (it gets a link)."""
+    return d.event in _OPEN and bool(d.key)
+
+
+def _html(item: _Item) -> str:
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in item.lines)
+    if item.link:
+        body += f'<p><a href="{html.escape(item.link, quote=True)}">{item.label}</a></p>'
+    return body
+
+
+def _lines(
+    d: outbox.Delivery, data: dict[str, Any], decision: dict[str, Any], question: bool
+) -> list[str]:
     lines = [str(data.get("summary") or d.event)]
     if d.key:
-        lines.append(f"Approval {d.key} of {d.workflow} run {d.run_id}.")
+        kind = "Question" if question else "Approval"
+        lines.append(f"{kind} {d.key} of {d.workflow} run {d.run_id}.")
     else:
         lines.append(f"{d.workflow} run {d.run_id}.")
     if data.get("proposed") is not None:
@@ -209,7 +306,8 @@ def _lines(d: outbox.Delivery, data: dict[str, Any], decision: dict[str, Any]) -
         lines.append(f"Deadline: {data['deadline']}")
     if decision:
         who = f" by {decision['by']}" if decision.get("by") else ""
-        lines.append(f"Outcome: {decision.get('status')}{who}.")
+        status = str(decision.get("status"))
+        lines.append(f"Outcome: {_ANSWERS.get(status, status) if question else status}{who}.")
         if decision.get("reason"):
             lines.append(f"Reason: {decision['reason']}")
     if d.event == outbox.RUN_FAILED:

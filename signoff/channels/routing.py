@@ -81,7 +81,10 @@ class Routing:
                 to, attempts = merged.setdefault(route.channel.name, ([], route.max_attempts))
                 to.extend(n for n in route.to if n not in to)
                 merged[route.channel.name] = (to, max(attempts, route.max_attempts))
-        return tuple(outbox.Target(name, tuple(to), n) for name, (to, n) in merged.items())
+        return tuple(
+            outbox.Target(name, tuple(to), n, self.channels[name].digest)
+            for name, (to, n) in merged.items()
+        )
 
 
 def _check(route: Route) -> None:

@@ -195,6 +195,7 @@ class SlackChannel(Channel):
                 "deadline": data.get("deadline"),
                 "link": self.approval_link(d.run_id, d.key),
                 "notes": {},
+                **({"question": True} if data.get("question") else {}),
             }
         notes = dict(base.get("notes", {}))
         if d.event == outbox.APPROVAL_ESCALATED:
@@ -327,7 +328,7 @@ def _fallback(view: dict[str, Any], state: int, outcome: dict[str, Any] | None) 
     if state == blocks.CLOSED:
         status = str((outcome or {}).get("status") or "decided").replace("_", " ")
         return f"{summary}: {status}"
-    return f"Approval needed: {summary}"
+    return f"{'Question for you' if view.get('question') else 'Approval needed'}: {summary}"
 
 
 def _url(value: str, what: str) -> str:

@@ -1,8 +1,9 @@
 """What the Slack channel shows: Block Kit messages made from an approval's view.
 
 A view is what a message was made from (summary, proposed value, digest, deadline, the
-inbox link) and the notes added since (votes, an escalation); `state` is open (buttons)
-or closed (the outcome, no buttons). Every text from a workflow is escaped for mrkdwn.
+inbox link, whether it is a question) and the notes added since (votes, an escalation);
+`state` is open (buttons) or closed (the outcome, no buttons). Every text from a
+workflow is escaped for mrkdwn.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _OUTCOMES = {
     "changes_requested": ":leftwards_arrow_with_hook: Changes requested",
     "expired": ":hourglass: Expired",
 }
+
+_ANSWERS = {"edited": ":speech_balloon: Answered", "rejected": ":x: Declined"}
 
 
 def escape(text: str) -> str:
@@ -84,18 +87,28 @@ def approval_blocks(
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     if state == CLOSED:
         blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": outcome_text(outcome or {})}}
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": outcome_text(outcome or {}, view)},
+            }
         )
-    elements = _buttons(view) if state == OPEN else []
+    # A question (`ctx.ask`) is answered, never approved: no Approve / Reject buttons.
+    question = bool(view.get("question"))
+    elements = _buttons(view) if state == OPEN and not question else []
     if view.get("link"):
+        label = "Answer in the inbox" if question and state == OPEN else "Open in the inbox"
         elements.append(
             {
                 "type": "button",
                 "action_id": "signoff_open",
-                "text": {"type": "plain_text", "text": "Open in the inbox"},
+                "text": {"type": "plain_text", "text": label},
                 "url": view["link"],
+                **({"style": "primary"} if question and state == OPEN else {}),
             }
         )
+    elif question and state == OPEN:
+        note = "_A question: answer it in the signoff inbox._"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     if elements:
         blocks.append({"type": "actions", "block_id": "signoff", "elements": elements})
     return blocks
@@ -123,10 +136,16 @@ def _buttons(view: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def outcome_text(decision: dict[str, Any]) -> str:
-    """ ":white_check_mark: Approved by alice: fine", from an event's decision."""
+def outcome_text(decision: dict[str, Any], view: dict[str, Any] | None = None) -> str:
+    """ ":white_check_mark: Approved by alice: fine", from an event's decision (for a
+    question: "Answered by alice", "Declined by bob")."""
     status = str(decision.get("status") or "decided")
-    text = _OUTCOMES.get(status, escape(status.replace("_", " ").capitalize()))
+    outcomes = _ANSWERS if (view or {}).get("question") else _OUTCOMES
+    text = (
+        outcomes.get(status)
+        or _OUTCOMES.get(status)
+        or escape(status.replace("_", " ").capitalize())
+    )
     by = decision.get("by")
     if by and by != "timeout":
         text += f" by *{escape(str(by))}*"

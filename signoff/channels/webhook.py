@@ -2,8 +2,10 @@
 
 Headers: `webhook-id` (the outbox message id, the same on every retry, so a receiver
 dedupes), `webhook-timestamp` (unix seconds of this attempt) and `webhook-signature`
-(`v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under the secret's key). The
-secret is `whsec_` + base64 of the key, as `standardwebhooks.Webhook` takes it. The body
+(`v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under the secret's key), signed
+by the `standardwebhooks` package (the `webhooks` extra: `pip install signoff[webhooks]`),
+imported when a channel is made, never by `import signoff`. The secret is `whsec_` +
+base64 of the key, as `standardwebhooks.Webhook` takes it. The body
 is the outbox payload: `{"type": "approval.requested", "timestamp": ..., "data": {...}}`.
 A 2xx answer delivers; anything else, a timeout or a refused connection is a failed
 attempt, retried with backoff (410 Gone: the receiver is gone for good, no retry).
@@ -13,17 +15,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
 from signoff import errors
 from signoff.channels.base import Channel, DeliveryError, Message
+
+if TYPE_CHECKING:
+    from standardwebhooks import Webhook
 
 PREFIX = "whsec_"
 
@@ -44,9 +49,24 @@ def signing_key(secret: str) -> bytes:
     return key
 
 
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+def signer(secret: str, name: str = "webhook") -> Webhook:
+    """A `standardwebhooks.Webhook` for `secret` (checked first, for a clear error); a
+    clear error when the package is missing."""
+    signing_key(secret)
+    try:
+        from standardwebhooks import Webhook
+    except ImportError:
+        raise errors.InvalidArgument(
+            f"webhook {name!r}: signing needs the standardwebhooks package: "
+            "pip install 'signoff[webhooks]'"
+        ) from None
+    return Webhook(secret)
+
+
+def sign(webhook: Webhook, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header for one attempt."""
+    at = datetime.fromtimestamp(timestamp, UTC)
+    return webhook.sign(msg_id, at, body.decode())
 
 
 class WebhookChannel(Channel):
@@ -71,7 +91,7 @@ class WebhookChannel(Channel):
         self.url = url
         self._host = parts.netloc.rpartition("@")[2]  # never user:password in messages
         self._secret = secret
-        self._key = signing_key(secret)
+        self._webhook = signer(secret, name)
         self.timeout = timeout
         self.concurrency = concurrency
         self._headers = dict(headers or {})
@@ -107,7 +127,7 @@ class WebhookChannel(Channel):
             "content-type": "application/json",
             "webhook-id": message.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._key, message.id, timestamp, body),
+            "webhook-signature": sign(self._webhook, message.id, timestamp, body),
         }
         try:
             response = await self._client.post(self.url, content=body, headers=headers)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -92,9 +93,13 @@ def enqueue(
     body = {"run_id": run_id, "workflow": workflow, **({"key": key} if key else {}), **data}
     if proposed_json is not None:
         body["proposed"] = json.loads(proposed_json)
+    if key is not None and (yield from _is_question(run_id, key)):
+        body["question"] = True  # asked with `ctx.ask`: answered, not approved
     payload = dump_json({"type": event, "timestamp": iso(now), "data": body})
     for target in targets:
         recipients = _recipients(target.to, approvers, requested_by)
+        # a digest channel's message is held (pending, not yet due) until its window ends
+        due = now if target.digest is None else outbox.digest_due(now, target.digest)
         yield Query(
             f"INSERT INTO outbox ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, "
             "?, NULL, NULL)",
@@ -109,10 +114,26 @@ def enqueue(
                 payload,
                 target.max_attempts,
                 now,
-                now,
+                due,
             ),
             wait=False,
         )
+
+
+def _is_question(run_id: str, key: str) -> Op[bool]:
+    """Whether approval `key` (its latest round) is a question (`ctx.ask`)."""
+    res = yield Query(
+        "SELECT policy FROM approvals WHERE run_id = ? AND key = ? ORDER BY round DESC LIMIT 1",
+        (run_id, key),
+    )
+    text = res.rows[0][0] if res.rows else None
+    return bool(text and '"question"' in text and _policy(text).get("question"))
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(text: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
 
 
 def _recipients(to: Sequence[str], approvers: Sequence[str], requested_by: str | None) -> list[str]:

@@ -6,7 +6,7 @@ middle of sending it, loses nothing: the held messages are in the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -184,3 +184,43 @@ def test_a_digest_shorter_than_a_minute_is_refused() -> None:
         EmailChannel("mail", host="h", sender="a@b", digest="10s")
     assert EmailChannel("mail", host="h", sender="a@b", digest="1d").digest == 86400
     assert EmailChannel("mail", host="h", sender="a@b").digest is None
+
+
+async def test_a_channel_of_ones_own_with_a_digest_gets_them_together(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from signoff.channels import Channel, Message
+
+    class Batches(Channel):
+        name = "batches"
+        digest = 60.0
+
+        def __init__(self) -> None:
+            self.batches: list[list[str]] = []
+
+        async def send(self, message: Message) -> None:  # pragma: no cover - not used
+            raise AssertionError("a digest channel gets send_digest")
+
+        async def send_digest(self, messages: Sequence[Message]) -> None:
+            self.batches.append(sorted(m.delivery.run_id for m in messages))
+
+    channel = Batches()
+    engine = Engine(
+        f"sqlite:///{tmp_path / 'b.db'}", clock=clock, directory=CONTACTS,
+        notifications=[Route(channel, events=["run.completed"])],
+    )  # fmt: skip
+
+    @engine.workflow(name="noop")
+    async def noop(ctx: Context) -> None:
+        return None
+
+    await engine.start_worker()
+    await engine._stop_deliverer()
+    runs = [await engine.start("noop") for _ in range(3)]
+    for run in runs:
+        await engine.settle(run.id)
+    assert await engine.deliver_notifications() == 0 and channel.batches == []
+    clock.advance("1m")
+    assert await engine.deliver_notifications() == 3
+    assert channel.batches == [sorted(r.id for r in runs)]
+    await engine.close()

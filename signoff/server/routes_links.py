@@ -1,4 +1,5 @@
 """Signed approval links: one named person, one decision, one approval, until expiry.
+A link to a question (`ctx.ask`) answers it or declines it.
 
 GET only shows the approval and a confirm form (mail scanners open every link); only
 POST decides. A link is bound to the round and digest of the approval it was made for,
@@ -134,21 +135,47 @@ async def show_link(token: Token, request: Request) -> HTMLResponse:
         return approval
     if _is_stale(link, approval, None):
         return _stale(approval)
-    actions = list(LABELS) if link.action == "any" else [link.action]
+    actions = _actions(link, approval)
     buttons = "".join(
-        f"<button type='submit' name='action' value='{a}'>{LABELS[a]}</button> " for a in actions
+        f"<button type='submit' name='action' value='{a}'>{_label(a, approval)}</button> "
+        for a in actions
     )
     proposed = json.dumps(approval.proposed, indent=2, ensure_ascii=False)
     shown = html.escape(approval.digest or "", quote=True)
+    answer = ""
+    if "answer" in actions:  # a question (ctx.ask): the answer, as text or as JSON
+        what = "Your answer" if _text_answer(approval) else "Your answer (JSON)"
+        answer = (
+            f"<p><label>{what}<br><textarea name='answer' rows='4' cols='50'>"
+            "</textarea></label></p>"
+        )
     body = (
         f"<p>{html.escape(approval.summary)}</p><pre>{html.escape(proposed)}</pre>"
         f"<p>Deciding as <b>{html.escape(link.approver)}</b>.</p>"
         f"<form method='post'><input type='hidden' name='digest' value='{shown}'>"
-        f"<input type='hidden' name='round' value='{approval.round}'>"
+        f"<input type='hidden' name='round' value='{approval.round}'>{answer}"
         "<p><label>Reason<br><textarea name='reason' rows='3' cols='50'>"
         f"</textarea></label></p>{buttons}</form>"
     )
-    return _page(200, f"Approval: {approval.key}", body)
+    title = "Question" if approval.question else "Approval"
+    return _page(200, f"{title}: {approval.key}", body)
+
+
+def _actions(link: auth.Link, approval: models.Approval) -> list[str]:
+    """What this link may do to this approval: a question is answered or declined."""
+    if approval.question:
+        return ["answer", "reject"] if link.action == "any" else []
+    return list(LABELS) if link.action == "any" else [link.action]
+
+
+def _label(action: str, approval: models.Approval) -> str:
+    if approval.question:
+        return "Send answer" if action == "answer" else "Decline"
+    return LABELS[action]
+
+
+def _text_answer(approval: models.Approval) -> bool:
+    return (approval.schema or {}).get("type") == "string"
 
 
 def _cross_site(request: Request) -> bool:
@@ -189,30 +216,45 @@ async def use_link(token: Token, request: Request) -> HTMLResponse:
     link = await _check(request, token)
     if isinstance(link, HTMLResponse):
         return link
-    if action not in LABELS or link.action not in ("any", action):
-        return _message(422, "Not allowed", "This link does not allow that decision.")
     approval = await _approval(request, link)
     if isinstance(approval, HTMLResponse):
         return approval
+    if action not in _actions(link, approval):
+        return _message(422, "Not allowed", "This link does not allow that decision.")
+    value: Any = None
+    if action == "answer":
+        text = form.get("answer", "")
+        try:
+            value = text if _text_answer(approval) else json.loads(text)
+        except ValueError:
+            return _message(422, "Not an answer", "Write the answer as JSON.")
     shown_round = form.get("round")
     if _is_stale(link, approval, form.get("digest")) or shown_round not in (
         None,
         str(approval.round),
     ):
         return _stale(approval)
-    return await _decide(request, link, action, reason, approval)
+    return await _decide(request, link, action, reason, approval, value)
 
 
 async def _decide(
-    request: Request, link: auth.Link, action: str, reason: str | None, shown: models.Approval
+    request: Request,
+    link: auth.Link,
+    action: str,
+    reason: str | None,
+    shown: models.Approval,
+    value: Any = None,
 ) -> HTMLResponse:
     engine = deps.engine(request)
     if not await engine.access.use_link(link.nonce, link.run_id, link.key, link.approver):
         return _message(410, "Link used", "This link has already been used.")
     try:
         decision = await routes_decisions.decide(
-            request, link.run_id, link.key, action, None, reason, link.approver, shown.digest
+            request, link.run_id, link.key, action, value, reason, link.approver, shown.digest
         )
+    except errors.InvalidEdit as exc:  # the answer does not fit: the link stays usable
+        await engine.access.release_link(link.nonce)
+        return _message(422, "Not an answer", "; ".join(exc.errors) or str(exc))
     except errors.StaleDigest:
         await engine.access.release_link(link.nonce)
         return _stale(await routes_approvals.latest_approval(request, link.run_id, link.key))
@@ -221,4 +263,7 @@ async def _decide(
     except BaseException:
         await engine.access.release_link(link.nonce)
         raise
-    return _message(200, "Thank you", f"Recorded: {decision.status.value} by {decision.by}.")
+    what = decision.status.value
+    if shown.question:
+        what = "answered" if decision.status is models.DecisionStatus.EDITED else "declined"
+    return _message(200, "Thank you", f"Recorded: {what} by {decision.by}.")

@@ -129,3 +129,29 @@ async def test_links_need_admin_and_a_known_approval(api: Api) -> None:
     res = await api.client.post(f"/runs/{run_id}/approvals/nope/links",
                                 json={"approver": "x"}, headers=api.auth("admin"))  # fmt: skip
     assert res.status_code == 404
+
+
+async def test_a_link_to_a_question_answers_it_and_a_bad_answer_keeps_the_link(
+    api: Api,
+) -> None:
+    res = await api.client.post("/runs", json={"workflow": "question"}, headers=api.auth("starter"))
+    run_id = res.json()["id"]
+    assert (await api.engine.settle(run_id, timeout=10)).status == "waiting"
+    res = await api.client.post(
+        f"/runs/{run_id}/approvals/units/links",
+        json={"approver": "erin", "action": "any", "expires_in": 3600},
+        headers=api.auth("admin"),
+    )
+    path = res.json()["url"].removeprefix("http://test")
+    page = await api.client.get(path)
+    assert "Question: units" in page.text and "value='answer'" in page.text
+    assert "value='approve'" not in page.text  # a question is answered, not approved
+    bad = await api.client.post(path, content=b"action=answer&answer=lots", headers=FORM)
+    assert bad.status_code == 422
+    worse = await api.client.post(path, content=b"action=answer&answer=%22x%22", headers=FORM)
+    assert worse.status_code == 422  # JSON, but not an integer: the link is not spent
+    refused = await api.client.post(path, content=b"action=approve", headers=FORM)
+    assert refused.status_code == 422
+    res = await api.client.post(path, content=b"action=answer&answer=12", headers=FORM)
+    assert res.status_code == 200 and "answered by erin" in res.text
+    assert await api.engine.result(run_id, timeout=10) == 12

@@ -26,6 +26,7 @@ _RUN_TABLES = (
     ("approval_inbox", "run_id"),
     ("signals", "run_id"),
     ("event_waits", "run_id"),
+    ("channel_messages", "run_id"),
 )
 
 

@@ -99,3 +99,20 @@ async def test_purge_filters_by_workflow_and_refuses_bad_arguments(
             await engine.purge("soon")
         with pytest.raises(InvalidArgument):
             await engine.purge("1d", batch=0)
+
+
+def test_purge_knows_every_table_that_holds_a_runs_rows() -> None:
+    """A table added later with a `run_id` column must be purged with its runs too."""
+    import re
+
+    from signoff.store import sql_purge
+
+    folder = Path(sql_purge.__file__).parent / "migrations" / "sqlite"
+    text = "\n".join(p.read_text() for p in sorted(folder.glob("*.sql")))
+    holding = {
+        name
+        for name, body in re.findall(r"CREATE TABLE (\w+) \((.*?)\);", text, flags=re.S)
+        if re.search(r"^\s*run_id\b", body, flags=re.M)
+    }
+    purged = {table for table, _ in sql_purge._RUN_TABLES} | {"outbox"}  # outbox: by hand
+    assert holding <= purged, holding - purged

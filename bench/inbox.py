@@ -2,15 +2,19 @@
 
 Fills a database with N pending approvals (bulk SQL, straight into the tables the store
 reads: `approvals` and `approval_inbox`), then times filtered inbox pages through
-`engine.pending_approvals`, the code path users call. Prints one JSON line per backend.
+`engine.pending_approvals`, the code path users call, and the web inbox's page itself:
+`GET /` rendered server-side by the app in process (httpx over ASGI, the person signed
+in by the host's `identify`), most urgent first. Prints one JSON line per backend.
 
     .venv/bin/python bench/inbox.py                      # N=1,000,000 on SQLite
     .venv/bin/python bench/inbox.py --db postgresql://postgres@127.0.0.1/inboxbench
 
 The mix: 20 workflows, 5 keys (2 under "refund/"), 500 people and 20 roles; every
 approval names one person and one role, so a person has N/500 approvals in their inbox,
-a role N/20 and a workflow N/20. Requests are 10 s apart. Each query kind is timed
-`--samples` times with random arguments; "page 2..11" follows next_cursor ten pages deep.
+a role N/20 and a workflow N/20. Requests are 10 s apart; two in three have a deadline
+(scattered over N*10 s around now: half of them past), one in three none. Each query kind
+is timed `--samples` times with random arguments; "page 2..11" follows next_cursor ten
+pages deep.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import Any
 
 from signoff import Engine
 
-T0 = 1_700_000_000.0
+NOW = float(int(time.time()))
+T0 = NOW - 10_000_000.0  # requests from 10**7 s ago, 10 s apart
 PEOPLE, ROLES, WORKFLOWS = 500, 20, 20
 KEYS = ("refund/manager", "refund/finance", "invoice", "offer/legal", "expense")
 
@@ -39,24 +44,31 @@ def _rows_sql(n: int) -> tuple[str, str]:
     keys = f"CASE (i / 7) % 5 {cases} END"
     approvals = (
         "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, proposed, "
-        "requested_at, policy, digest) "
+        "requested_at, deadline, policy, digest) "
         f"SELECT 'run-' || i, {keys}, 1, 3, 'wf' || (i % {WORKFLOWS}), 'pending', "
         "'Refund ' || i, '{\"amount\":' || i || '}', "
-        f"{T0} + i * 10.0, "
+        f"{T0} + i * 10.0, {_deadline(n)}, "
         '\'{"approvers":["p\' || (i % '
         + str(PEOPLE)
         + ") || '\",\"role:r' || (i % "
         + str(ROLES)
         + ") || '\"],\"quorum\":1}', 'digest' FROM s"
     )
+    due = f"COALESCE({_deadline(n)}, 1e300)"
     inbox = (
-        "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
+        "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow, due) "
         f"SELECT 'p' || (i % {PEOPLE}), {T0} + i * 10.0, 'run-' || i, {keys}, 1, "
-        f"'wf' || (i % {WORKFLOWS}) FROM s UNION ALL "
+        f"'wf' || (i % {WORKFLOWS}), {due} FROM s UNION ALL "
         f"SELECT 'role:r' || (i % {ROLES}), {T0} + i * 10.0, 'run-' || i, {keys}, 1, "
-        f"'wf' || (i % {WORKFLOWS}) FROM s"
+        f"'wf' || (i % {WORKFLOWS}), {due} FROM s"
     )
     return approvals, inbox
+
+
+def _deadline(n: int) -> str:
+    """Two in three approvals have a deadline, in a scattered order (none for i % 3 = 0)."""
+    scattered = f"((CAST(i AS BIGINT) * 7919) % {n}) * 10.0"
+    return f"CASE WHEN i % 3 = 0 THEN NULL ELSE {NOW} + {scattered} - {n * 5.0} END"
 
 
 def fill_sqlite(path: str, n: int) -> None:
@@ -70,9 +82,8 @@ def fill_sqlite(path: str, n: int) -> None:
     with db:
         db.execute(approvals.replace("SELECT 'run-'", series + "SELECT 'run-'", 1))
         db.execute(
-            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
-            + series
-            + inbox.split("(principal, requested_at, run_id, key, round, workflow) ", 1)[1]
+            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow, "
+            "due) " + series + inbox.split("round, workflow, due) ", 1)[1]
         )
     db.execute("ANALYZE")
     db.close()
@@ -141,6 +152,18 @@ async def measure(url: str, samples: int, limit: int) -> dict[str, Any]:
             )
             assert page.total >= 0
 
+        async def approver_urgent() -> None:
+            page = await engine.pending_approvals(
+                approver=f"p{rng.randrange(PEOPLE)}", order="urgent", limit=limit
+            )
+            assert len(page) == limit and page.total > 0
+
+        async def approver_overdue() -> None:
+            page = await engine.pending_approvals(
+                approver=f"p{rng.randrange(PEOPLE)}", overdue=True, order="urgent", limit=limit
+            )
+            assert len(page) == limit
+
         deep: list[float] = []
 
         async def cursor_pages() -> None:
@@ -157,6 +180,8 @@ async def measure(url: str, samples: int, limit: int) -> dict[str, Any]:
             "role": await timed(samples, role),
             "workflow+key_prefix": await timed(samples, workflow_prefix),
             "approver+older_than": await timed(samples, approver_older),
+            "approver, urgent": await timed(samples, approver_urgent),
+            "approver+overdue, urgent": await timed(samples, approver_overdue),
         }
         await timed(max(1, samples // 10), cursor_pages)
         deep.sort()
@@ -165,9 +190,49 @@ async def measure(url: str, samples: int, limit: int) -> dict[str, Any]:
             "p99_ms": round(deep[min(len(deep) - 1, int(len(deep) * 0.99))], 2),
             "max_ms": round(deep[-1], 2),
         }
+        results.update(await inbox_page(engine, rng, samples))
         return results
     finally:
         await engine.close()
+
+
+async def inbox_page(engine: Engine, rng: random.Random, samples: int) -> dict[str, Any]:
+    """The web inbox's HTML page for one approver (`GET /`, 50 rows, most urgent first,
+    and its second page), rendered by the app in process; the person is who the host's
+    `identify` says (the `x-bench-person` header here)."""
+    import httpx
+
+    from signoff.server import Identity, create_app
+
+    def identify(request: Any) -> Identity:
+        return Identity(request.headers["x-bench-person"])
+
+    app = create_app(engine, run_worker=False, identify=identify)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+
+        async def get(path: str) -> str:
+            person = {"x-bench-person": f"p{rng.randrange(PEOPLE)}"}
+            response = await http.get(path, headers=person)
+            assert response.status_code == 200 and "inbox-body" in response.text
+            return response.text
+
+        async def first() -> None:
+            await get("/")
+
+        async def overdue() -> None:
+            await get("/?overdue=1")
+
+        async def second() -> None:
+            html = await get("/")
+            cursor = html.split('rel="next"')[0].rsplit("cursor=", 1)[1].split('"')[0]
+            await get("/?cursor=" + cursor.replace("&amp;", "&"))
+
+        return {
+            "inbox page GET / (HTML)": await timed(samples, first),
+            "inbox page GET /?overdue=1": await timed(samples, overdue),
+            "inbox pages 1 and 2": await timed(max(1, samples // 3), second),
+        }
 
 
 async def main() -> None:

@@ -23,7 +23,7 @@ import asyncio
 import time
 import urllib.parse
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import TypeAdapter
@@ -237,12 +237,14 @@ class AsyncClient:
         key_prefix: str | None = None,
         run_id: str | None = None,
         older_than: str | timedelta | None = None,
+        overdue: bool = False,
+        order: Literal["oldest", "urgent"] = "oldest",
         limit: int = 100,
         cursor: str | None = None,
     ) -> models.ApprovalPage:
-        """One page of the inbox, oldest first (`.next_cursor` for the next one); see
-        `Engine.pending_approvals`. Values over 64 KiB come truncated (`$truncated`);
-        `get_approval` returns one whole."""
+        """One page of the inbox, oldest first or `order="urgent"` (`.next_cursor` for
+        the next one); see `Engine.pending_approvals`. Values over 64 KiB come truncated
+        (`$truncated`); `get_approval` returns one whole."""
         params = _params(
             approver=approver,
             role=role,
@@ -250,6 +252,8 @@ class AsyncClient:
             key_prefix=key_prefix,
             run_id=run_id,
             older_than=older_than,
+            overdue="true" if overdue else None,
+            order=None if order == "oldest" else order,
             limit=limit,
             cursor=cursor,
         )
@@ -464,12 +468,14 @@ class Client:
         key_prefix: str | None = None,
         run_id: str | None = None,
         older_than: str | timedelta | None = None,
+        overdue: bool = False,
+        order: Literal["oldest", "urgent"] = "oldest",
         limit: int = 100,
         cursor: str | None = None,
     ) -> models.ApprovalPage:
-        """One page of the inbox, oldest first (`.next_cursor` for the next one); see
-        `Engine.pending_approvals`. Values over 64 KiB come truncated (`$truncated`);
-        `get_approval` returns one whole."""
+        """One page of the inbox, oldest first or `order="urgent"` (`.next_cursor` for
+        the next one); see `Engine.pending_approvals`. Values over 64 KiB come truncated
+        (`$truncated`); `get_approval` returns one whole."""
         params = _params(
             approver=approver,
             role=role,
@@ -477,6 +483,8 @@ class Client:
             key_prefix=key_prefix,
             run_id=run_id,
             older_than=older_than,
+            overdue="true" if overdue else None,
+            order=None if order == "oldest" else order,
             limit=limit,
             cursor=cursor,
         )

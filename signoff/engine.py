@@ -25,7 +25,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from signoff import (
     access,
@@ -659,16 +659,21 @@ class Engine:
         key_prefix: str | None = None,
         run_id: str | None = None,
         older_than: durations.Duration | datetime.datetime | None = None,
+        overdue: bool = False,
+        order: Literal["oldest", "urgent"] = "oldest",
         limit: int = 100,
         cursor: str | None = None,
     ) -> models.ApprovalPage:
-        """The inbox: approvals waiting for a decision, oldest first, one page at a time.
+        """The inbox: approvals waiting for a decision, one page at a time.
 
         `approver`: those this person may decide (named, through a role, after an
         escalation, or open to anyone and not requested by them); `role`: those named
         for `role:ROLE`; `older_than`: requested more than this long ago (or before this
-        datetime). The page is a list of `Approval`
-        with `.next_cursor` (pass as `cursor=`; None on the last page) and `.total`.
+        datetime); `overdue`: only those whose deadline has passed (and that the deadline
+        timer has not closed yet). `order`: "oldest" (the default) oldest request first;
+        "urgent" soonest deadline first, those without one after, then oldest first.
+        The page is a list of `Approval` with `.next_cursor` (pass as `cursor=` with
+        the same order; None on the last page) and `.total`.
         """
         serialization.check_texts(
             (approver, "approver"),
@@ -687,6 +692,16 @@ class Engine:
             before = older_than.timestamp()
         elif older_than is not None:
             before = self.clock.time() - durations.to_seconds(older_than, "older_than")
+        if order not in ("oldest", "urgent"):
+            raise errors.InvalidArgument('order must be "oldest" or "urgent"')
+        after, after_due = None, None
+        if cursor is not None:
+            after, after_due = policy.decode_inbox_cursor(cursor)
+            if (after_due is not None) != (order == "urgent"):
+                raise errors.InvalidArgument(
+                    f"cursor {cursor!r:.60} is from a page in another order; "
+                    f'pass it with the order of that page (order="{order}" here)'
+                )
         return await self.store.pending_approvals(
             approver=approver,
             role=role,
@@ -694,9 +709,25 @@ class Engine:
             key_prefix=key_prefix,
             run_id=run_id,
             requested_before=before,
-            after=None if cursor is None else policy.decode_cursor(cursor),
+            due_before=self.clock.time() if overdue else None,
+            order=order,
+            after=after,
+            after_due=after_due,
             limit=limit,
         )
+
+    async def decided_approvals(
+        self, *, by: str, limit: int = 50, cursor: str | None = None
+    ) -> models.ApprovalPage:
+        """The approval rounds person `by` decided or voted on, newest vote first, one
+        page at a time (`.next_cursor`, `.total`), each with its votes and outcome."""
+        serialization.check_texts((by, "by"), (cursor, "cursor"))
+        if not isinstance(by, str) or not by:
+            raise errors.InvalidArgument("by must be a person's name")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+            raise errors.InvalidArgument("limit must be a whole number from 1 to 10000")
+        after = None if cursor is None else policy.decode_decided_cursor(cursor)
+        return await self.store.decided_approvals(voter=by, after=after, limit=limit)
 
     async def approvals(self, run_id: str) -> list[models.Approval]:
         """Every approval round of one run, decided or not."""

@@ -195,7 +195,9 @@ class Approval:
     asked with `ctx.ask`, answered rather than approved (`engine.answer`); `edits`: False
     when it may be approved or rejected but not edited; `schema`: the JSON Schema an edit
     (or an answer) must fit, if any; `metadata`: context the workflow gave for the
-    person (`ctx.approval(metadata=...)`), not part of what is approved.
+    person (`ctx.approval(metadata=...)`), not part of what is approved. Under an
+    escalation policy (`escalate_after`, `escalate_to`): `escalates_at` when it escalates
+    (or did), `escalate_to` to whom, `escalated` whether it has.
     """
 
     run_id: str
@@ -221,6 +223,9 @@ class Approval:
     edits: bool = True
     schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    escalates_at: datetime | None = None
+    escalate_to: list[str] = field(default_factory=list)
+    escalated: bool = False
 
 
 class Page(list[T]):

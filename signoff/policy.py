@@ -279,8 +279,30 @@ def _decode(cursor: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
 
 
-def encode_cursor(requested_at: float, run_id: str, key: str) -> str:
-    return _encode([requested_at, run_id, key])
+def encode_cursor(requested_at: float, run_id: str, key: str, *, due: float | None = None) -> str:
+    """An inbox cursor; with `due` (the last row's deadline key), one of the urgent order."""
+    return _encode([requested_at, run_id, key] + ([] if due is None else [due]))
+
+
+def encode_decided_cursor(at: float, run_id: str, key: str, round_: int) -> str:
+    return _encode(["decided", at, run_id, key, round_])
+
+
+def decode_decided_cursor(cursor: str) -> tuple[float, str, str, int]:
+    """The (vote time, run id, key, round) of a "decided by" page's `next_cursor`."""
+    try:
+        tag, at, run_id, key, round_ = _decode(cursor)
+        if tag != "decided" or not isinstance(at, int | float) or isinstance(at, bool):
+            raise ValueError
+        if not isinstance(run_id, str) or not isinstance(key, str):
+            raise ValueError
+        if not isinstance(round_, int) or isinstance(round_, bool):
+            raise ValueError
+        return float(at), run_id, key, round_
+    except (ValueError, TypeError):
+        raise errors.InvalidArgument(
+            f"cursor {cursor!r:.60} is not one this list returned; pass a page's next_cursor"
+        ) from None
 
 
 def encode_run_cursor(created_at: float, run_id: str) -> str:
@@ -303,13 +325,25 @@ def decode_run_cursor(cursor: str) -> tuple[float, str]:
 
 
 def decode_cursor(cursor: str) -> tuple[float, str, str]:
+    """The (requested_at, run id, key) of an inbox page's `next_cursor` (either order)."""
+    return decode_inbox_cursor(cursor)[0]
+
+
+def decode_inbox_cursor(cursor: str) -> tuple[tuple[float, str, str], float | None]:
+    """((requested_at, run id, key), due): due is None for a cursor of the oldest-first
+    order, the last row's deadline key for one of the urgent order."""
     try:
-        at, run_id, key = _decode(cursor)
+        at, run_id, key, *rest = _decode(cursor)
         if not isinstance(at, int | float) or not isinstance(run_id, str):
             raise ValueError
-        if not isinstance(key, str):
+        if not isinstance(key, str) or len(rest) > 1:
             raise ValueError
-        return float(at), run_id, key
+        due = None
+        if rest:
+            if not isinstance(rest[0], int | float) or isinstance(rest[0], bool):
+                raise ValueError
+            due = float(rest[0])
+        return (float(at), run_id, key), due
     except (ValueError, TypeError):
         raise errors.InvalidArgument(
             f"cursor {cursor!r:.60} is not one this inbox returned; pass a page's next_cursor"

@@ -104,6 +104,7 @@ class SyncEngine:
     answer = _blocking(Engine.answer)
     request_changes = _blocking(Engine.request_changes)
     pending_approvals = _blocking(Engine.pending_approvals)
+    decided_approvals = _blocking(Engine.decided_approvals)
     approvals = _blocking(Engine.approvals)
     signal = _blocking(Engine.signal)
     notify = _blocking(Engine.notify)

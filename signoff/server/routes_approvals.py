@@ -23,12 +23,14 @@ Viewer = Annotated[auth.Principal, Depends(auth.require_any("read", "decide"))]
 async def inbox(
     request: Request, who: Viewer, query: Annotated[schemas.InboxQuery, Query()]
 ) -> schemas.ApprovalPage:
-    """Approvals waiting for a decision, oldest first, one page at a time.
+    """Approvals waiting for a decision, oldest first (or `order=urgent`: soonest
+    deadline first, none last, then oldest), one page at a time.
 
     `approver`: those this person may decide (named, by role, after an escalation, or open
     to anyone and not requested by them);
     `role`: those named for `role:ROLE`; `older_than`: requested longer ago than this
-    duration. Values over 64 KiB of JSON are truncated (see `$truncated`)."""
+    duration; `overdue`: only those past their deadline. Values over 64 KiB of JSON are
+    truncated (see `$truncated`)."""
     approver = query.approver
     if not who.allows("read"):
         if approver not in (None, who.name):
@@ -44,6 +46,8 @@ async def inbox(
         key_prefix=query.key_prefix,
         run_id=None if query.run_id is None else await deps.full_run_id(query.run_id, request),
         older_than=query.older_than,
+        overdue=query.overdue,
+        order=query.order,
         limit=query.limit,
         cursor=query.cursor,
     )

@@ -100,6 +100,12 @@ class InboxQuery(BaseModel):
     older_than: str | None = Field(
         default=None, max_length=50, description="a duration: `30m`, `4h`, `7d`, or seconds"
     )
+    overdue: bool = Field(default=False, description="only those past their deadline")
+    order: Literal["oldest", "urgent"] = Field(
+        default="oldest",
+        description='"oldest": oldest request first; "urgent": soonest deadline first '
+        "(none last), then oldest. A cursor goes with the order of its page.",
+    )
     limit: int = Field(default=100, ge=1, le=500)
     cursor: str | None = Field(default=None, max_length=2000)
 

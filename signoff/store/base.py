@@ -301,6 +301,13 @@ class Store(abc.ABC):
         (filters: see `sql_inbox.InboxQuery`)."""
         return await self._read(_op(sql_inbox.page, sql_inbox.InboxQuery(**kw)))
 
+    async def decided_approvals(
+        self, *, voter: str, after: tuple[float, str, str, int] | None, limit: int
+    ) -> models.ApprovalPage:
+        """One page of the approval rounds a person decided or voted on, newest first."""
+        query = sql_inbox.DecidedQuery(voter=voter, after=after, limit=limit)
+        return await self._read(_op(sql_inbox.decided, query))
+
     async def run_approvals(self, run_id: str) -> list[models.Approval]:
         return await self._read(_op(sql_inbox.run_approvals, run_id))
 

@@ -148,18 +148,22 @@ def row_to_approval(row: Sequence[Any]) -> models.Approval:
         requested_at=models.from_timestamp(row[10]),  # type: ignore[arg-type]
         decided_at=models.from_timestamp(row[11]),
         deadline=models.from_timestamp(row[12]),
-        **_policy_fields(row[13] if len(row) > 13 else None),
+        **_policy_fields(row[13] if len(row) > 13 else None, row[10]),
         digest=row[14] if len(row) > 14 else None,
     )
 
 
-def _policy_fields(policy_json: str | None) -> dict[str, Any]:
+def _policy_fields(policy_json: str | None, requested_at: float) -> dict[str, Any]:
     """The Approval fields an approval's stored policy fills in (see `signoff.policy`)."""
     if not policy_json:
         return {}
     policy = json.loads(policy_json)
     stage = policy.get("stage") or {}
+    after = policy.get("escalate_after")
     return {
+        "escalates_at": None if after is None else models.from_timestamp(requested_at + after),
+        "escalate_to": list(policy.get("escalate_to") or []),
+        "escalated": bool(policy.get("escalated")),
         "approvers": list(policy.get("approvers") or []),
         "quorum": policy.get("quorum", 1),
         "stage": stage.get("name"),

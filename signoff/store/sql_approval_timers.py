@@ -85,7 +85,7 @@ def _escalate(
         {**rules, "eligible": rules.get("eligible") or rules.get("escalate_people", [])},
         res.rows[0][0],
     )
-    yield from add_to_inbox(principals, requested_at, run_id, key, r.round, workflow)
+    yield from add_to_inbox(principals, requested_at, run_id, key, r.round, workflow, r.deadline)
     data = {"key": key, "round": r.round, "added": added, "people": rules.get("escalate_people")}
     yield from sql_audit.recorded(run_id, now, "approval_escalated", None, data)
     yield from sql_outbox.enqueue(

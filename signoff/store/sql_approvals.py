@@ -141,7 +141,7 @@ def open_approval(
         wait=False,
     )
     rows = [] if rules is None else policy.inbox_rows(rules, requested_by)
-    yield from add_to_inbox(rows, now, run_id, key, round_, workflow)
+    yield from add_to_inbox(rows, now, run_id, key, round_, workflow, deadline)
     data: dict[str, Any] = {
         "key": key,
         "round": round_,
@@ -177,15 +177,28 @@ def _nobody_left(
 
 
 def add_to_inbox(
-    principals: Sequence[str], requested_at: float, run_id: str, key: str, round_: int, wf: str
+    principals: Sequence[str],
+    requested_at: float,
+    run_id: str,
+    key: str,
+    round_: int,
+    wf: str,
+    deadline: float | None,
 ) -> Op[None]:
+    """One inbox row per principal; `due` is the deadline (`NO_DEADLINE` when none)."""
+    due = NO_DEADLINE if deadline is None else deadline
     for principal in principals:
         yield Query(
-            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (principal, requested_at, run_id, key, round_, wf),
+            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow, "
+            "due) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (principal, requested_at, run_id, key, round_, wf, due),
             wait=False,
         )
+
+
+# an inbox row's `due` when the approval has no deadline: after every real one (a float,
+# not NULL, as SQLite sorts NULL first and PostgreSQL last); see migration 0011
+NO_DEADLINE = 1e300
 
 
 def earliest(*times: float | None) -> float | None:
@@ -372,8 +385,8 @@ def _record_vote(
     )
     if rules.get("eligible") is None and vote.by is not None:  # open to anyone: not to them
         yield Query(
-            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow) "
-            "SELECT ?, requested_at, run_id, key, round, workflow FROM approval_inbox "
+            "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow, "
+            "due) SELECT ?, requested_at, run_id, key, round, workflow, due FROM approval_inbox "
             "WHERE run_id = ? AND key = ? AND principal = ? ON CONFLICT DO NOTHING",
             (policy.NOT + vote.by, run_id, key, policy.ANYONE),
             wait=False,

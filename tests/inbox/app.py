@@ -66,6 +66,16 @@ def make_engine(url: str) -> Engine:
         return await ctx.ask(f"Which warehouse ships order {order}?", key="where",
                              to=["alice"], details={"order": order})  # fmt: skip
 
+    @engine.workflow("timed")
+    async def timed(
+        ctx: Context, summary: str, timeout: str = "never", escalate_after: str | None = None
+    ) -> str:
+        d = await ctx.approval(
+            "check", summary=summary, approvers=["carol"], timeout=timeout,
+            escalate_after=escalate_after, escalate_to=["olga"] if escalate_after else None,
+        )  # fmt: skip
+        return d.status.value
+
     @engine.workflow("boom")
     async def boom(ctx: Context, message: str) -> None:
         raise RuntimeError(message)

@@ -190,3 +190,121 @@ async def test_bad_inbox_arguments_are_refused(eng: Engine) -> None:
         await eng.pending_approvals(older_than="soon")
     with pytest.raises(InvalidArgument):
         await eng.pending_approvals(approver="a\x00b")
+
+
+async def test_urgent_order_puts_the_soonest_deadline_first_across_pages(
+    eng: Engine, clock: FakeClock
+) -> None:
+    @eng.workflow()
+    async def wf(ctx: Context, timeout: str | int | None) -> None:
+        await ctx.approval("pay", approvers=["alice", "role:finance"], timeout=timeout)
+
+    @eng.workflow()
+    async def anyone(ctx: Context, timeout: str | int | None) -> None:
+        await ctx.approval("ok", timeout=timeout)
+
+    async with eng:
+        none_old = await start_parked(eng, wf, None)
+        clock.advance("1s")
+        late = await start_parked(eng, wf, "3d")
+        clock.advance("1s")
+        soon = await start_parked(eng, wf, "1h")
+        clock.advance("1s")
+        open_mid = await start_parked(eng, anyone, "1d")
+        clock.advance("1s")
+        none_new = await start_parked(eng, wf, None)
+        clock.advance("1s")
+        tie_a = await start_parked(eng, wf, 172_801)  # same deadline as tie_b: older first
+        clock.advance("1s")
+        tie_b = await start_parked(eng, wf, 172_800)
+        urgent = [soon, open_mid, tie_a, tie_b, late, none_old, none_new]
+
+        def ids(page: ApprovalPage) -> list[str]:
+            return [a.run_id for a in page]
+
+        async def walk(limit: int, **kw: Any) -> list[str]:
+            page = await eng.pending_approvals(limit=limit, order="urgent", **kw)
+            seen = ids(page)
+            while page.next_cursor:
+                page = await eng.pending_approvals(
+                    limit=limit, order="urgent", cursor=page.next_cursor, **kw
+                )
+                seen += ids(page)
+            return seen
+
+        for limit in (1, 2, 3, 10):
+            assert await walk(limit, approver="alice") == urgent  # own rows and open ones
+            assert await walk(limit) == urgent  # every pending approval
+        assert await walk(2, approver="bob") == urgent
+        assert await walk(2, role="finance") == [u for u in urgent if u != open_mid]
+        oldest = await eng.pending_approvals(approver="alice")
+        assert ids(oldest) == [none_old, late, soon, open_mid, none_new, tie_a, tie_b]
+        # a page's cursor goes with its order
+        first = await eng.pending_approvals(approver="alice", order="urgent", limit=2)
+        with pytest.raises(InvalidArgument, match="order"):
+            await eng.pending_approvals(approver="alice", cursor=first.next_cursor)
+        with pytest.raises(InvalidArgument, match="order"):
+            await eng.pending_approvals(order="newest")  # type: ignore[arg-type]
+
+
+async def test_overdue_lists_only_the_approvals_past_their_deadline(
+    eng: Engine, clock: FakeClock
+) -> None:
+    @eng.workflow()
+    async def wf(ctx: Context, timeout: str | None) -> None:
+        await ctx.approval("pay", approvers=["alice"], timeout=timeout)
+
+    async with eng:
+        early = await start_parked(eng, wf, "1h")
+        later = await start_parked(eng, wf, "3h")
+        never = await start_parked(eng, wf, None)
+        await eng.stop_worker()  # no timer fires until fire_due_timers below
+        assert (await eng.pending_approvals(approver="alice", overdue=True)).total == 0
+        clock.advance("2h")  # past the first deadline; its timer has not fired yet
+        page = await eng.pending_approvals(approver="alice", overdue=True)
+        assert [a.run_id for a in page] == [early] and page.total == 1
+        assert [a.run_id for a in await eng.pending_approvals(overdue=True)] == [early]
+        clock.advance("2h")
+        page = await eng.pending_approvals(approver="alice", overdue=True, order="urgent")
+        assert [a.run_id for a in page] == [early, later]
+        all_ = await eng.pending_approvals(approver="alice", order="urgent")
+        assert [a.run_id for a in all_] == [early, later, never]
+        await fire_due_timers(eng)  # expired: no longer pending
+        assert (await eng.pending_approvals(approver="alice", overdue=True)).total == 0
+
+
+async def test_decided_by_me_lists_decisions_and_votes_newest_first_in_pages(
+    eng: Engine, clock: FakeClock
+) -> None:
+    @eng.workflow()
+    async def wf(ctx: Context, quorum: int) -> None:
+        await ctx.approval("pay", approvers=["alice", "bob", "carol"], quorum=quorum)
+
+    async with eng:
+        runs = [await start_parked(eng, wf, 1 + i % 2) for i in range(5)]
+        for run in runs:
+            clock.advance("1s")
+            if run == runs[2]:
+                await eng.reject(run, "pay", by="alice", reason="no")
+            else:
+                await eng.approve(run, "pay", by="alice")
+        await eng.approve(runs[1], "pay", by="bob")  # bob's vote closes runs[1]
+        seen, cursor = [], None
+        while True:
+            page = await eng.decided_approvals(by="alice", limit=2, cursor=cursor)
+            assert page.total == 5
+            seen += page
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert [a.run_id for a in seen] == runs[::-1]
+        by_run = {a.run_id: a for a in seen}
+        assert by_run[runs[2]].status.value == "rejected"
+        assert by_run[runs[1]].status.value == "approved"  # closed later by bob's vote
+        assert by_run[runs[3]].status.value == "pending"  # her vote, one of two
+        assert [v.by for v in by_run[runs[3]].votes] == ["alice"]
+        bob = await eng.decided_approvals(by="bob")
+        assert [a.run_id for a in bob] == [runs[1]] and bob.next_cursor is None
+        assert (await eng.decided_approvals(by="zoe")).total == 0
+        with pytest.raises(InvalidArgument, match="cursor"):
+            await eng.decided_approvals(by="alice", cursor="nope")

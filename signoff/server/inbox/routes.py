@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -43,48 +43,73 @@ def to_sign_in(request: Request) -> Response:
     return RedirectResponse(session.base(request) + "/inbox/signin", status_code=303)
 
 
+TABS = ("mine", "all", "decided")
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
+    """The inbox's query string. The web inbox shows the most urgent first (the API and
+    the CLI keep oldest first as their default); `order=oldest` switches."""
+
     tab: str = "mine"
     workflow: str | None = None
     role: str | None = None
     older_than: str | None = None
     cursor: str | None = None
     limit: int = PAGE_SIZE
+    order: Literal["urgent", "oldest"] = "urgent"
+    overdue: bool = False
 
     @classmethod
     def of(cls, request: Request, who: session.Viewer) -> Filters:
         q = request.query_params
-        tab = "all" if q.get("tab") == "all" and who.reads_all else "mine"
+        tab = q.get("tab", "mine")
+        if tab not in TABS or (tab == "all" and not who.reads_all):
+            tab = "mine"
         size = q.get("limit", "")
         limit = int(size) if size.isdigit() and 1 <= int(size) <= MAX_PAGE else PAGE_SIZE
+        order: Literal["urgent", "oldest"] = "oldest" if q.get("order") == "oldest" else "urgent"
         return cls(
             tab, q.get("workflow") or None, q.get("role") or None,
             q.get("older_than") or None, q.get("cursor") or None, limit,
+            order, q.get("overdue") in ("1", "on", "true"),
         )  # fmt: skip
 
     def query(self, **change: str | None) -> str:
         limit = None if self.limit == PAGE_SIZE else str(self.limit)
         values = {"tab": self.tab, "workflow": self.workflow, "role": self.role,
-                  "older_than": self.older_than, "cursor": self.cursor, "limit": limit,
-                  **change}  # fmt: skip
+                  "older_than": self.older_than, "overdue": "1" if self.overdue else None,
+                  "order": None if self.order == "urgent" else self.order,
+                  "cursor": self.cursor, "limit": limit, **change}  # fmt: skip
         return urllib.parse.urlencode({k: v for k, v in values.items() if v})
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.workflow or self.role or self.older_than or self.overdue)
 
 
 async def load_inbox(
     request: Request, who: session.Viewer, filters: Filters
 ) -> tuple[models.ApprovalPage | None, str | None]:
     """The page the filters ask for, or the problem with the filters."""
+    engine = engine_of(request)
     try:
+        if filters.tab == "decided":
+            page = await engine.decided_approvals(
+                by=who.decider, limit=filters.limit, cursor=filters.cursor
+            )
+            return page, None
         if filters.older_than is not None:
             durations.to_seconds(filters.older_than, "older than")
         if filters.cursor is not None:
             policy.decode_cursor(filters.cursor)
-        page = await engine_of(request).pending_approvals(
+        page = await engine.pending_approvals(
             approver=who.inbox_of if filters.tab == "mine" else None,
             role=filters.role,
             workflow=filters.workflow,
             older_than=filters.older_than,
+            overdue=filters.overdue,
+            order=filters.order,
             cursor=filters.cursor,
             limit=filters.limit,
         )
@@ -95,7 +120,8 @@ async def load_inbox(
 
 @router.get("/")
 async def inbox(request: Request) -> Response:
-    """The approvals waiting for the signed-in person (or all, for readers)."""
+    """The approvals waiting for the signed-in person (or all, for readers), or those
+    they decided (`tab=decided`)."""
     who = await session.viewer(request)
     if request.app.state.auth and who.name is None:
         return to_sign_in(request)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -163,16 +164,29 @@ class Engine:
 
     @overload
     def workflow(
-        self, name: str | None = None, *, timeout: durations.Duration | None = None
+        self,
+        name: str | None = None,
+        *,
+        timeout: durations.Duration | None = None,
+        version: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def workflow(
-        self, name: str | F | None = None, *, timeout: durations.Duration | None = None
+        self,
+        name: str | F | None = None,
+        *,
+        timeout: durations.Duration | None = None,
+        version: str | None = None,
     ) -> F | Callable[[F], F]:
         """Register an `async def wf(ctx, ...)` as a workflow (name: its qualified name):
         `@engine.workflow`, `@engine.workflow()` or `@engine.workflow("name")`.
         `timeout` ("30d") bounds the whole run: past it the run fails with `RunTimedOut`
-        whatever it waits for, and its open approvals are withdrawn."""
+        whatever it waits for, and its open approvals are withdrawn.
+
+        `version` ("2"): runs record the version they start on. Register several versions
+        under one name (the old code as another function) and each run goes on with the
+        code it started on, while new runs take the version registered last; a run whose
+        version is no longer registered replays on the newest (see `ctx.patched`)."""
         if callable(name):
             return self.workflow()(name)
         seconds = None if timeout is None else durations.to_seconds(timeout, "timeout")
@@ -190,10 +204,24 @@ class Engine:
             wf_name = name or fn.__qualname__
             serialization.to_jsonable(wf_name, "workflow name")
             arguments.check_definition(wf_name, fn)
+            if version is not None and (not isinstance(version, str) or not version):
+                raise errors.InvalidArgument(
+                    f"a workflow version is a non-empty string, not {version!r:.40}"
+                )
             existing = self._registry.get(wf_name)
-            if existing is not None and existing.fn is not fn:
-                raise errors.InvalidArgument(f"a workflow named {wf_name!r} is already registered")
-            self._registry[wf_name] = runner.WorkflowDef.of(wf_name, fn, timeout=seconds)
+            versions = {} if existing is None else existing.versions
+            known = versions.get(version)
+            if known is not None and known.fn is fn:
+                return fn  # decorated again: nothing changes
+            if known is not None:
+                which = "" if version is None else f" version {version!r}"
+                raise errors.InvalidArgument(
+                    f"a workflow named {wf_name!r}{which} is already registered; register "
+                    "new code under another version="
+                )
+            made = runner.WorkflowDef.of(wf_name, fn, timeout=seconds, version=version)
+            versions[version] = made = dataclasses.replace(made, versions=versions)
+            self._registry[wf_name] = made  # the newest: new runs start on it
             fn.__signoff_workflow__ = wf_name  # type: ignore[attr-defined]
             return fn
 
@@ -346,6 +374,7 @@ class Engine:
             claim_for=owner,
             lease_until=lease_until,
             deadline=None if limit is None else now + limit,
+            version=None if wf_def is None else wf_def.version,
         )
         if not created and (
             run.workflow != name

@@ -182,6 +182,7 @@ class Run:
     waiting_for: str | None = None  # e.g. "approval:manager", "signal:docs", "sleep"
     wake_at: datetime | None = None
     deadline: datetime | None = None  # the run's own (`@engine.workflow(timeout=)`)
+    version: str | None = None  # of its workflow (`@engine.workflow(version=)`), if declared
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

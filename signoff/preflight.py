@@ -137,7 +137,9 @@ async def check(engine: Engine, *, page_size: int = 1000) -> CheckReport:
             journals = await engine.store.get_journals([run.id for run in page])
             for run in page:
                 entries = journals[run.id]
-                broken = await check_run(registry.get(run.workflow), run, entries)
+                found = registry.get(run.workflow)
+                wf = None if found is None else found.for_version(run.version)
+                broken = await check_run(wf, run, entries)
                 report.checked += 1
                 if broken is not None:
                     report.broken.append(broken)

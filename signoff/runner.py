@@ -34,9 +34,19 @@ class WorkflowDef:
     params: tuple[tuple[str, Any], ...] = field(default=())
     kinds: tuple[Any, ...] = field(default=())  # each parameter's inspect kind
     timeout: float | None = None  # seconds a run may take in all (its deadline)
+    version: str | None = None  # declared with `@engine.workflow(version=)`
+    # every version registered under this name, this one (the newest) included
+    versions: dict[str | None, WorkflowDef] = field(default_factory=dict, compare=False)
+
+    def for_version(self, version: str | None) -> WorkflowDef:
+        """The registered code of `version` (the version a run started on); this one,
+        the newest, when that version is not kept (the run replays on it)."""
+        return self.versions.get(version, self)
 
     @classmethod
-    def of(cls, name: str, fn: WorkflowFn, *, timeout: float | None = None) -> WorkflowDef:
+    def of(
+        cls, name: str, fn: WorkflowFn, *, timeout: float | None = None, version: str | None = None
+    ) -> WorkflowDef:
         if not inspect.iscoroutinefunction(fn):
             raise errors.InvalidArgument(
                 f"workflow {name!r} must be an async function: async def {name}(ctx, ...)"
@@ -52,6 +62,7 @@ class WorkflowDef:
             tuple((p.name, hints.get(p.name)) for p in params),
             tuple(p.kind for p in params),
             timeout,
+            version,
         )
 
     def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:

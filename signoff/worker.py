@@ -121,7 +121,7 @@ class Worker:
         run_id = claim.run.id
         outcome = "abandoned"
         try:
-            wf = self._registry[claim.run.workflow]
+            wf = self._registry[claim.run.workflow].for_version(claim.run.version)
             outcome = await runner.execute_observed(
                 claim, wf, self._store, self._clock, self._settings
             )
@@ -229,7 +229,7 @@ class Worker:
             seen.update(run.id for run in page)
             journals = await self._store.get_journals([run.id for run in fresh])
             for run in fresh:
-                wf = self._registry[run.workflow]
+                wf = self._registry[run.workflow].for_version(run.version)
                 if await preflight.check_run(wf, run, journals[run.id]) is not None:
                     self._unreplayable[run.id] = run.updated_at
                     continue

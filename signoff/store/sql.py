@@ -42,7 +42,7 @@ Op = Generator[Query, Result, T]
 
 RUN_COLUMNS = (
     "id, workflow, status, input, result, error, requested_by, created_at, updated_at, "
-    "wait_kind, wait_name, wake_at, fence, deadline"
+    "wait_kind, wait_name, wake_at, fence, deadline, version"
 )
 APPROVAL_COLUMNS = (
     "run_id, workflow, key, round, status, summary, proposed, value, decided_by, reason, "
@@ -130,6 +130,7 @@ def row_to_run(row: Sequence[Any]) -> models.Run:
         waiting_for=waiting_for,
         wake_at=models.from_timestamp(row[11]),
         deadline=models.from_timestamp(row[13]),
+        version=row[14] if len(row) > 14 else None,
     )
 
 

@@ -42,16 +42,19 @@ def create_run(
     claim_for: str | None,
     lease_until: float,
     deadline: float | None = None,
+    version: str | None = None,
 ) -> Op[tuple[models.Run, Claim | None, bool]]:
     """Insert a new run (claimed by `claim_for` if given). Idempotent on `run_id`.
-    `deadline`: past it the run fails, whatever it waits for.
+    `deadline`: past it the run fails, whatever it waits for; `version`: of the workflow
+    it starts on.
 
     Returns the run, the claim, and whether it was created now (False: it existed).
     """
     status = "running" if claim_for else "pending"
     res = yield Query(
         "INSERT INTO runs (id, workflow, status, input, requested_by, created_at, updated_at, "
-        "lease_owner, lease_expires, fence, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "lease_owner, lease_expires, fence, deadline, version) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO NOTHING",
         (
             run_id,
@@ -65,12 +68,16 @@ def create_run(
             lease_until if claim_for else None,
             1 if claim_for else 0,
             deadline,
+            version,
         ),
     )
     if res.rowcount == 0:
         existing = yield Query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return row_to_run(existing.rows[0]), None, False
-    yield history(run_id, now, "run_started", requested_by, {"workflow": workflow})
+    started: dict[str, Any] = {"workflow": workflow}
+    if version is not None:
+        started["version"] = version
+    yield history(run_id, now, "run_started", requested_by, started)
     inputs = json.loads(input_json)
     at = models.from_timestamp(now)
     assert at is not None
@@ -84,6 +91,7 @@ def create_run(
         created_at=at,
         updated_at=at,
         deadline=models.from_timestamp(deadline),
+        version=version,
     )
     return run, (Claim(run, 1, []) if claim_for else None), True
 

@@ -275,7 +275,7 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     }
 
 
-def tracing() -> Any:
+def tracing(ratio: float = 1.0) -> Any:
     """Set the global OpenTelemetry SDK providers: spans go through a batch processor to an
     exporter that counts and drops them; metrics aggregate in process (collected at exit)."""
     from opentelemetry import metrics, trace
@@ -291,7 +291,9 @@ def tracing() -> Any:
             Counting.count += len(spans)
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(Counting(), max_queue_size=65536))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
@@ -312,6 +314,9 @@ def cli() -> None:
     parser.add_argument(
         "--trace", action="store_true", help="OpenTelemetry SDK tracer and meter (spans dropped)"
     )
+    parser.add_argument(
+        "--trace-ratio", type=float, default=1.0, help="with --trace: the share of runs sampled"
+    )
     parser.add_argument("--worker-of", help=argparse.SUPPRESS)
     parser.add_argument("--ledger", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -321,7 +326,7 @@ def cli() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.db is None:
             args.db = f"sqlite:///{tmp}/bench.db?synchronous=normal"
-        exported = tracing() if args.trace else None
+        exported = tracing(args.trace_ratio) if args.trace else None
         result = asyncio.run(main(args, tmp))
         if exported is not None:
             result["spans"] = exported()

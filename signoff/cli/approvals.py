@@ -40,6 +40,13 @@ def approvals() -> None:
     help="Only approvals of this run (its id or a unique prefix).",
 )
 @option("--older-than", metavar="DURATION", help='Only those requested longer ago, e.g. "2d".')
+@option("--overdue", is_flag=True, help="Only those whose deadline has passed.")
+@option(
+    "--order",
+    default="oldest",
+    show_default=True,
+    help="oldest: oldest request first; urgent: soonest deadline first (none last).",
+)
 @option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True)
 @option("--cursor", help="Where the previous page ended (printed below a full page).")
 @json_option()
@@ -50,12 +57,17 @@ def approvals_list(
     key_prefix: str | None,
     run_id: str | None,
     older_than: str | None,
+    overdue: bool,
+    order: str,
     limit: int,
     cursor: str | None,
     as_json: bool,
 ) -> None:
-    """Pending approvals, oldest first, with their digest, votes and stage."""
+    """Pending approvals, oldest first (or most urgent first), with their digest, votes
+    and stage."""
     age = None if older_than is None else core.seconds(older_than, "--older-than")
+    if order not in ("oldest", "urgent"):  # before the database opens
+        raise core.CliError(f'--order is "oldest" or "urgent", not {order!r:.40}')
 
     async def fetch(e: Engine) -> models.ApprovalPage:
         run = None if run_id is None else await e.resolve_run_id(run_id)
@@ -66,6 +78,8 @@ def approvals_list(
             key_prefix=key_prefix,
             run_id=run,
             older_than=age,
+            overdue=overdue,
+            order="urgent" if order == "urgent" else "oldest",
             limit=limit,
             cursor=cursor,
         )
@@ -79,7 +93,8 @@ def approvals_list(
         return
     output.console().print(output.table(None, output.inbox_columns(list(page)), list(page)))
     if page.next_cursor:
-        click.echo(f"more: signoff approvals list --cursor {page.next_cursor}")
+        ordered = " --order urgent" if order == "urgent" else ""
+        click.echo(f"more: signoff approvals list{ordered} --cursor {page.next_cursor}")
 
 
 # decisions -------------------------------------------------------------------------------

@@ -318,3 +318,13 @@ def test_answer_a_question_with_text_or_json(app: App, worker: Engine) -> None:
     out = ok(app, "answer", short, "where", "--text", "Leeds", "--by", "dana").stdout
     assert "edited" in out or "answered" in out
     assert worker.sync.result(run["id"], timeout=10) == "Leeds"
+
+
+def test_approvals_list_most_urgent_first_and_overdue(app: App, worker: Engine) -> None:
+    paying = start_payment(app, worker)  # no deadline
+    refund = start_waiting(app, worker)  # a 7-day deadline
+    urgent = [a["run_id"] for a in inbox(app, "--order", "urgent")]
+    assert urgent == [refund, paying]  # the deadline first, none last
+    assert [a["run_id"] for a in inbox(app)] == [paying, refund]  # oldest first
+    assert inbox(app, "--overdue") == []
+    fails(run_cli("--db", app.db, "approvals", "list", "--order", "soonest"), "--order")

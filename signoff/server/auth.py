@@ -17,12 +17,7 @@ The API itself keeps to bearer tokens.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import ipaddress
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -32,7 +27,7 @@ from fastapi import Request
 
 from signoff import errors
 from signoff.engine import Engine
-from signoff.server import problems
+from signoff.server import problems, sealed
 
 ALL_SCOPES = frozenset({"read", "start", "decide", "admin"})
 
@@ -219,18 +214,6 @@ class LinkInvalid(Exception):
     """Tampered, malformed or signed with another key (one answer for all, no oracle)."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _sign(secret: bytes, payload: str) -> str:
-    return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
-
-
 def sign_link(
     secret: bytes,
     *,
@@ -247,26 +230,15 @@ def sign_link(
     )
     fields = [2, link.run_id, link.key, link.approver, link.action, link.expires_at, link.nonce,
               link.round, link.digest]  # fmt: skip
-    payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
-    return f"{payload}.{_sign(secret, payload)}", link
+    return sealed.seal(secret, fields), link
 
 
 def verify_link(secret: bytes, token: str) -> Link:
     """The link's claims if its signature holds (expiry is checked by the caller)."""
-    payload, dot, signature = token.partition(".")
-    if (
-        not dot
-        or len(token) > 4096
-        or not hmac.compare_digest(
-            _sign(secret, payload).encode(), signature.encode("utf-8", "replace")
-        )
-    ):
+    fields = sealed.unseal(secret, token, max_length=4096)
+    if fields is None or len(fields) < 7:
         raise LinkInvalid
-    try:
-        fields = json.loads(_unb64(payload))
-        version, run_id, key, approver, action, expires_at, nonce, *bound = fields
-    except (ValueError, TypeError, binascii.Error):
-        raise LinkInvalid from None
+    version, run_id, key, approver, action, expires_at, nonce, *bound = fields
     if (version, len(bound)) not in ((1, 0), (2, 2)) or not isinstance(expires_at, int):
         raise LinkInvalid
     round_, digest = bound or (None, None)

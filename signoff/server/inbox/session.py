@@ -20,12 +20,9 @@ an HMAC of the session's nonce; a cross-site form post fails both.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import inspect
-import json
 import os
 import secrets
 import time
@@ -37,7 +34,7 @@ from starlette.responses import Response
 
 from signoff import access
 from signoff.engine import Engine
-from signoff.server import auth
+from signoff.server import auth, sealed
 
 COOKIE = "signoff_session"
 LIFETIME = 12 * 3600
@@ -92,32 +89,16 @@ def secret_key(configured: bytes | None) -> bytes:
     return secrets.token_bytes(32)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _mac(key: bytes, text: str) -> str:
-    return _b64(hmac.new(key, text.encode(), hashlib.sha256).digest())
-
-
 def encode(key: bytes, session: Session) -> str:
-    fields = [1, session.name, session.token_hash, session.expires, session.nonce]
-    payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
-    return f"{payload}.{_mac(key, payload)}"
+    return sealed.seal(key, [1, session.name, session.token_hash, session.expires, session.nonce])
 
 
 def decode(key: bytes, value: str | None) -> Session | None:
     """The session in a cookie, if signed with `key` and not expired."""
-    if not value or len(value) > 2048:
+    claims = None if not value else sealed.unseal(key, value, max_length=2048)
+    if claims is None or len(claims) != 5:
         return None
-    payload, _, mac = value.partition(".")
-    if not hmac.compare_digest(_mac(key, payload).encode(), mac.encode("utf-8", "replace")):
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        version, name, token_hash, expires, nonce = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error):
-        return None
+    version, name, token_hash, expires, nonce = claims
     if version != 1 or not isinstance(expires, int) or expires < time.time():
         return None
     return Session(name, token_hash, expires, str(nonce))
@@ -128,7 +109,7 @@ def fresh(name: str | None = None, token_hash: str | None = None) -> Session:
 
 
 def csrf_token(key: bytes, session: Session) -> str:
-    return _mac(key, "csrf:" + session.nonce)
+    return sealed.mac(key, "csrf:" + session.nonce)
 
 
 def base(request: Request) -> str:

@@ -696,7 +696,7 @@ class Context:
                     proposed_json=proposed_json,
                     extra=self._take_pending(),
                     park=alone,
-                    **({} if policy_json is None else {"policy_json": policy_json}),
+                    policy_json=policy_json,
                 )
         except asyncio.CancelledError:
             self._cancelled(seq, kind, name)

@@ -30,17 +30,21 @@ _RUN_TABLES = (
 )
 
 
+# a run that may go: finished before the cutoff (the one parameter), nothing to deliver
+_PURGEABLE = (
+    f"r.status IN ({', '.join(repr(s) for s in FINISHED)}) "
+    "AND r.finished_at IS NOT NULL AND r.finished_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id "
+    "AND o.status IN ('pending', 'delivering'))"
+)
+
+
 def finished_before(
     cutoff: float, workflow: str | None, after: str | None, limit: int
 ) -> Op[list[str]]:
     """Up to `limit` ids of runs finished before `cutoff` (in id order, after `after`)
     with no notification still to deliver."""
-    where = [
-        f"r.status IN ({', '.join(repr(s) for s in FINISHED)})",
-        "r.finished_at IS NOT NULL AND r.finished_at < ?",
-        "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id "
-        "AND o.status IN ('pending', 'delivering'))",
-    ]
+    where = [_PURGEABLE]
     params: list[Any] = [cutoff]
     if workflow is not None:
         where.append("r.workflow = ?")
@@ -126,10 +130,15 @@ def delete_runs(run_ids: list[str], cutoff: float, now: float) -> Op[list[str]]:
     """Remove these runs and every row of theirs, if each still qualifies (finished
     before `cutoff`, nothing left to deliver); the ids removed. Each removed audit chain
     is summed up on the `audit.PURGED` chain."""
+    if not run_ids:
+        return []
+    marks = ", ".join("?" for _ in run_ids)
+    still = yield Query(
+        f"SELECT r.id FROM runs r WHERE r.id IN ({marks}) AND {_PURGEABLE} ORDER BY r.id",
+        (*run_ids, cutoff),
+    )
     removed: list[str] = []
-    for run_id in run_ids:
-        if not (yield from _qualifies(run_id, cutoff)):
-            continue
+    for (run_id,) in still.rows:
         head = yield Query(
             "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1", (run_id,)
         )
@@ -151,17 +160,6 @@ def delete_runs(run_ids: list[str], cutoff: float, now: float) -> Op[list[str]]:
         )  # fmt: skip
         removed.append(run_id)
     return removed
-
-
-def _qualifies(run_id: str, cutoff: float) -> Op[bool]:
-    res = yield Query(
-        f"SELECT 1 FROM runs r WHERE r.id = ? AND r.status IN "
-        f"({', '.join(repr(s) for s in FINISHED)}) AND r.finished_at < ? AND NOT EXISTS "
-        "(SELECT 1 FROM outbox o WHERE o.run_id = r.id AND o.status IN "
-        "('pending', 'delivering'))",
-        (run_id, cutoff),
-    )
-    return bool(res.rows)
 
 
 def count_keys(idempotency_before: float, nonces_before: float) -> Op[tuple[int, int]]:

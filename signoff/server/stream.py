@@ -126,7 +126,6 @@ class Hub:
         self.poll_interval = poll_interval
         self.gap_wait = gap_wait
         self.cursor = 0
-        self.subscribers: set[Subscriber] = set()
         # who hears what: a run's streams by its id, the streams of every run apart, so
         # that handing an event out costs its own listeners, not every open stream
         self._by_run: dict[str, set[Subscriber]] = {}
@@ -136,11 +135,18 @@ class Hub:
         self._gap_since: float | None = None
         self._listening = False
 
+    @property
+    def subscribers(self) -> set[Subscriber]:
+        """Every open stream of this process."""
+        return self._everything.union(*self._by_run.values())
+
+    def _listened(self) -> bool:
+        return bool(self._everything or self._by_run)
+
     async def subscribe(self, run_id: str | None) -> Subscriber:
-        if not self.subscribers:
+        if not self._listened():
             self.cursor = max(self.cursor, await self.engine.access.last_history_id())
         sub = Subscriber(run_id, self.cursor)
-        self.subscribers.add(sub)
         if run_id is None:
             self._everything.add(sub)
         else:
@@ -149,7 +155,6 @@ class Hub:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
         if sub.run_id is None:
             self._everything.discard(sub)
             return
@@ -181,7 +186,7 @@ class Hub:
 
     async def _run(self) -> None:
         while True:
-            if self.subscribers:
+            if self._listened():
                 try:
                     more = await self.poll_once()
                 except Exception:  # a store outage: keep the streams, try again

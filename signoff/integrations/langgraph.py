@@ -45,7 +45,6 @@ Use the async API (`ainvoke`, `astream`): workflows are async.
 
 from __future__ import annotations
 
-import hashlib
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +87,6 @@ __all__ = [
 
 MODEL_STEP = "langchain.model"
 TOOL_STEP = "langchain.tool"
-_MAX_ID = 120  # longer tool-call ids are shortened (approval keys hold 200 characters)
 
 
 # per execution of a run: which model asked for which call, approval keys used ---------
@@ -111,14 +109,7 @@ def _notes_of(ctx: context.Context) -> _RunNotes:
     return notes
 
 
-def _key(prefix: str, ident: str, keys: dict[str, int]) -> str:
-    """`prefix:<id>`; an id seen before in this run (some models number their calls
-    afresh each turn) gets `#n`."""
-    if len(ident) > _MAX_ID:
-        ident = ident[:60] + "~" + hashlib.sha256(ident.encode()).hexdigest()[:16]
-    key = f"{prefix}:{ident}"
-    seen = keys[key] = keys.get(key, 0) + 1
-    return key if seen == 1 else f"{key}#{seen}"
+_key = shared.key  # `prefix:<id>`, `#n` for an id met before in the run
 
 
 # the model -------------------------------------------------------------------------------
@@ -386,9 +377,7 @@ def _call_schema(tool: BaseTool) -> dict[str, Any]:
 
 
 def _summary(call: ToolCall, tool: BaseTool, model_name: str) -> str:
-    what = (tool.description or "").strip().split("\n", 1)[0]
-    head = f"{call['name']}: {what}" if what else call["name"]
-    return f"{head} (asked by {model_name or 'the model'}, call {call['id']})"
+    return shared.summary(call["name"], tool.description, model_name, str(call["id"]))
 
 
 refusal = shared.refusal  # what the model reads when a person did not approve a call

@@ -18,13 +18,16 @@ APP = Path(agents_app.__file__).resolve()
 
 
 class AgentWorkers(Workers):
-    """`Workers` of the crash tests running the agents app; the outside world (the
-    model-call counter and the tools' ledger) is the test's directory."""
+    """`Workers` of the crash tests running an app of this folder (`app`: the agents
+    app); the outside world (the model-call counter and the tools' ledger) is the test's
+    directory."""
+
+    app: Path = APP
 
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, str(APP), "worker", str(self.db), str(self.tmp)],
+            [sys.executable, str(self.app), "worker", str(self.db), str(self.tmp)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -22,29 +22,18 @@ from langchain_core.tools import tool
 
 from signoff import CallRejected, Context, Engine, InvalidEdit, RunFailed, RunStatus
 from signoff.integrations import langgraph as sl
-from tests.acceptance.test_crash import Workers, wait_until
 from tests.integrations import langgraph_app as app
 from tests.integrations.langgraph_app import read
+from tests.integrations.procs import AgentWorkers, wait_for
 
 APP = Path(app.__file__).resolve()
 WF = app.support_langgraph
 
 
-class GraphWorkers(Workers):
+class GraphWorkers(AgentWorkers):
     """Worker processes of the LangGraph app; the outside world is the test's directory."""
 
-    def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, str(APP), "worker", str(self.db), str(self.tmp)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.procs.append(proc)
-        ready = self.db.with_name(f"worker-{proc.pid}.ready")
-        wait_until(lambda: ready.exists(), 30, "the worker to start", self)
-        return proc
+    app = APP
 
 
 @pytest.fixture
@@ -64,15 +53,6 @@ def client(workers: GraphWorkers) -> Iterator[Engine]:
         yield eng
     finally:
         eng.sync.close()
-
-
-def wait_for(client: Engine, run_ids: list[str], status: RunStatus, w: GraphWorkers) -> None:
-    wait_until(
-        lambda: all(client.sync.get_run(r).status is status for r in run_ids),
-        30,
-        f"{len(run_ids)} runs to be {status}",
-        w,
-    )
 
 
 def model_turns(dir: Path, run_id: str) -> list[int]:

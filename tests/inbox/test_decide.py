@@ -179,6 +179,9 @@ def test_answer_a_question(
     assert server.approval(run.id, "where").status == "pending"
     page.fill("textarea[name='field.answer']", "Leeds")
     shots(page, "question")
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone
+    shots(page, "question-phone")
+    page.set_viewport_size({"width": 1100, "height": 800})
     page.click("button[name=send]")
     page.wait_for_selector(".state-edited")
     assert finished(server, run.id).result == "Leeds"

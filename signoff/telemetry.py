@@ -56,6 +56,7 @@ DECISION_BUCKETS = (
 )  # fmt: skip
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 GAUGE_MAX_AGE = 5.0  # seconds a store reading serves the OpenTelemetry gauges
+_ROOT = otel_context.Context() if otel_context is not None else None  # a run span's parent
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -117,12 +118,19 @@ class Telemetry:
         self._refreshing: asyncio.Task[Any] | None = None
         self._tracer: Any = None
         self._own_provider = tracer_provider is not None
+        self._traced = False
+        self._step_attributes: dict[Labels, dict[str, str]] = {}
         if not AVAILABLE:
             return
         self._tracer = otel_trace.get_tracer("signoff", VERSION, tracer_provider=tracer_provider)
         meter = otel_metrics.get_meter("signoff", VERSION, meter_provider=meter_provider)
-        self._transitions = meter.create_counter(
-            "signoff.run.transitions", unit="{run}", description="Runs entering each status"
+        # the counters are read from `stats` when a reader collects: nothing is paid per
+        # transition or per failed attempt beyond the count `/metrics` keeps anyway
+        meter.create_observable_counter(
+            "signoff.run.transitions",
+            [self._observe_transitions],
+            unit="{run}",
+            description="Runs entering each status",
         )
         self._step_duration = meter.create_histogram(
             "signoff.step.duration",
@@ -130,8 +138,11 @@ class Telemetry:
             description="Time a step took, retries included",
             explicit_bucket_boundaries_advisory=list(STEP_BUCKETS),
         )
-        self._step_failures = meter.create_counter(
-            "signoff.step.failures", unit="{attempt}", description="Failed step attempts"
+        meter.create_observable_counter(
+            "signoff.step.failures",
+            [self._observe_failures],
+            unit="{attempt}",
+            description="Failed step attempts",
         )
         self._decision = meter.create_histogram(
             "signoff.decision.duration",
@@ -197,6 +208,22 @@ class Telemetry:
         except Exception as exc:  # the store is down: the gauges keep their last reading
             log.debug("cannot read the gauges: %s", exc, extra={"action": "gauges_failed"})
 
+    def _observe_transitions(self, options: Any) -> Iterable[Any]:
+        series = self.stats.counters.get("signoff_run_transitions_total", {})
+        return [
+            otel_metrics.Observation(n, {"signoff.workflow": w, "signoff.status": s})
+            for ((_, s), (_, w)), n in list(series.items())
+        ]
+
+    def _observe_failures(self, options: Any) -> Iterable[Any]:
+        series = self.stats.counters.get("signoff_step_failures_total", {})
+        return [
+            otel_metrics.Observation(
+                n, {"signoff.workflow": w, "signoff.step": step, "signoff.final": final == "true"}
+            )
+            for ((_, final), (_, step), (_, w)), n in list(series.items())
+        ]
+
     def _observe_runs(self, options: Any) -> Iterable[Any]:
         self._stale()
         runs = self.gauges.runs if self.gauges else {}
@@ -228,22 +255,30 @@ class Telemetry:
         self.stats.add(
             "signoff_run_transitions_total", (("status", status), ("workflow", workflow))
         )
-        if AVAILABLE:
-            self._transitions.add(1, {"signoff.workflow": workflow, "signoff.status": status})
+
+    @property
+    def in_recorded_run(self) -> bool:
+        """Whether the spans of a step, wait or park are recorded: tracing, and the run's
+        span is (a run the sampler left out starts no span inside it: under every
+        standard sampler they would not be recorded either, and each would still cost
+        a span's start)."""
+        return self.tracing and otel_trace.get_current_span().is_recording()
 
     @property
     def tracing(self) -> bool:
         """Whether spans are recorded: a tracer provider was given, or one is set globally.
         Until then (the API alone, no SDK set up) no span is even started: a no-op span
-        costs about as much as a step of a run."""
+        costs about as much as a step of a run. (The global provider can be set only
+        once, so once it is, the answer is kept.)"""
+        if self._traced:
+            return True
         if self._tracer is None:
             return False
-        if self._own_provider:
-            return True
         provider = otel_trace.get_tracer_provider()
-        return not isinstance(
+        self._traced = self._own_provider or not isinstance(
             provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider
         )
+        return self._traced
 
     @contextlib.contextmanager
     def run(self, run_id: str, workflow: str) -> Iterator[RunScope]:
@@ -264,24 +299,10 @@ class Telemetry:
             if scope.outcome is not None:
                 self.transition(workflow, scope.outcome)
 
-    @contextlib.contextmanager
-    def _span(self, name: str, attributes: dict[str, Any], *, root: bool = False) -> Iterator[Any]:
+    def _span(self, name: str, attributes: dict[str, Any], *, root: bool = False) -> _SpanScope:
         """A current span that records an `Exception` as its error (not the control flow
         that travels as BaseException: parking, cancellation)."""
-        parent = otel_context.Context() if root else None
-        with self._tracer.start_as_current_span(
-            name,
-            context=parent,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, type(exc).__name__))
-                raise
+        return _SpanScope(self._tracer, name, attributes, _ROOT if root else None)
 
     # steps and waits -------------------------------------------------------------------
 
@@ -297,23 +318,26 @@ class Telemetry:
         labels = (("outcome", outcome), ("step", step), ("workflow", workflow))
         self.stats.observe("signoff_step_duration_seconds", labels, took, STEP_BUCKETS)
         if AVAILABLE:
-            attributes = {"signoff.workflow": workflow, "signoff.step": step}
-            self._step_duration.record(took, {**attributes, "signoff.outcome": outcome})
+            attributes = self._step_attributes.get(labels)
+            if attributes is None:  # one dict per series, not one per step executed
+                attributes = self._step_attributes[labels] = {
+                    "signoff.workflow": workflow,
+                    "signoff.step": step,
+                    "signoff.outcome": outcome,
+                }
+            self._step_duration.record(took, attributes)
 
     def step_failed(self, workflow: str, step: str, *, final: bool) -> None:
         """An attempt of a step failed (`final`: its last one)."""
         labels = (("final", "true" if final else "false"), ("step", step), ("workflow", workflow))
         self.stats.add("signoff_step_failures_total", labels)
-        if AVAILABLE:
-            self._step_failures.add(
-                1, {"signoff.workflow": workflow, "signoff.step": step, "signoff.final": final}
-            )
+        if self.tracing:
             otel_trace.get_current_span().add_event("attempt failed", {"signoff.final": final})
 
     @contextlib.contextmanager
     def wait(self, run_id: str, workflow: str, kind: str, name: str) -> Iterator[Any]:
         """Around writing a wait down; the span (or None) to note whether it parked."""
-        if not self.tracing:
+        if not self.in_recorded_run:
             yield None
             return
         attributes = {
@@ -329,7 +353,7 @@ class Telemetry:
 
     @contextlib.contextmanager
     def park(self, run_id: str, workflow: str, waits: int) -> Iterator[Any]:
-        if not self.tracing:
+        if not self.in_recorded_run:
             yield None
             return
         attributes = {
@@ -360,7 +384,7 @@ class Telemetry:
     def decided(self, outcome: DecideOutcome, by: str | None) -> None:
         """The store answered a decision: note its outcome, and the time it waited."""
         decision = outcome.decision
-        span = otel_trace.get_current_span() if AVAILABLE else None
+        span = otel_trace.get_current_span() if self.tracing else None
         if span is not None:
             span.set_attribute("signoff.decision.outcome", outcome.outcome)
         if outcome.outcome != "decided" or decision is None or outcome.requested_at is None:
@@ -374,6 +398,7 @@ class Telemetry:
         if span is not None:
             span.set_attribute("signoff.decision.waited", waited)
             span.set_attribute("signoff.workflow", workflow)
+        if AVAILABLE:
             self._decision.record(
                 waited,
                 {
@@ -394,6 +419,36 @@ class Telemetry:
             )
 
 
+class _SpanScope:
+    """A span started, made current while the scope lasts, and ended; as a plain class,
+    since `start_as_current_span` stacks three generator context managers that cost as
+    much again as the span itself, on every step of every run."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, tracer: Any, name: str, attributes: dict[str, Any], parent: Any) -> None:
+        self.span = tracer.start_span(
+            name,
+            context=parent,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._token = otel_context.attach(otel_trace.set_span_in_context(self.span))
+
+    def __enter__(self) -> Any:
+        return self.span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        otel_context.detach(self._token)
+        if isinstance(exc, Exception):
+            self.span.record_exception(exc)
+            self.span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, type(exc).__name__))
+        self.span.end()
+
+
 class _StepScope:
     """`Telemetry.step` as a plain class: it runs around every step executed, where a
     stack of generator context managers cost as much as the step's own bookkeeping."""
@@ -403,12 +458,12 @@ class _StepScope:
     def __init__(self, owner: Telemetry, run_id: str, workflow: str, step: str, seq: int) -> None:
         self._owner, self._run_id, self._workflow = owner, run_id, workflow
         self._step, self._seq = step, seq
-        self._span: contextlib.AbstractContextManager[Any] | None = None
+        self._span: _SpanScope | None = None
 
     def __enter__(self) -> None:
         self._token = logs.enter_step(self._step)
         self._started = time.perf_counter()
-        if self._owner.tracing:
+        if self._owner.in_recorded_run:
             attributes = {
                 "signoff.run_id": self._run_id,
                 "signoff.workflow": self._workflow,

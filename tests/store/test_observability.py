@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 from signoff import Context, Engine, RetryPolicy, hooks
 from signoff.testing import FakeClock
@@ -124,6 +125,41 @@ async def test_spans_for_runs_steps_waits_and_decisions(traced: Traced, clock: F
     assert attrs["signoff.run_id"] == run.id
     assert attrs["signoff.workflow"] == "refund"
     assert attrs["signoff.decision.waited"] == pytest.approx(3600, abs=1)
+
+
+class LeaveOutRuns(Sampler):
+    """Samples every span but the runs': what a sampler that drops some traces does."""
+
+    def should_sample(
+        self, parent_context: Any, trace_id: int, name: str, *a: Any, **k: Any
+    ) -> Any:
+        return SamplingResult(
+            Decision.DROP if name.startswith("run ") else Decision.RECORD_AND_SAMPLE
+        )
+
+    def get_description(self) -> str:
+        return "LeaveOutRuns"
+
+
+async def test_a_run_the_sampler_leaves_out_starts_no_span_inside_it(
+    store_url: str, clock: FakeClock
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=LeaveOutRuns())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = Engine(store_url, clock=clock, poll_interval=0.01, tracer_provider=provider)
+    traced = Traced(engine, exporter, InMemoryMetricReader(), provider.get_tracer("user-code"))
+    refund = register_refund(traced)
+    async with engine:
+        run = await engine.start(refund, "ord-3")
+        assert (await engine.settle(run.id)).status == "waiting"
+        await engine.approve(run.id, "manager", by="alice")
+        assert await engine.result(run.id, timeout=10) == "paid 120"
+    names = sorted(s.name for s in traced.finished())
+    # no step or wait span of its own; the step's client call is the user's business
+    assert names == ["GET /orders", "decide approved"]
+    (http,) = traced.named("GET /orders")
+    assert http.parent is not None and not http.parent.trace_flags.sampled
 
 
 async def test_a_failing_step_is_an_error_span_and_counted(traced: Traced) -> None:

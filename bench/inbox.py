@@ -71,11 +71,21 @@ def _deadline(n: int) -> str:
     return f"CASE WHEN i % 3 = 0 THEN NULL ELSE {NOW} + {scattered} - {n * 5.0} END"
 
 
+def sqlite_series(n: int) -> str:
+    """A `WITH` clause naming the series `s(i)`, i = 0 .. n-1, on SQLite."""
+    return f"WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n - 1}) "
+
+
+def postgres_series(n: int) -> str:
+    """A `WITH` clause naming the series `s(i)`, i = 0 .. n-1, on PostgreSQL."""
+    return f"WITH s(i) AS (SELECT generate_series(0, {n - 1})) "
+
+
 def fill_sqlite(path: str, n: int) -> None:
     import sqlite3
 
     approvals, inbox = _rows_sql(n)
-    series = f"WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n - 1}) "
+    series = sqlite_series(n)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
@@ -93,7 +103,7 @@ def fill_postgres(url: str, n: int) -> None:
     import psycopg
 
     approvals, inbox = _rows_sql(n)
-    series = f"WITH s(i) AS (SELECT generate_series(0, {n - 1})) "
+    series = postgres_series(n)
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("TRUNCATE approvals, approval_inbox")
         db.execute(series + approvals)

@@ -20,7 +20,7 @@ import traceback
 import typing
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -216,6 +216,7 @@ class Context:
         # Concurrency inside the run (asyncio.gather, any_of): the tasks making calls,
         # the calls doing I/O now, and the waits that have no answer yet.
         self._root: _Branch | None = None
+        self._entered: Token[_Branch] | None = None
         self._children: list[_Branch] = []
         self._inflight = 0
         self._eased: asyncio.Event | None = None  # set whenever a call doing I/O ends
@@ -230,7 +231,23 @@ class Context:
     def enter(self) -> None:
         """Make the calling task the workflow function's own (call where it will run)."""
         self._root = _Branch(self, asyncio.current_task(), "")
-        _branch.set(self._root)
+        self._entered = _branch.set(self._root)
+
+    def leave(self) -> None:
+        """The execution is over (call in the task that entered): let go of the tasks it
+        knew. The task, its context and this context refer to each other through the
+        branches; untied here, an execution's objects are freed as soon as it ends instead
+        of waiting, some forty per execution, for the cyclic garbage collector (whose full
+        collections cost a fifth of the CPU of a busy worker before)."""
+        if self._entered is not None:
+            _branch.reset(self._entered)
+            self._entered = None
+        for branch in (self._root, *self._children):
+            if branch is not None:
+                branch.task = None
+        self._root = None
+        self._children = []
+        self._settler = None
 
     # steps ---------------------------------------------------------------------------
 

@@ -395,6 +395,7 @@ async def execute(
         assert isinstance(failure.__cause__, errors.StoreError)
         raise failure.__cause__ from None
     finally:
+        ctx.leave()
         _current.reset(token)
 
 

@@ -578,12 +578,10 @@ async def main() -> None:
             decision_ms=big["decision_ms"],
             decision_ms_p50=round(statistics.median(later), 2),
             rss_mb_10k_baseline={
-                "n": args.baseline_n,
                 "after_open": small["rss_mb_after_open"],
                 "after_decisions": small["rss_mb_after_decisions"],
-                "cold_open_s": small["cold_open_s"],
-                "first_decision_s_from_process_start": small["first_decision_s_from_process_start"],
             },
+            baseline={"n": args.baseline_n, **small},  # the same, on the small store
         )
         report["disk_bytes_per_waiting_run"] = breakdown.pop("bytes_per_run")
         report["disk_breakdown"] = breakdown

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from signoff import Context, Engine, idempotency_key
+from signoff import Context, Engine, idempotency_key, tune_gc
 from signoff.channels import Route, WebhookChannel
 
 LEDGER: dict[str, int] = {}
@@ -76,6 +76,7 @@ def build(url: str, concurrency: int, webhook: str | None = None) -> Engine:
 async def worker_main(url: str, ledger_file: str, concurrency: int) -> None:
     """A worker process: execute runs until SIGTERM, then write the ledger it kept."""
     engine = build(url, concurrency)
+    tune_gc()  # as `signoff worker` does
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with engine:
@@ -259,6 +260,7 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         "url": args.db,
         "n": args.n,
         "workers": args.workers or "in-process",
+        "tune_gc": bool(args.tune_gc or args.workers),
         "runs_per_s_to_waiting": round(args.n / t_wait, 1),
         "decisions_per_s_to_completed": round(args.n / t_done, 1),
         "cpu_us_per_run_to_waiting": round(cpu_wait / args.n * 1e6, 1),
@@ -317,6 +319,11 @@ def cli() -> None:
     parser.add_argument(
         "--trace-ratio", type=float, default=1.0, help="with --trace: the share of runs sampled"
     )
+    parser.add_argument(
+        "--tune-gc",
+        action="store_true",
+        help="in-process: signoff.tune_gc() first, as `signoff worker` and `serve` do",
+    )
     parser.add_argument("--worker-of", help=argparse.SUPPRESS)
     parser.add_argument("--ledger", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -327,6 +334,8 @@ def cli() -> None:
         if args.db is None:
             args.db = f"sqlite:///{tmp}/bench.db?synchronous=normal"
         exported = tracing(args.trace_ratio) if args.trace else None
+        if args.tune_gc:
+            tune_gc()
         result = asyncio.run(main(args, tmp))
         if exported is not None:
             result["spans"] = exported()

@@ -47,6 +47,7 @@ from signoff.errors import (
     WorkflowNotFound,
 )
 from signoff.gated import CallRejected, Gated, gated
+from signoff.gc_tuning import tune_gc
 from signoff.models import (
     Approval,
     ApprovalPage,
@@ -128,6 +129,7 @@ __all__ = [
     "WorkflowNotFound",
     "gated",
     "idempotency_key",
+    "tune_gc",
 ]
 
 

@@ -17,6 +17,7 @@ from signoff import errors, logs
 from signoff.cli import apps, core
 from signoff.cli.core import cli, option, where_options
 from signoff.engine import Engine
+from signoff.gc_tuning import tune_gc
 
 if TYPE_CHECKING:
     from signoff.server import ProxyAuth
@@ -93,6 +94,7 @@ def worker(
     )
     drain = core.seconds(drain_timeout, "--drain-timeout")
     logs.configure(json=log_format == "json", level=log_level, stream=sys.stderr)
+    tune_gc()
     asyncio.run(_work(engine, drain, app))
 
 
@@ -221,6 +223,7 @@ def serve(
     )
     where = core.redact_url(engine.url)
     click.echo(f"signoff API for {app} on http://{host}:{port} ({where})", err=True)
+    tune_gc()
     if log_format == "json":  # uvicorn's loggers go to the root's JSON handler
         logs.configure(json=True, level=log_level, stream=sys.stderr)
         uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on", log_config=None)

@@ -64,6 +64,7 @@ LOCKED = [
     "WorkflowNotFound",
     "gated",
     "idempotency_key",
+    "tune_gc",
 ]
 
 

@@ -516,6 +516,7 @@ async def cold(url: str, ids: list[str], spawned: float) -> dict[str, Any]:
         if k == 0:
             first_done = time.time()
     rss_done = rss_mb()
+    idle_cpu, lag = await idle(2.0)
     await engine.close()
     return {
         "python_and_imports_s": round(imported - spawned, 3),
@@ -526,7 +527,22 @@ async def cold(url: str, ids: list[str], spawned: float) -> dict[str, Any]:
         "rss_mb_after_imports": rss_imported,
         "rss_mb_after_open": rss_open,
         "rss_mb_after_decisions": rss_done,
+        "idle_worker_cpu_pct": idle_cpu,
+        "idle_loop_lag_ms_max": lag,
     }
+
+
+async def idle(seconds: float) -> tuple[float, float]:
+    """(CPU of this process while its worker idles, in % of one core; the longest the
+    event loop was held meanwhile, in ms: how late a 10 ms sleep woke at worst)."""
+    cpu, start = time.process_time(), time.perf_counter()
+    lag = 0.0
+    while time.perf_counter() - start < seconds:
+        before = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lag = max(lag, (time.perf_counter() - before - 0.01) * 1000)
+    used = (time.process_time() - cpu) / (time.perf_counter() - start)
+    return round(100 * used, 1), round(lag, 1)
 
 
 def fresh_process(url: str, n: int, decisions: int) -> dict[str, Any]:

@@ -24,6 +24,12 @@ from signoff.store.base import Claim, Store
 log = logging.getLogger(__name__)
 
 RECHECK_INTERVAL = 60.0  # seconds between looks at blocked runs (the first at start-up)
+# Due timers are fired in transactions of at most TIMER_BATCH, and the runs they wake take
+# at most a TIMER_SHARE of the worker's slots: a storm of deadlines falling together keeps
+# each transaction short and leaves the worker's loop free enough for decisions to
+# other runs. While more are due, a timer-woken run that ends fires the next ones.
+TIMER_BATCH = 32
+TIMER_SHARE = 1 / 16
 
 
 async def sync_clock(store: Store, clock_: clock.Clock) -> None:
@@ -86,6 +92,9 @@ class Worker:
         # blocked runs this code was found not to replay, by id: when they were blocked
         self._unreplayable: dict[str, datetime.datetime] = {}
         self._recheck_at = 0.0  # loop time of the next look at blocked runs
+        self._timer_runs: set[str] = set()  # runs woken by a timer here, until they settle
+        self._timer_slots = max(1, int(concurrency * TIMER_SHARE))
+        self._more_due = False  # the last firing left due timers behind
 
     @property
     def lease_until(self) -> float:
@@ -138,6 +147,10 @@ class Worker:
             task.add_done_callback(self._giving_back.discard)
         finally:
             self._active.pop(run_id, None)
+            if run_id in self._timer_runs:
+                self._timer_runs.discard(run_id)
+                if self._more_due:  # a slot for due timers came free: fire the next ones
+                    self._wake.set()
             self._on_settled(run_id, outcome)
             self._pump()
 
@@ -193,11 +206,9 @@ class Worker:
         now = self._clock.time()
         async with self.timers:
             due, runnable = await self._store.poll(workflows=names, now=now, owner=self.id)
+            self._more_due = due
             if due:
-                for claim in await self._store.fire_timers(
-                    now=now, limit=free, claim_for=self.id, lease_until=self.lease_until
-                ):
-                    await self._route(claim)
+                await self._fire_timers(now, free)
                 free = self._concurrency - len(self._active) - len(self._queue)
         if free > 0 and runnable:
             for claim in await self._store.claim_runnable(
@@ -208,6 +219,25 @@ class Worker:
                 lease_until=self.lease_until,
             ):
                 self.submit(claim)
+
+    async def _fire_timers(self, now: float, free: int) -> None:
+        """Fire due timers, a batch per transaction, as far as the timer slots allow;
+        `_more_due` says whether some may be left (the next tick fires them)."""
+        while True:
+            limit = min(free, TIMER_BATCH, self._timer_slots - len(self._timer_runs))
+            if limit <= 0:
+                return
+            claims = await self._store.fire_timers(
+                now=now, limit=limit, claim_for=self.id, lease_until=self.lease_until
+            )
+            for claim in claims:
+                if claim.run.workflow in self._registry:
+                    self._timer_runs.add(claim.run.id)
+                await self._route(claim)
+            if len(claims) < limit:  # all that were due at `now` are fired
+                self._more_due = False
+                return
+            free = self._concurrency - len(self._active) - len(self._queue)
 
     async def recheck_blocked(self, page_size: int = 500) -> int:
         """Resume the blocked runs of our workflows that this code replays (a deploy

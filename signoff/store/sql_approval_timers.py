@@ -5,15 +5,23 @@ escalation (more people may decide) and reminders, on the run's one timer.
 the earliest of deadline, escalation and next reminder. When it fires, `fire_timer`
 closes the round if the deadline passed (`sql_approvals.time_out`); otherwise it does
 what is due, moves the timer to the next time, and leaves the run parked.
+
+A storm of timers (many deadlines in the same second) fires in batches: `prefetch` reads
+what the batch's timers will ask for (their rounds, votes and audit chain heads) in three
+statements, and `answering` hands those rows to each timer's operation in place of its
+own reads. On PostgreSQL that is three round trips for the batch instead of three per
+timer. A read that was not prefetched (or whose text changed) goes to the database as
+before, so the prefetch can only save time, never change an outcome.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from signoff import outbox, policy
 from signoff.store import sql_audit, sql_outbox
-from signoff.store.sql import WAKE, Op, Query, dump_json, history
+from signoff.store.sql import WAKE, Op, Query, Result, dump_json, history
 from signoff.store.sql_approvals import (
     ROUND_COLUMNS,
     Round,
@@ -23,15 +31,86 @@ from signoff.store.sql_approvals import (
     votes_of,
 )
 
+T = TypeVar("T")
+
+# The reads a timer's operation makes, as written where they are made (`fire_timer`,
+# `sql_approvals.votes_of`, `sql_audit.append`); `prefetch` answers them for a batch.
+PENDING_ROUND = (
+    f"SELECT {ROUND_COLUMNS}, escalate_at, remind_at, requested_at, workflow FROM approvals "
+    "WHERE run_id = ? AND key = ? AND seq = ? AND status = 'pending'"
+)
+VOTES = (
+    "SELECT voter, vote, reason, at, value FROM approval_votes "
+    "WHERE run_id = ? AND key = ? AND round = ? ORDER BY at, voter"
+)
+AUDIT_HEAD = "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1"
+
+Answers = dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def prefetch(timers: Sequence[tuple[str, str, int]]) -> Op[Answers]:
+    """For due approval timers (run id, key, journal position), the rows their reads
+    will find: the pending rounds, their votes and the runs' audit chain heads, in
+    three statements (the runs' rows are held, so nothing changes them meanwhile)."""
+    answers: Answers = {}
+    if not timers:
+        return answers
+    run_ids = sorted({run_id for run_id, _, _ in timers})
+    marks = ", ".join("?" for _ in run_ids)
+    wanted = set(timers)
+    res = yield Query(
+        f"SELECT run_id, key, {ROUND_COLUMNS}, escalate_at, remind_at, requested_at, workflow "
+        f"FROM approvals WHERE run_id IN ({marks}) AND status = 'pending'",
+        tuple(run_ids),
+    )
+    rounds: dict[tuple[str, str, int], int] = {}
+    for row in res.rows:
+        run_id, key, round_, seq = row[0], row[1], row[2], row[3]
+        if (run_id, key, seq) in wanted:
+            answers[(PENDING_ROUND, (run_id, key, seq))] = [tuple(row[2:])]
+            rounds[(run_id, key, round_)] = seq
+    for run_id, key, seq in timers:  # no pending round: the timer finds nothing
+        answers.setdefault((PENDING_ROUND, (run_id, key, seq)), [])
+    for run_id, key, round_ in rounds:
+        answers[(VOTES, (run_id, key, round_))] = []
+    if rounds:
+        res = yield Query(
+            "SELECT run_id, key, round, voter, vote, reason, at, value FROM approval_votes "
+            f"WHERE run_id IN ({marks}) ORDER BY run_id, key, round, at, voter",
+            tuple(run_ids),
+        )
+        for row in res.rows:
+            votes = answers.get((VOTES, (row[0], row[1], row[2])))
+            if votes is not None:
+                votes.append(tuple(row[3:]))
+    res = yield Query(
+        f"SELECT chain, seq, hash FROM audit WHERE chain IN ({marks}) "
+        "AND seq = (SELECT MAX(seq) FROM audit AS head WHERE head.chain = audit.chain)",
+        tuple(run_ids),
+    )
+    heads = {row[0]: [(row[1], row[2])] for row in res.rows}
+    for run_id in run_ids:
+        answers[(AUDIT_HEAD, (run_id,))] = heads.get(run_id, [])
+    return answers
+
+
+def answering(op: Op[T], answers: Answers) -> Op[T]:
+    """Run `op`, answering each read found in `answers` from there, once (a later read
+    of the same may see what `op` wrote since: it goes to the database)."""
+    try:
+        query = next(op)
+        while True:
+            rows = answers.pop((query.sql, tuple(query.params)), None) if query.wait else None
+            result = Result(rows, len(rows)) if rows is not None else (yield query)
+            query = op.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
 
 def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
     """Handle a due timer of the pending approval the run waits on. True: the round was
     closed (deadline), wake the run; False: it escalated or reminded and keeps waiting."""
-    res = yield Query(
-        f"SELECT {ROUND_COLUMNS}, escalate_at, remind_at, requested_at, workflow FROM approvals "
-        "WHERE run_id = ? AND key = ? AND seq = ? AND status = 'pending'",
-        (run_id, key, seq),
-    )
+    res = yield Query(PENDING_ROUND, (run_id, key, seq))
     if not res.rows:
         return True
     row = res.rows[0]

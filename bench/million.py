@@ -20,27 +20,24 @@ decided and completed by the engine, each effect once.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
-PROCESS_IMPORTED = time.time()  # before the imports below: `import signoff` counts
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import hitl  # noqa: E402
-import inbox  # noqa: E402
+import hitl
+import inbox
 
 WORKFLOW = "bench_refund"  # hitl.build's workflow
 NOW = float(int(time.time()))

@@ -4,8 +4,10 @@ An operation is a generator: it yields `Query` objects and is sent back a `Resul
 each; its return value is the operation's result. A backend drives the generator inside
 one transaction (`drive` for DB-API connections; the PostgreSQL backend has an async
 twin). SQL uses `?` placeholders and two markers that each dialect fills in:
-`{for_update}` (row lock on PostgreSQL, nothing on SQLite, whose writes are serialized)
-and `{skip_locked}` (claim queries).
+`{for_update}` (row lock on PostgreSQL, nothing on SQLite, whose writes are serialized),
+`{skip_locked}` (claim queries) and `{by_wake}` after `FROM runs` in the queries for due
+timers (SQLite, without statistics, would walk every waiting run by the status index
+rather than take the partial index of timers: 100 - 300 ms at a million waiting).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Dialect:
     for_update: str
     skip_locked: str
     paramstyle: str  # "qmark" or "format"
+    by_wake: str = ""  # the index of due timers, named where the planner would miss it
     epoch_now: str = ""  # an expression: the database's current time, epoch seconds
 
     def render(self, sql: str) -> str:
@@ -82,6 +85,7 @@ def _render(dialect: Dialect, sql: str) -> str:
         sql = sql.replace("{for_update}", dialect.for_update)
         sql = sql.replace("{skip_locked}", dialect.skip_locked)
         sql = sql.replace("{epoch_now}", dialect.epoch_now)
+        sql = sql.replace("{by_wake}", dialect.by_wake)
     if dialect.paramstyle == "format":
         sql = sql.replace("%", "%%").replace("?", "%s")
     return sql
@@ -93,6 +97,7 @@ SQLITE = Dialect(
     skip_locked="",
     paramstyle="qmark",
     epoch_now="(julianday('now') - 2440587.5) * 86400.0",
+    by_wake=" INDEXED BY runs_wake",
 )
 POSTGRES = Dialect(
     "postgres",

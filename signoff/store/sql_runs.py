@@ -132,7 +132,7 @@ def poll(*, workflows: list[str], now: float, owner: str) -> Op[tuple[bool, bool
     marks = ", ".join("?" for _ in workflows)
     res = yield Query(
         "SELECT "
-        "EXISTS (SELECT 1 FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL "
+        "EXISTS (SELECT 1 FROM runs{by_wake} WHERE status = 'waiting' AND wake_at IS NOT NULL "
         "AND wake_at <= ?), "
         f"EXISTS (SELECT 1 FROM runs WHERE status = 'pending' AND workflow IN ({marks})), "
         "EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND lease_expires < ? "

@@ -273,7 +273,8 @@ def fire_timers(
     signal waits time out. Each fires once: only a still-open wait is resolved. A run
     past its own deadline is woken as it is (its execution fails it as timed out)."""
     res = yield Query(
-        "SELECT id, wait_kind, wait_name, wait_seq, deadline FROM runs WHERE status = 'waiting' "
+        "SELECT id, wait_kind, wait_name, wait_seq, deadline FROM runs{by_wake} "
+        "WHERE status = 'waiting' "
         "AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?{skip_locked}",
         (now, limit),
     )

@@ -609,47 +609,35 @@ class Engine:
         digest: str | None = None,
     ) -> models.Decision:
         with self.telemetry.decision(run_id, key, status.value, by):
-            return await self._decide_checked(run_id, key, status, value_json, by, reason, digest)
-
-    async def _decide_checked(
-        self,
-        run_id: str,
-        key: str,
-        status: models.DecisionStatus,
-        value_json: str | None,
-        by: str | None,
-        reason: str | None,
-        digest: str | None = None,
-    ) -> models.Decision:
-        serialization.check_texts(
-            (run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason")
-        )
-        serialization.check_texts((digest, "digest"))
-        if by == policy.TIMEOUT_ACTOR:
-            raise errors.InvalidArgument(f"{by!r} is reserved for outcomes of on_timeout")
-        outcome = await self._decide_once(run_id, key, status, value_json, by, reason, digest)
-        if outcome.outcome == "approval_not_found":
-            run = await self.store.get_run(run_id)
-            if run.status in (models.RunStatus.PENDING, models.RunStatus.RUNNING):
-                # the run has not reached its wait yet: let it get there, then decide
-                try:
-                    await self._await_status(run_id, _SETTLED, _REACH_WAIT_TIMEOUT)
-                except TimeoutError:
-                    raise errors.ApprovalNotFound(
-                        f"run {run_id} has not asked for approval {key!r}: it is still "
-                        f"{run.status} after {_REACH_WAIT_TIMEOUT:.0f}s; is a worker running "
-                        f"for workflow {run.workflow!r}?",
-                        run_id=run_id,
-                        key=key,
-                    ) from None
-            if run.status not in _FINISHED:  # it may also have parked since the first try
-                outcome = await self._decide_once(
-                    run_id, key, status, value_json, by, reason, digest
-                )
-        refused = policy.refusal(outcome.outcome, outcome.detail, run_id=run_id, key=key, by=by)
-        if refused is not None:
-            raise refused
-        return _decision_or_raise(outcome, run_id, key)
+            serialization.check_texts(
+                (run_id, "run_id"), (key, "approval key"), (by, "by"), (reason, "reason")
+            )
+            serialization.check_texts((digest, "digest"))
+            if by == policy.TIMEOUT_ACTOR:
+                raise errors.InvalidArgument(f"{by!r} is reserved for outcomes of on_timeout")
+            outcome = await self._decide_once(run_id, key, status, value_json, by, reason, digest)
+            if outcome.outcome == "approval_not_found":
+                run = await self.store.get_run(run_id)
+                if run.status in (models.RunStatus.PENDING, models.RunStatus.RUNNING):
+                    # the run has not reached its wait yet: let it get there, then decide
+                    try:
+                        await self._await_status(run_id, _SETTLED, _REACH_WAIT_TIMEOUT)
+                    except TimeoutError:
+                        raise errors.ApprovalNotFound(
+                            f"run {run_id} has not asked for approval {key!r}: it is still "
+                            f"{run.status} after {_REACH_WAIT_TIMEOUT:.0f}s; is a worker running "
+                            f"for workflow {run.workflow!r}?",
+                            run_id=run_id,
+                            key=key,
+                        ) from None
+                if run.status not in _FINISHED:  # it may also have parked since the first try
+                    outcome = await self._decide_once(
+                        run_id, key, status, value_json, by, reason, digest
+                    )
+            refused = policy.refusal(outcome.outcome, outcome.detail, run_id=run_id, key=key, by=by)
+            if refused is not None:
+                raise refused
+            return _decision_or_raise(outcome, run_id, key)
 
     async def _decide_once(
         self,

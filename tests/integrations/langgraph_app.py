@@ -1,6 +1,6 @@
 """The app the LangGraph integration tests run in worker processes, and kill.
 
-    python tests/integrations/langgraph_app.py worker DB DIR
+    python -m tests.integrations.langgraph_app worker DB DIR
 
 runs a worker on the SQLite file DB until the process is killed. DIR stands for the
 outside world, shared by every process of a test: `model_calls.jsonl` gets a line per
@@ -12,12 +12,8 @@ the counter and in what the tools ran.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import sys
 import uuid
-from pathlib import Path
 from typing import Any, TypedDict
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -29,25 +25,11 @@ from langgraph.types import interrupt
 import signoff
 from signoff import Context, Engine
 from signoff.integrations import langgraph as sl
+from tests.integrations.world import note, serve
 
 LEASE = "1s"
 POLL = 0.02
-OUT = Path(os.environ.get("AGENTS_DIR", "."))
 CUSTOMERS = {"dana": "dana@example.com", "lee": "lee@example.com"}
-
-
-def note(file: str, **entry: Any) -> None:
-    """Append one JSON line to a file of the outside world (one write: atomic)."""
-    line = json.dumps({**entry, "pid": os.getpid()}) + "\n"
-    with open(OUT / file, "a") as f:
-        f.write(line)
-
-
-def read(dir: Path, name: str) -> list[dict[str, Any]]:
-    path = dir / name
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 # the agent: a scripted model, a lookup (journaled only) and send_email (approved) -----
@@ -187,22 +169,5 @@ def make_engine(url: str) -> Engine:
     return eng
 
 
-async def _work(eng: Engine, ready: Path) -> None:
-    await eng.start_worker()
-    ready.write_text(str(os.getpid()))
-    await asyncio.Event().wait()  # until killed
-
-
-def main(argv: list[str]) -> int:
-    global OUT
-    if len(argv) != 3 or argv[0] != "worker":
-        print("usage: langgraph_app.py worker DB DIR", file=sys.stderr)
-        return 2
-    db, OUT = Path(argv[1]), Path(argv[2])
-    ready = db.with_name(f"worker-{os.getpid()}.ready")
-    asyncio.run(_work(make_engine(f"sqlite:///{db}"), ready))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve(make_engine, sys.argv[1:], "langgraph_app"))

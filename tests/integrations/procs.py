@@ -1,5 +1,5 @@
-"""Worker processes of tests/integrations/agents_app.py, to kill; the crash tests' helper
-(tests/acceptance/test_crash.py) pointed at that app."""
+"""Worker processes of an app of this folder (tests/integrations/agents_app.py unless
+told), to kill; the crash tests' helper (tests/acceptance/test_crash.py) pointed at it."""
 
 from __future__ import annotations
 
@@ -14,20 +14,21 @@ from signoff import Engine, RunStatus
 from tests.acceptance.test_crash import Workers, wait_until
 from tests.integrations import agents_app
 
-APP = Path(agents_app.__file__).resolve()
+ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.integrations.APP` runs
 
 
 class AgentWorkers(Workers):
-    """`Workers` of the crash tests running an app of this folder (`app`: the agents
-    app); the outside world (the model-call counter and the tools' ledger) is the test's
-    directory."""
+    """`Workers` of the crash tests running an app of this folder (`app`: its module,
+    the agents app by default); the outside world (the model-call counter and the
+    tools' ledger) is the test's directory."""
 
-    app: Path = APP
+    app: str = agents_app.__name__
 
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, str(self.app), "worker", str(self.db), str(self.tmp)],
+            [sys.executable, "-m", self.app, "worker", str(self.db), str(self.tmp)],
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

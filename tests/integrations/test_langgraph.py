@@ -23,11 +23,12 @@ from langchain_core.tools import tool
 from signoff import CallRejected, Context, Engine, InvalidEdit, RunFailed, RunStatus
 from signoff.integrations import langgraph as sl
 from tests.integrations import langgraph_app as app
-from tests.integrations.langgraph_app import read
+from tests.integrations import world
 from tests.integrations.procs import AgentWorkers, wait_for
+from tests.integrations.world import read
 
-APP = Path(app.__file__).resolve()
 WF = app.support_langgraph
+APP = app.__name__  # the module its worker processes run
 
 
 class GraphWorkers(AgentWorkers):
@@ -136,7 +137,7 @@ async def engine(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Engine]:
     """An engine with a worker in this process, on each backend."""
-    monkeypatch.setattr(app, "OUT", tmp_path)
+    monkeypatch.setattr(world, "OUT", tmp_path)
     eng = app.make_engine(store_url)
     async with eng:
         yield eng

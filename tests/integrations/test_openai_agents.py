@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from signoff import EditNotAllowed, Engine, RunStatus
-from tests.integrations import agents_app
-from tests.integrations.agents_app import read
+from tests.integrations import agents_app, world
 from tests.integrations.procs import AgentWorkers, wait_for
+from tests.integrations.world import read
 
 WF = agents_app.support_openai_agents
 
@@ -98,7 +98,7 @@ async def engine(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Engine]:
     """An engine with a worker in this process, on each backend."""
-    monkeypatch.setattr(agents_app, "OUT", tmp_path)
+    monkeypatch.setattr(world, "OUT", tmp_path)
     eng = Engine(store_url, poll_interval=0.01)
     eng.workflow("support_openai_agents")(WF)
     async with eng:

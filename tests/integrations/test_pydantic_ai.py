@@ -19,9 +19,9 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from signoff import Context, DecisionStatus, Engine, InvalidEdit, RunStatus
 from signoff.integrations import pydantic_ai as sp
-from tests.integrations import agents_app
-from tests.integrations.agents_app import read
+from tests.integrations import agents_app, world
 from tests.integrations.procs import AgentWorkers, wait_for
+from tests.integrations.world import read
 
 WF = agents_app.support_pydantic_ai
 
@@ -101,7 +101,7 @@ async def engine(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Engine]:
     """An engine with a worker in this process, on each backend."""
-    monkeypatch.setattr(agents_app, "OUT", tmp_path)
+    monkeypatch.setattr(world, "OUT", tmp_path)
     eng = Engine(store_url, poll_interval=0.01)
     eng.workflow("support_pydantic_ai")(WF)
     async with eng:

@@ -25,7 +25,7 @@ from signoff.integrations import langgraph as sl
 from tests.integrations import langgraph_app as app
 from tests.integrations import world
 from tests.integrations.procs import AgentWorkers, wait_for
-from tests.integrations.world import read
+from tests.integrations.world import model_turns, read, sent
 
 WF = app.support_langgraph
 APP = app.__name__  # the module its worker processes run
@@ -54,15 +54,6 @@ def client(workers: GraphWorkers) -> Iterator[Engine]:
         yield eng
     finally:
         eng.sync.close()
-
-
-def model_turns(dir: Path, run_id: str) -> list[int]:
-    calls = read(dir, "model_calls.jsonl")
-    return sorted(c["turn"] for c in calls if c["key"].startswith(run_id + ":"))
-
-
-def sent(dir: Path) -> list[dict[str, Any]]:
-    return [t for t in read(dir, "tools.jsonl") if t["tool"] == "send_email"]
 
 
 @pytest.mark.slow

@@ -18,18 +18,9 @@ import pytest
 from signoff import EditNotAllowed, Engine, RunStatus
 from tests.integrations import agents_app, world
 from tests.integrations.procs import AgentWorkers, wait_for
-from tests.integrations.world import read
+from tests.integrations.world import model_turns, read, sent
 
 WF = agents_app.support_openai_agents
-
-
-def model_turns(dir: Path, run_id: str) -> list[int]:
-    calls = read(dir, "model_calls.jsonl")
-    return sorted(c["turn"] for c in calls if c["key"].startswith(run_id + ":"))
-
-
-def sent(dir: Path) -> list[dict[str, str]]:
-    return [t for t in read(dir, "tools.jsonl") if t["tool"] == "send_email"]
 
 
 @pytest.mark.slow

@@ -21,14 +21,9 @@ from signoff import Context, DecisionStatus, Engine, InvalidEdit, RunStatus
 from signoff.integrations import pydantic_ai as sp
 from tests.integrations import agents_app, world
 from tests.integrations.procs import AgentWorkers, wait_for
-from tests.integrations.world import read
+from tests.integrations.world import model_turns, read, sent
 
 WF = agents_app.support_pydantic_ai
-
-
-def model_turns(dir: Path, run_id: str) -> list[int]:
-    calls = read(dir, "model_calls.jsonl")
-    return sorted(c["turn"] for c in calls if c["key"].startswith(run_id + ":"))
 
 
 @pytest.mark.slow
@@ -66,14 +61,13 @@ def test_killed_while_waiting_then_edited_runs_the_edit_once(
     client.sync.edit(edited, pending.key, change, by="alice", reason="friendlier")
     [other] = client.sync.pending_approvals(run_id=rejected)
     client.sync.reject(rejected, other.key, by="bob", reason="the refund is not approved yet")
-    assert [t for t in read(workers.tmp, "tools.jsonl") if t["tool"] == "send_email"] == []
+    assert sent(workers.tmp) == []
 
     second = workers.start()
     wait_for(client, [edited, rejected], RunStatus.COMPLETED, workers)
     assert second.poll() is None
 
-    sent = [t for t in read(workers.tmp, "tools.jsonl") if t["tool"] == "send_email"]
-    assert [(t["to"], t["body"], t["pid"]) for t in sent] == [
+    assert [(t["to"], t["body"], t["pid"]) for t in sent(workers.tmp)] == [
         ("dana@example.com", change["body"], second.pid)
     ], "the edited email, sent once, by the new worker"
     lookups = [t for t in read(workers.tmp, "tools.jsonl") if t["tool"] == "lookup_customer"]
@@ -124,11 +118,9 @@ async def test_two_calls_in_one_response_are_asked_together(engine: Engine, tmp_
     await engine.edit(run.id, pending[0].key, {**pending[0].proposed, "body": "Hi"}, by="bob")
     result = await engine.result(run.id, timeout=10)
 
-    sent = [
-        (t["to"], t["body"]) for t in read(tmp_path, "tools.jsonl") if t["tool"] == "send_email"
-    ]
-    assert sent == [("dana@example.com", "Hi"), ("lee@example.com", pending[1].proposed["body"])]
-    assert result == f"done: sent to dana@example.com: Hi; sent to lee@example.com: {sent[1][1]}"
+    emails = [(t["to"], t["body"]) for t in sent(tmp_path)]
+    assert emails == [("dana@example.com", "Hi"), ("lee@example.com", pending[1].proposed["body"])]
+    assert result == f"done: sent to dana@example.com: Hi; sent to lee@example.com: {emails[1][1]}"
     assert model_turns(tmp_path, run.id) == [1, 2, 3]
 
 

@@ -37,6 +37,17 @@ def read(dir: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def model_turns(dir: Path, run_id: str) -> list[int]:
+    """The turns the model was called for in a run, across all processes, in order."""
+    calls = read(dir, "model_calls.jsonl")
+    return sorted(c["turn"] for c in calls if c["key"].startswith(run_id + ":"))
+
+
+def sent(dir: Path) -> list[dict[str, Any]]:
+    """The emails the send_email tools sent, in order."""
+    return [t for t in read(dir, "tools.jsonl") if t["tool"] == "send_email"]
+
+
 async def _work(eng: Engine, ready: Path) -> None:
     await eng.start_worker()
     ready.write_text(str(os.getpid()))

@@ -30,7 +30,12 @@ APP = Path(crash_app.__file__).resolve()
 
 
 class Workers:
-    """Worker processes of one test; whatever is still alive is killed at the end."""
+    """Worker processes of one test; whatever is still alive is killed at the end. A
+    worker runs `command()` (crash_app.py here; other apps' tests override it) and says
+    it is ready with a file `worker-PID.ready` beside the database."""
+
+    cwd: Path | None = None  # where the command runs (None: here)
+    startup = 20.0  # seconds a worker may take to be ready
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
@@ -38,17 +43,18 @@ class Workers:
         self.ledger = tmp / "ledger.db"
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def command(self, *extra: str) -> list[str]:
+        return [sys.executable, str(APP), "worker", str(self.db), str(self.ledger), *extra]
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, str(APP), "worker", str(self.db), str(self.ledger)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.command(*extra), cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         self.procs.append(proc)
         ready = self.db.with_name(f"worker-{proc.pid}.ready")
-        wait_until(lambda: ready.exists(), 20, "the worker to start", self)
+        wait_until(lambda: ready.exists(), self.startup, "the worker to start", self)
         return proc
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:

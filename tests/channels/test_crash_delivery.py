@@ -4,63 +4,37 @@ process, checking signatures) gets every notification, once per webhook-id."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from signoff import Engine
+from tests.acceptance import test_crash as crash
+from tests.acceptance.test_crash import wait_until
 from tests.channels import notify_app
 from tests.channels.receivers import WebhookReceiver, serve_webhooks
 
 pytestmark = pytest.mark.slow
 
 N = 10
-APP = Path(notify_app.__file__).resolve()
 
 
-class Workers:
-    def __init__(self, tmp: Path, hook_url: str) -> None:
-        self.tmp, self.hook_url = tmp, hook_url
-        self.db = tmp / "signoff.db"
-        self.procs: list[subprocess.Popen[bytes]] = []
+class Workers(crash.Workers):
+    """The crash tests' worker processes, running an app of this folder (`app`) that
+    notifies `url`; `start("hold")` starts one whose deliverer does not run."""
 
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, str(APP), str(self.db), self.hook_url, *extra],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.procs.append(proc)
-        ready = self.db.with_name(f"worker-{proc.pid}.ready")
-        wait_until(lambda: ready.exists() or proc.poll() is not None, 20, "a worker")
-        assert proc.poll() is None, (self.tmp / f"worker-{len(self.procs) - 1}.log").read_text()
-        return proc
+    app = Path(notify_app.__file__).resolve()
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
+    def __init__(self, tmp: Path, url: str) -> None:
+        super().__init__(tmp)
+        self.url = url
 
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    def command(self, *extra: str) -> list[str]:
+        return [sys.executable, str(self.app), str(self.db), self.url, *extra]
 
 
 @pytest.fixture

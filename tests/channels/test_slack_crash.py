@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 
 from signoff import Engine
-from tests.channels import slack_app, test_crash_delivery
+from tests.channels import slack_app
 from tests.channels.slack_standin import Call, SlackStandIn, buttons, serve_slack, text_of
 from tests.channels.test_crash_delivery import Workers, wait_until  # the same harness
+
+
+class SlackWorkers(Workers):
+    """Worker processes of slack_app.py, posting to the stand-in Slack."""
+
+    app = Path(slack_app.__file__).resolve()
+
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +35,8 @@ def slack() -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture
-def workers(
-    tmp_path: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Workers]:
-    monkeypatch.setattr(test_crash_delivery, "APP", Path(slack_app.__file__).resolve())
-    w = Workers(tmp_path, slack.api_url)
+def workers(tmp_path: Path, slack: SlackStandIn) -> Iterator[Workers]:
+    w = SlackWorkers(tmp_path, slack.api_url)
     try:
         yield w
     finally:

@@ -3,7 +3,6 @@ told), to kill; the crash tests' helper (tests/acceptance/test_crash.py) pointed
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,25 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.integration
 
 
 class AgentWorkers(Workers):
-    """`Workers` of the crash tests running an app of this folder (`app`: its module,
-    the agents app by default); the outside world (the model-call counter and the
-    tools' ledger) is the test's directory."""
+    """`Workers` of the crash tests running an app of this folder (`module`: the agents
+    app by default); the outside world (the model-call counter and the tools' ledger) is
+    the test's directory."""
 
-    app: str = agents_app.__name__
+    module: str = agents_app.__name__
+    cwd = ROOT
+    startup = 30.0  # the agent frameworks take long to import
 
-    def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", self.app, "worker", str(self.db), str(self.tmp)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.procs.append(proc)
-        ready = self.db.with_name(f"worker-{proc.pid}.ready")
-        wait_until(lambda: ready.exists(), 30, "the worker to start", self)
-        return proc
+    def command(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", self.module, "worker", str(self.db), str(self.tmp), *extra]
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ APP = app.__name__  # the module its worker processes run
 class GraphWorkers(AgentWorkers):
     """Worker processes of the LangGraph app; the outside world is the test's directory."""
 
-    app = APP
+    module = APP
 
 
 @pytest.fixture

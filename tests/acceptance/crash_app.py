@@ -1,6 +1,6 @@
 """The app the crash tests run in worker processes, and kill.
 
-    python tests/acceptance/crash_app.py worker DB LEDGER
+    python -m tests.acceptance.crash_app worker DB LEDGER
 
 runs a worker on the SQLite file DB until the process is killed. The workflow's side
 effect goes to LEDGER, a separate SQLite file standing for the outside world: table
@@ -24,6 +24,7 @@ from typing import Any
 
 import signoff
 from signoff import Context, Engine
+from tests.worker_process import run_worker
 
 LEASE = "1s"
 POLL = 0.02
@@ -129,21 +130,14 @@ def make_engine(url: str) -> Engine:
 engine = make_engine(os.environ.get("CRASH_DB", "sqlite:///crash.db"))
 
 
-async def _work(eng: Engine, ready: Path) -> None:
-    await eng.start_worker()
-    ready.write_text(str(os.getpid()))
-    await asyncio.Event().wait()  # until killed
-
-
 def main(argv: list[str]) -> int:
     global LEDGER
     if len(argv) != 3 or argv[0] != "worker":
-        print("usage: crash_app.py worker DB LEDGER", file=sys.stderr)
+        print("usage: python -m tests.acceptance.crash_app worker DB LEDGER", file=sys.stderr)
         return 2
     db, LEDGER = Path(argv[1]), Path(argv[2])
     connect_ledger(LEDGER).close()
-    ready = db.with_name(f"worker-{os.getpid()}.ready")
-    asyncio.run(_work(make_engine(f"sqlite:///{db}"), ready))
+    asyncio.run(run_worker(make_engine(f"sqlite:///{db}"), db))
     return 0
 
 

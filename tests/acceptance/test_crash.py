@@ -22,19 +22,20 @@ import pytest
 
 from signoff import Engine, RunStatus
 from tests.acceptance import crash_app
+from tests.worker_process import ROOT
 
 pytestmark = pytest.mark.slow
 
 N = 50
-APP = Path(crash_app.__file__).resolve()
+APP = crash_app.__name__
 
 
 class Workers:
     """Worker processes of one test; whatever is still alive is killed at the end. A
-    worker runs `command()` (crash_app.py here; other apps' tests override it) and says
-    it is ready with a file `worker-PID.ready` beside the database."""
+    worker runs `command()` from the repository's root (`python -m` crash_app here;
+    other apps' tests override it) and says it is ready with a file `worker-PID.ready`
+    beside the database (`tests.worker_process.run_worker`)."""
 
-    cwd: Path | None = None  # where the command runs (None: here)
     startup = 20.0  # seconds a worker may take to be ready
 
     def __init__(self, tmp: Path) -> None:
@@ -44,12 +45,12 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def command(self, *extra: str) -> list[str]:
-        return [sys.executable, str(APP), "worker", str(self.db), str(self.ledger), *extra]
+        return [sys.executable, "-m", APP, "worker", str(self.db), str(self.ledger), *extra]
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            self.command(*extra), cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            self.command(*extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         self.procs.append(proc)
@@ -242,7 +243,6 @@ def test_app_module_loads_as_module_engine(tmp_path: Path) -> None:
         "CRASH_DB": f"sqlite:///{tmp_path / 'x.db'}",
         "CRASH_LEDGER": str(tmp_path / "l.db"),
     }
-    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [
             sys.executable,
@@ -250,7 +250,7 @@ def test_app_module_loads_as_module_engine(tmp_path: Path) -> None:
             "from tests.acceptance.crash_app import engine, LEDGER; "
             "print(engine.url, ','.join(engine.workflows), LEDGER)",
         ],
-        cwd=root,
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,

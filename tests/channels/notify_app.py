@@ -1,6 +1,6 @@
 """The app the notification crash tests run in worker processes, and kill.
 
-    python tests/channels/notify_app.py DB HOOK_URL [hold]
+    python -m tests.channels.notify_app DB HOOK_URL [hold]
 
 runs a worker on the SQLite file DB, its webhooks going to HOOK_URL, until killed;
 `hold`: it executes runs but delivers nothing (so a kill lands between the change that
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import sys
 from pathlib import Path
 
 from signoff import Context, Engine
 from signoff.channels import Route, WebhookChannel
+from tests.worker_process import run_worker
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()  # as tests/channels/receivers.py
 
@@ -33,19 +33,10 @@ def make_engine(url: str, hook_url: str) -> Engine:
     return engine
 
 
-async def _work(engine: Engine, ready: Path, hold: bool) -> None:
-    await engine.start_worker()
-    if hold:
-        await engine._stop_deliverer()
-    ready.write_text(str(os.getpid()))
-    while True:
-        await asyncio.sleep(3600)
-
-
 def main(argv: list[str]) -> int:
     db, hook_url, *rest = argv
-    ready = Path(db).with_name(f"worker-{os.getpid()}.ready")
-    asyncio.run(_work(make_engine(f"sqlite:///{db}", hook_url), ready, rest == ["hold"]))
+    engine = make_engine(f"sqlite:///{db}", hook_url)
+    asyncio.run(run_worker(engine, Path(db), hold=rest == ["hold"]))
     return 0
 
 

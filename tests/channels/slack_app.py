@@ -1,6 +1,6 @@
 """The app the Slack crash tests run in worker processes, and kill.
 
-    python tests/channels/slack_app.py DB SLACK_API_URL [hold]
+    python -m tests.channels.slack_app DB SLACK_API_URL [hold]
 
 runs a worker on the SQLite file DB, its Slack channel talking to SLACK_API_URL (the
 test's stand-in), until killed; `hold`: it executes runs but delivers nothing. Writes
@@ -10,12 +10,12 @@ test's stand-in), until killed; `hold`: it executes runs but delivers nothing. W
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from signoff import Context, Engine
 from signoff.channels import Contacts, Route, SlackChannel
+from tests.worker_process import run_worker
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # as tests/channels/slack_standin.py
 TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
@@ -41,19 +41,10 @@ def make_engine(url: str, api_url: str) -> Engine:
     return engine
 
 
-async def _work(engine: Engine, ready: Path, hold: bool) -> None:
-    await engine.start_worker()
-    if hold:
-        await engine._stop_deliverer()
-    ready.write_text(str(os.getpid()))
-    while True:
-        await asyncio.sleep(3600)
-
-
 def main(argv: list[str]) -> int:
     db, api_url, *rest = argv
-    ready = Path(db).with_name(f"worker-{os.getpid()}.ready")
-    asyncio.run(_work(make_engine(f"sqlite:///{db}", api_url), ready, rest == ["hold"]))
+    engine = make_engine(f"sqlite:///{db}", api_url)
+    asyncio.run(run_worker(engine, Path(db), hold=rest == ["hold"]))
     return 0
 
 

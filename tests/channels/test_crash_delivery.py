@@ -27,14 +27,14 @@ class Workers(crash.Workers):
     """The crash tests' worker processes, running an app of this folder (`app`) that
     notifies `url`; `start("hold")` starts one whose deliverer does not run."""
 
-    app = Path(notify_app.__file__).resolve()
+    app = notify_app.__name__
 
     def __init__(self, tmp: Path, url: str) -> None:
         super().__init__(tmp)
         self.url = url
 
     def command(self, *extra: str) -> list[str]:
-        return [sys.executable, str(self.app), str(self.db), self.url, *extra]
+        return [sys.executable, "-m", self.app, str(self.db), self.url, *extra]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from tests.channels.test_crash_delivery import Workers, wait_until  # the same h
 class SlackWorkers(Workers):
     """Worker processes of slack_app.py, posting to the stand-in Slack."""
 
-    app = Path(slack_app.__file__).resolve()
+    app = slack_app.__name__
 
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,6 @@ from signoff import Engine, RunStatus
 from tests.acceptance.test_crash import Workers, wait_until
 from tests.integrations import agents_app
 
-ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.integrations.APP` runs
-
 
 class AgentWorkers(Workers):
     """`Workers` of the crash tests running an app of this folder (`module`: the agents
@@ -22,7 +20,6 @@ class AgentWorkers(Workers):
     the test's directory."""
 
     module: str = agents_app.__name__
-    cwd = ROOT
     startup = 30.0  # the agent frameworks take long to import
 
     def command(self, *extra: str) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff import Engine
+from tests.worker_process import run_worker
 
 OUT = Path(os.environ.get("AGENTS_DIR", "."))
 
@@ -48,12 +49,6 @@ def sent(dir: Path) -> list[dict[str, Any]]:
     return [t for t in read(dir, "tools.jsonl") if t["tool"] == "send_email"]
 
 
-async def _work(eng: Engine, ready: Path) -> None:
-    await eng.start_worker()
-    ready.write_text(str(os.getpid()))
-    await asyncio.Event().wait()  # until killed
-
-
 def serve(make_engine: Callable[[str], Engine], argv: list[str], name: str) -> int:
     """The `worker DB DIR` command of app `name`; its exit code."""
     global OUT
@@ -61,6 +56,5 @@ def serve(make_engine: Callable[[str], Engine], argv: list[str], name: str) -> i
         print(f"usage: python -m tests.integrations.{name} worker DB DIR", file=sys.stderr)
         return 2
     db, OUT = Path(argv[1]), Path(argv[2])
-    ready = db.with_name(f"worker-{os.getpid()}.ready")
-    asyncio.run(_work(make_engine(f"sqlite:///{db}"), ready))
+    asyncio.run(run_worker(make_engine(f"sqlite:///{db}"), db))
     return 0

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -74,14 +74,17 @@ class Workers:
                 proc.kill()
                 proc.wait(timeout=10)
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Workers]:
-    w = Workers(tmp_path)
-    try:
+    with Workers(tmp_path) as w:
         yield w
-    finally:
-        w.close()
 
 
 @pytest.fixture

@@ -44,11 +44,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def workers(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Workers]:
-    w = Workers(tmp_path, receiver.url)
-    try:
+    with Workers(tmp_path, receiver.url) as w:
         yield w
-    finally:
-        w.close()
 
 
 def start_waiting(client: Engine, n: int) -> list[str]:

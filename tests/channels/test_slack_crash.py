@@ -36,11 +36,8 @@ def slack() -> Iterator[SlackStandIn]:
 
 @pytest.fixture
 def workers(tmp_path: Path, slack: SlackStandIn) -> Iterator[Workers]:
-    w = SlackWorkers(tmp_path, slack.api_url)
-    try:
+    with SlackWorkers(tmp_path, slack.api_url) as w:
         yield w
-    finally:
-        w.close()
 
 
 def start_waiting(client: Engine, n: int) -> list[str]:

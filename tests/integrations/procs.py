@@ -28,11 +28,8 @@ class AgentWorkers(Workers):
 
 @pytest.fixture
 def agent_workers(tmp_path: Path) -> Iterator[AgentWorkers]:
-    w = AgentWorkers(tmp_path)
-    try:
+    with AgentWorkers(tmp_path) as w:
         yield w
-    finally:
-        w.close()
 
 
 @pytest.fixture

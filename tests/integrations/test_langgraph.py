@@ -39,11 +39,8 @@ class GraphWorkers(AgentWorkers):
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[GraphWorkers]:
-    w = GraphWorkers(tmp_path)
-    try:
+    with GraphWorkers(tmp_path) as w:
         yield w
-    finally:
-        w.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from signoff import Engine
 from tests.acceptance import test_crash as crash
 from tests.acceptance.test_crash import wait_until
 from tests.channels import notify_app
-from tests.channels.receivers import WebhookReceiver, serve_webhooks
+from tests.channels.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +35,6 @@ class Workers(crash.Workers):
 
     def command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", self.app, str(self.db), self.url, *extra]
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    yield from serve_webhooks(WebhookReceiver())
 
 
 @pytest.fixture

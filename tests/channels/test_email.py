@@ -4,7 +4,6 @@ links that only show the request; refusals, outages and bad credentials."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +19,6 @@ CONTACTS = Contacts(
     {"finance": ["bob"]},
     addresses={"alice": {"email": "alice@example.com"}, "bob": {"email": "bob@example.com"}},
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpInbox, int]]:
-    inbox, port = SmtpInbox(), free_port()
-    controller = serve_smtp(inbox, port)
-    yield inbox, port
-    controller.stop()
 
 
 def mail_engine(url: str, clock: FakeClock, channel: EmailChannel, **route: Any) -> Engine:

@@ -6,7 +6,7 @@ middle of sending it, loses nothing: the held messages are in the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from signoff import Context, Engine, errors
 from signoff.channels import Contacts, EmailChannel, Route
 from signoff.server import auth
 from signoff.testing import FakeClock, fire_due_timers
-from tests.channels.receivers import SmtpInbox, free_port, serve_smtp
+from tests.channels.receivers import SmtpInbox
 
 LINK_SECRET = "a-link-secret-of-32-bytes-000000"
 BASE = "https://approvals.example.com"
@@ -23,14 +23,6 @@ CONTACTS = Contacts(
     addresses={"alice": {"email": "alice@example.com"}, "bob": {"email": "bob@example.com"}},
 )
 HOUR = 3600.0
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpInbox, int]]:
-    inbox, port = SmtpInbox(), free_port()
-    controller = serve_smtp(inbox, port)
-    yield inbox, port
-    controller.stop()
 
 
 def digest_engine(url: str, clock: FakeClock, port: int) -> Engine:

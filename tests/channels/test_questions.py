@@ -4,21 +4,17 @@ payload says `question: true` (webhook receivers see it too)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from signoff import Context, Engine
 from signoff.channels import Channel, Contacts, EmailChannel, Route, SlackChannel
 from signoff.testing import FakeClock
-from tests.channels.receivers import SmtpInbox, free_port, serve_smtp
+from tests.channels.receivers import SmtpInbox
 from tests.channels.slack_standin import (
     SIGNING_SECRET,
     TOKEN,
     SlackStandIn,
     buttons,
-    serve_slack,
     text_of,
 )
 
@@ -26,19 +22,6 @@ CONTACTS = Contacts(
     addresses={"alice": {"slack": "UALICE", "email": "alice@example.com"}},
 )
 INBOX = "https://signoff.example.com"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    yield from serve_slack(SlackStandIn())
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpInbox, int]]:
-    inbox, port = SmtpInbox(), free_port()
-    controller = serve_smtp(inbox, port)
-    yield inbox, port
-    controller.stop()
 
 
 def ask_engine(url: str, clock: FakeClock, channel: Channel) -> Engine:

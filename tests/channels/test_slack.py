@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from tests.channels.slack_standin import (
     SlackStandIn,
     buttons,
     click,
-    serve_slack,
     text_of,
 )
 
@@ -39,11 +38,6 @@ CONTACTS = Contacts(
     },
 )
 INBOX = "https://signoff.example.com"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    yield from serve_slack(SlackStandIn())
 
 
 def slack_channel(standin: SlackStandIn, **kw: Any) -> SlackChannel:

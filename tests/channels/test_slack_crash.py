@@ -14,7 +14,7 @@ import pytest
 
 from signoff import Engine
 from tests.channels import slack_app
-from tests.channels.slack_standin import Call, SlackStandIn, buttons, serve_slack, text_of
+from tests.channels.slack_standin import Call, SlackStandIn, buttons, text_of
 from tests.channels.test_crash_delivery import Workers, wait_until  # the same harness
 
 
@@ -27,11 +27,6 @@ class SlackWorkers(Workers):
 pytestmark = pytest.mark.slow
 
 N = 10
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    yield from serve_slack(SlackStandIn())
 
 
 @pytest.fixture

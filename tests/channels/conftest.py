@@ -6,14 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.channels.receivers import (
-    SmtpInbox,
-    WebhookReceiver,
-    free_port,
-    serve_smtp,
-    serve_webhooks,
-)
+from tests.channels.receivers import SmtpInbox, WebhookReceiver, serve_smtp, serve_webhooks
 from tests.channels.slack_standin import SlackStandIn, serve_slack
+from tests.ports import free_port
 
 
 @pytest.fixture

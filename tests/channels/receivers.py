@@ -10,7 +10,6 @@ import email.message
 import email.policy
 import http.server
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -132,12 +131,6 @@ class SmtpInbox:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.mails.append(parsed)  # type: ignore[arg-type]
         return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_smtp(inbox: SmtpInbox, port: int, **kw: Any) -> Controller:

@@ -12,7 +12,8 @@ from signoff import Context, Engine
 from signoff.channels import Contacts, EmailChannel, Route
 from signoff.server import auth
 from signoff.testing import FakeClock
-from tests.channels.receivers import SmtpInbox, free_port, serve_smtp
+from tests.channels.receivers import SmtpInbox, serve_smtp
+from tests.ports import free_port
 
 LINK_SECRET = "a-link-secret-of-32-bytes-000000"
 CONTACTS = Contacts(

@@ -31,7 +31,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.ports import free_port
 
 ROOT = Path(__file__).parents[2]
 ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -214,7 +215,7 @@ class Shell:
         self, line: str, argv: list[str], env: dict[str, str], *, serve: bool
     ) -> None:
         if serve and "--port" not in argv:
-            port = _free_port()
+            port = free_port()
             argv = [*argv, "--port", str(port)]
             self.server_url = f"http://127.0.0.1:{port}"
         log = self.cwd / f".background-{len(self.background)}.log"
@@ -276,9 +277,3 @@ def _pattern(want: str) -> tuple[re.Pattern[str], list[str]]:
         pos = match.end()
     parts.append(re.escape(text[pos:]))
     return re.compile("".join(parts)), doc_ids
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

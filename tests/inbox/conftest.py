@@ -14,7 +14,6 @@ import concurrent.futures
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 
 from signoff import Engine, models
 from tests.inbox.app import make_engine
+from tests.ports import free_port
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -85,12 +85,6 @@ class Served:
     def approval(self, run_id: str, key: str) -> models.Approval:
         rounds = [a for a in self.call("approvals", run_id) if a.key == key]
         return max(rounds, key=lambda a: a.round)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tokens(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:

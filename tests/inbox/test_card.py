@@ -17,7 +17,8 @@ import pytest
 
 from signoff.server import tickets
 from signoff.server.inbox import session
-from tests.inbox.conftest import ROOT, Served, free_port, serve
+from tests.inbox.conftest import ROOT, Served, serve
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.inbox.conftest import ROOT, free_port
+from tests.inbox.conftest import ROOT
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

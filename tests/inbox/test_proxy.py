@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.inbox.conftest import Served, free_port, serve
+from tests.inbox.conftest import Served, serve
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 HEADERS = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "staff, ops"}

@@ -62,6 +62,13 @@ class Access:
         """The id of the newest history entry (0 when there is none)."""
         return await self.store.last_history_id()
 
+    async def inbox_principals(self, run_id: str, key: str) -> list[str]:
+        """Whose inbox holds the pending approval `key` of `run_id` (the live inbox
+        stream's audience): names, `role:NAME`, `*` for anyone, `!NAME` for anyone but
+        NAME. Empty once it is decided."""
+        serialization.check_texts((run_id, "run_id"), (key, "key"))
+        return await self.store.inbox_principals(run_id, key)
+
     async def create_token(
         self, name: str, scopes: list[str], *, by: str | None = None
     ) -> tuple[sql_api.ApiToken, str]:

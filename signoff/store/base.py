@@ -8,6 +8,8 @@ Each method states its atomicity; all of them are safe to call from several proc
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -84,6 +86,8 @@ class Store(abc.ABC):
     # Where notifications go (`signoff.outbox.Plan`), set by the engine; None: nowhere,
     # and no write operation spends anything on them.
     outbox_plan: outbox.Plan | None = None
+    # (callback, its loop) per commit listener; replaced, never changed in place
+    _commit_listeners: list[tuple[Callable[[], None], asyncio.AbstractEventLoop | None]] = []
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -118,6 +122,35 @@ class Store(abc.ABC):
     def remove_wakeup_listener(self, callback: Callable[[], None]) -> None:
         """Stop calling `callback`."""
         return None
+
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (in the caller's event loop) after each write transaction of
+        this store object commits: the live streams read the new history then, instead
+        of at their next poll. It must be quick; calls may come in bursts."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._commit_listeners = [*self._commit_listeners, (callback, loop)]
+
+    def remove_commit_listener(self, callback: Callable[[], None]) -> None:
+        """Stop calling `callback`."""
+        self._commit_listeners = [(c, lp) for c, lp in self._commit_listeners if c != callback]
+
+    def _committed(self) -> None:
+        """Tell the commit listeners; a backend calls it once a write has committed."""
+        if not self._commit_listeners:
+            return
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for callback, loop in self._commit_listeners:
+            if loop is None or loop is here:
+                callback()
+            else:
+                with contextlib.suppress(RuntimeError):  # that loop is closed
+                    loop.call_soon_threadsafe(callback)
 
     # runs ----------------------------------------------------------------------------
 
@@ -355,6 +388,10 @@ class Store(abc.ABC):
 
     async def last_history_id(self) -> int:
         return await self._read(_op(sql_api.last_history_id))
+
+    async def inbox_principals(self, run_id: str, key: str) -> list[str]:
+        """Whose inbox holds the pending approval `key` of `run_id`; reads."""
+        return await self._read(_op(sql_api.inbox_principals, run_id, key))
 
     async def resolve_run_id(self, prefix: str, *, limit: int = 3) -> list[str]:
         """`[prefix]` if a run has that id, else up to `limit` ids starting with it; reads."""

@@ -244,3 +244,12 @@ def history_after(
 def last_history_id() -> Op[int]:
     res = yield Query("SELECT MAX(id) FROM history")
     return int(res.rows[0][0] or 0)
+
+
+def inbox_principals(run_id: str, key: str) -> Op[list[str]]:
+    """The inbox rows of a pending approval: people, `role:NAME`, `*` (anyone) and
+    `!NAME` (anyone but NAME)."""
+    res = yield Query(
+        "SELECT principal FROM approval_inbox WHERE run_id = ? AND key = ?", (run_id, key)
+    )
+    return [str(principal) for (principal,) in res.rows]

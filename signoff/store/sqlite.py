@@ -356,7 +356,9 @@ class SQLiteStore(Store):
         if self._inline_writer is None:
             await self.open()
             assert self._inline_writer is not None
-        return await self._inline_writer.submit(op)
+        result = await self._inline_writer.submit(op)
+        self._committed()
+        return result
 
     async def _read(self, op: Callable[[], Op[T]]) -> T:
         if self._inline_reader is None:

@@ -1,26 +1,21 @@
 """Sign-in and sign-out, and the inbox's live stream (same origin, by session cookie).
 
-The stream is the API's server-sent events, filtered for the person: an approval event
-goes out only when they may see that approval, reduced to its run, key, status and who
-decided; every other event stays on the server. A page of another origin opens it with
+The stream is the API's server-sent events, filtered for the person (inbox/live.py): an
+approval event goes out only when they may see that approval, reduced to its run, key,
+status and who decided; other events only to readers of everything, reduced to their
+run and type. A page of another origin opens it with
 a stream ticket for the inbox (`?ticket=`, tickets.py) instead of the cookie.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from signoff.engine import Engine
 from signoff.server import stream, tickets
-from signoff.server.inbox import pages, routes, rules, session
+from signoff.server.inbox import live, pages, routes, session
 
 router = APIRouter(include_in_schema=False)
-_APPROVAL_EVENTS = frozenset({"waiting_for_input", "input_resolved"})
 
 
 @router.get("/inbox/signin")
@@ -61,41 +56,6 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-def _frame_data(frame: str) -> tuple[str, dict[str, Any]] | None:
-    lines = dict(line.split(": ", 1) for line in frame.strip().splitlines() if ": " in line)
-    if "event" not in lines:
-        return None
-    return lines["event"], json.loads(lines.get("data", "{}"))
-
-
-def _frame(event: dict[str, Any], name: str, data: dict[str, Any]) -> str:
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {event.get('id')}\nevent: {name}\ndata: {payload}\n\n"
-
-
-async def _filtered(
-    engine: Engine, who: session.Viewer, frames: AsyncIterator[str]
-) -> AsyncIterator[str]:
-    async for frame in frames:
-        if frame.startswith(":"):
-            yield frame
-            continue
-        parsed = _frame_data(frame)
-        if parsed is None:
-            continue
-        name, event = parsed
-        if name not in _APPROVAL_EVENTS:  # run pages: operators see that a run moved
-            if who.reads_all:
-                yield _frame(event, name, {"run_id": event.get("run_id"), "type": name})
-            continue
-        data = event.get("data")
-        key = str(data.get("key", "")) if isinstance(data, dict) else ""
-        approval = await rules.latest(engine, str(event.get("run_id", "")), key)
-        if approval is None or not await rules.may_see(engine, who, approval):
-            continue
-        yield _frame(event, name, rules.outcome(approval))
-
-
 def _still_signed_in(request: Request, who: session.Viewer) -> stream.Allowed:
     async def allowed() -> bool:
         again = await session.viewer(request)
@@ -105,7 +65,7 @@ def _still_signed_in(request: Request, who: session.Viewer) -> stream.Allowed:
 
 
 @router.get("/inbox/stream")
-async def live(request: Request) -> Response:
+async def live_stream(request: Request) -> Response:
     """The person's inbox events, live (resumes after `Last-Event-ID`, or
     `?last_event_id=` for a new ticket's stream)."""
     q = request.query_params
@@ -124,15 +84,23 @@ async def live(request: Request) -> Response:
         )
     except ValueError:
         after = None
-    engine = routes.engine_of(request)
     frames = stream.events(
         request.app.state.hub,
         after=after,
         heartbeat=request.app.state.heartbeat,
         allowed=allowed if request.app.state.auth else None,
         recheck=request.app.state.token_recheck,
+        fanout=_fanout(request),
+        viewer=who,
     )
     headers = {**pages.HEADERS, "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        _filtered(engine, who, frames), media_type="text/event-stream", headers=headers
-    )
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+
+
+def _fanout(request: Request) -> live.InboxFanout:
+    """The app's one inbox fanout (made with its first inbox stream)."""
+    state = request.app.state
+    fanout: live.InboxFanout | None = getattr(state, "inbox_fanout", None)
+    if fanout is None:
+        fanout = state.inbox_fanout = live.InboxFanout(routes.engine_of(request))
+    return fanout

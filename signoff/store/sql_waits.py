@@ -278,23 +278,26 @@ def fire_timers(
         "AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?{skip_locked}",
         (now, limit),
     )
-    # the batch's approval timers read what they need in three statements, not per timer
-    answers = yield from sql_approval_timers.prefetch(
+    # the batch's approval timers: their reads in three statements, their expiries in
+    # a few multi-row ones (`sql_approval_timers.fire_batch`), not a handful per timer
+    fired = yield from sql_approval_timers.fire_batch(
         [
             (run_id, name, seq)
             for run_id, kind, name, seq, deadline in res.rows
             if kind == "approval" and not (deadline is not None and deadline <= now)
-        ]
+        ],
+        now,
     )
     woken = []
     for run_id, kind, name, seq, deadline in res.rows:
         if deadline is not None and deadline <= now:
             closed = True
+        elif kind == "approval":
+            closed = run_id in fired
         elif kind == GROUP:
             closed = yield from _fire_group(run_id, now)
         else:
-            fire = _fire_one(run_id, kind, name, seq, now)
-            closed = yield from sql_approval_timers.answering(fire, answers)
+            closed = yield from _fire_one(run_id, kind, name, seq, now)
         if closed:  # else escalated or reminded: the run keeps waiting
             woken.append(run_id)
     if claim_for is not None:  # claimed together: two statements for the batch

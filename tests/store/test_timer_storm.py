@@ -142,3 +142,57 @@ def test_answering_answers_each_prefetched_read_once() -> None:
     except StopIteration as stop:
         assert stop.value == ([("cached",)], [("db",)])
     assert answers == {}
+
+
+async def test_an_expiry_in_a_batch_writes_what_one_timer_alone_writes(
+    store_url: str, clock: FakeClock, monkeypatch: Any
+) -> None:
+    """Half the storm expires through the batch's multi-row statements, half through
+    `fire_timer` one by one (as escalations and reminders do): the approvals, journals,
+    history and audit chains of the two halves are the same (but for the proposed values
+    and their digests)."""
+    effects: dict[str, int] = {}
+    eng = storm_engine(store_url, clock, effects, concurrency=64)
+    alone: set[str] = set()
+    batched = sql_approval_timers._on_timeout
+    monkeypatch.setattr(
+        sql_approval_timers,
+        "_on_timeout",
+        lambda r: "one by one" if r.proposed == '"alone"' else batched(r),
+    )
+    try:
+        async with eng:
+
+            @eng.workflow(name="storm_proposed")
+            async def proposed(ctx: Context, value: str) -> str:
+                d = await ctx.approval("ok", timeout=60, quorum=2, approvers=["a", "b"],
+                                       proposed=value)  # fmt: skip
+                return str(d.status)
+
+            ids = [(await eng.start("storm_proposed", "alone" if i % 2 else "x")).id
+                   for i in range(2 * worker.TIMER_BATCH)]  # fmt: skip
+            for r in ids:
+                await eng.settle(r)
+                await eng.approve(r, "ok", by="a")  # one vote of two: kept by the expiry
+            alone = set(ids[1::2])
+            clock.advance(61)
+            await until_finished(eng, ids)
+
+            async def seen(r: str) -> Any:
+                (approval,) = await eng.approvals(r)
+                journal = [(e.kind, e.status, e.result) for e in await eng.store.get_journal(r)]
+                history = [
+                    (e.type, e.actor, {k: v for k, v in e.data.items() if k != "digest"})
+                    for e in await eng.history(r)
+                ]
+                chain = [(e.seq, e.type, e.actor, e.data) async for e in eng.audit_log(r)]
+                shape = (approval.status, approval.decided_by, [v.by for v in approval.votes])
+                return repr((shape, journal, history, chain)).replace("alone", "x")
+
+            one = [await seen(r) for r in ids if r in alone]
+            many = [await seen(r) for r in ids if r not in alone]
+        assert "EXPIRED" in one[0] and "approval_expired" in one[0]
+        assert all(s == one[0] for s in one) and all(s == one[0] for s in many)
+        assert (await eng.verify_audit()).problems == []
+    finally:
+        await eng.close()

@@ -77,7 +77,7 @@ class InboxFanout:
             item = _outcome(event, name, approval)
             stalled += [s for s in self._readers if not s.put(item)]
             for person in await audience(self.engine, approval, self._people):
-                stalled += [s for s in self._people[person] if not s.put(item)]
+                stalled += [s for s in self._people.get(person, ()) if not s.put(item)]
         return stalled
 
     async def catch_up(

@@ -40,7 +40,7 @@ import psycopg_pool
 from signoff import _loop_thread, errors
 from signoff.store import _batching, schema
 from signoff.store.base import Store
-from signoff.store.sql import POSTGRES, LeaseLost, Op, Query, Result
+from signoff.store.sql import POSTGRES, LeaseLost, Op, Query, Result, answer
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -322,9 +322,10 @@ class PostgresStore(Store):
         try:
             cur = conn.cursor()
             async with conn.pipeline() as pipe:
+                piped = _Piped(cur, pipe)
                 await cur.execute(_BEGIN_WRITE)
-                values = [await _drive_piped(cur, pipe, factory()) for factory in factories]
-                await pipe.sync()  # every statement answered before we commit
+                values = [await piped.drive(factory()) for factory in factories]
+                await piped.settle()  # every statement answered, every fence held
                 committing = True
                 await cur.execute("COMMIT")
                 await pipe.sync()
@@ -427,7 +428,7 @@ class PostgresStore(Store):
                     await cur.execute(_render(query.sql), query.params)
                     rows = await cur.fetchall() if cur.description is not None else []
                     answered = True
-                    query = op.send(Result(rows, cur.rowcount))
+                    query = op.send(answer(query, rows, cur.rowcount))
                     if begin is None:
                         op.close()
                         raise _NeedsSnapshot()
@@ -533,20 +534,55 @@ async def _check(pool: _Pool) -> None:
 _UNREAD = Result([], -1)
 
 
-async def _drive_piped(cur: psycopg.AsyncCursor[Any], pipe: psycopg.AsyncPipeline, op: Op[T]) -> T:
-    """Run `op` inside a pipeline: wait only for the answers it reads."""
-    try:
-        query = next(op)
-        while True:
-            await cur.execute(_render(query.sql), query.params)
-            if query.wait:
-                await pipe.sync()
-                rows = await cur.fetchall() if cur.description is not None else []
-                query = op.send(Result(rows, cur.rowcount))
-            else:
-                query = op.send(_UNREAD)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+class _Piped:
+    """Drives a batch's operations inside one pipeline: a statement whose answer no
+    operation needs now goes out without a round trip; the answers of early reads and
+    fence checks are taken at the next round trip (`settle`), before anything commits."""
+
+    __slots__ = ("cur", "dirty", "pending", "pipe")
+
+    def __init__(self, cur: psycopg.AsyncCursor[Any], pipe: psycopg.AsyncPipeline) -> None:
+        self.cur, self.pipe = cur, pipe
+        self.pending: list[tuple[psycopg.AsyncCursor[Any], Query, Result]] = []
+        self.dirty = False  # statements sent since the last round trip
+
+    async def drive(self, op: Op[T]) -> T:
+        cur = self.cur
+        try:
+            query = next(op)
+            while True:
+                if query.wait:
+                    await cur.execute(_render(query.sql), query.params)
+                    self.dirty = True
+                    await self.settle()
+                    rows = await cur.fetchall() if cur.description is not None else []
+                    query = op.send(answer(query, rows, cur.rowcount))
+                elif query.early or query.fence is not None:
+                    own = cur.connection.cursor()  # its answer, apart from the others'
+                    await own.execute(_render(query.sql), query.params)
+                    result = Result([], -1)
+                    self.pending.append((own, query, result))
+                    self.dirty = True
+                    query = op.send(result)
+                else:
+                    await cur.execute(_render(query.sql), query.params)
+                    self.dirty = True
+                    query = op.send(_UNREAD)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def settle(self) -> None:
+        """One round trip, unless nothing went out since the last; then the answers of
+        early reads are filled in and fences checked (`LeaseLost` if one failed)."""
+        if not self.dirty and not self.pending:
+            return
+        await self.pipe.sync()
+        self.dirty = False
+        pending, self.pending = self.pending, []
+        for own, query, result in pending:
+            rows = await own.fetchall() if own.description is not None else []
+            filled = answer(query, rows, own.rowcount)
+            result.rows, result.rowcount = filled.rows, filled.rowcount
 
 
 def _deliver_batch(
@@ -574,6 +610,6 @@ async def _drive(cur: psycopg.AsyncCursor[Any], op: Op[T]) -> T:
         while True:
             await cur.execute(_render(query.sql), query.params)
             rows = await cur.fetchall() if cur.description is not None else []
-            query = op.send(Result(rows, cur.rowcount))
+            query = op.send(answer(query, rows, cur.rowcount))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]

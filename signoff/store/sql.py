@@ -27,11 +27,24 @@ T = TypeVar("T")
 class Query(NamedTuple):
     """One statement. `wait=False`: the operation does not look at its result, so a
     backend may send it on without waiting for the answer (PostgreSQL pipelines it; an
-    error still fails the operation before it commits)."""
+    error still fails the operation before it commits).
+
+    With `wait=False`, two kinds of statement still have an answer that counts:
+
+    - `early=True`: a read sent ahead; the `Result` the operation gets back is filled in
+      by the time the answer to its next waiting statement comes (so two reads cost one
+      round trip: yield the first early, the second waiting, then look at both);
+    - `fence=RUN_ID`: the statement checks the run's fencing token (an `UPDATE ... WHERE
+      fence = ?`): if it changes no row, the operation fails with `LeaseLost` before it
+      commits, and nothing of it is kept.
+
+    SQLite answers every statement at once; only PostgreSQL's pipeline defers them."""
 
     sql: str
     params: Sequence[Any] = ()
     wait: bool = True
+    early: bool = False
+    fence: str | None = None
 
 
 @dataclass(slots=True)
@@ -61,9 +74,16 @@ def drive(cursor: Any, op: Op[T], dialect: Dialect) -> T:
         while True:
             cursor.execute(render(query.sql), query.params)
             rows = cursor.fetchall() if cursor.description is not None else []
-            query = op.send(Result(rows, cursor.rowcount))
+            query = op.send(answer(query, rows, cursor.rowcount))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+def answer(query: Query, rows: list[tuple[Any, ...]], rowcount: int) -> Result:
+    """The result of `query` answered at once, its fence checked."""
+    if query.fence is not None and rowcount == 0:
+        raise LeaseLost(query.fence)
+    return Result(rows, rowcount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,15 +304,15 @@ def load_claims(run_ids: list[str], owner: str, lease_until: float, now: float) 
     if not run_ids:
         return []
     marks = ", ".join("?" for _ in run_ids)
-    res = yield Query(
+    res = yield Query(  # answered with the journals': one round trip
         "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires = ?, "
         "fence = fence + 1, updated_at = ?, wait_kind = NULL, wait_name = NULL, "
         f"wait_seq = NULL, wake_at = NULL WHERE id IN ({marks}) RETURNING {RUN_COLUMNS}",
         (owner, lease_until, now, *run_ids),
+        wait=False,
+        early=True,
     )
-    if not res.rows:
-        return []
-    entries = yield from journals([row[0] for row in res.rows])
+    entries = yield from journals(run_ids)
     return [Claim(row_to_run(row), row[12], entries[row[0]]) for row in res.rows]
 
 

@@ -19,7 +19,17 @@ from typing import Any
 
 from signoff import models, outbox, policy
 from signoff.store import sql_audit, sql_outbox
-from signoff.store.sql import Claim, Op, Query, dump_json, history, iso, resolve_entry, wake
+from signoff.store.sql import (
+    Claim,
+    Op,
+    Query,
+    Result,
+    dump_json,
+    history,
+    iso,
+    resolve_entry,
+    wake,
+)
 from signoff.store.sql_runs import FINISHED
 
 ROUND_COLUMNS = (
@@ -87,7 +97,7 @@ def _parse_policy(text: str) -> dict[str, Any]:
 def open_approval(
     *,
     run_id: str,
-    workflow: str,
+    run: Result,
     seq: int,
     key: str,
     summary: str,
@@ -95,14 +105,15 @@ def open_approval(
     policy_json: str | None,
     deadline: float | None,
     now: float,
-    requested_by: str | None,
 ) -> Op[Opened]:
-    """Insert the next round of approval `key` with its policy, digest and inbox rows."""
+    """Insert the next round of approval `key` with its policy, digest and inbox rows.
+    `run`: the run's `(workflow, requested_by)`, read ahead (`early`) under its lock."""
     res = yield Query(
         "SELECT round, status FROM approvals WHERE run_id = ? AND key = ? "
         "ORDER BY round DESC LIMIT 1",
         (run_id, key),
     )
+    workflow, requested_by = run.rows[0]
     if res.rows and res.rows[0][1] != "changes_requested":
         return Opened("duplicate_key", res.rows[0][1])
     round_ = res.rows[0][0] + 1 if res.rows else 1
@@ -267,14 +278,19 @@ def decide(
 ) -> Op[DecideOutcome]:
     """Record one person's decision on the latest round of `key`, and wake the run once
     the round is decided. Refusals change nothing and come back as the outcome."""
+    # three reads, one round trip: the run's row (locked first), its audit chain's head
+    # and the latest round, answered together
     res = yield Query(
         "SELECT status, wait_kind, wait_seq, requested_by FROM runs WHERE id = ?{for_update}",
         (run_id,),
+        wait=False,
+        early=True,
     )
+    last = yield sql_audit.head(run_id)
+    r = yield from _latest_round(run_id, key)
     if not res.rows:
         return DecideOutcome("run_not_found")
     run_status, wait_kind, wait_seq, requested_by = res.rows[0]
-    r = yield from _latest_round(run_id, key)
     if r is None:
         keys = yield Query(
             "SELECT DISTINCT key FROM approvals WHERE run_id = ? ORDER BY key", (run_id,)
@@ -323,7 +339,7 @@ def decide(
     if outcome is None:
         return (yield from _record_vote(run_id, key, r, votes, vote, now))
     final = dict(status=outcome, by=by, reason=reason, at=now)
-    decision = yield from _close_round(run_id, key, r, votes, value_json, final)
+    decision = yield from _close_round(run_id, key, r, votes, value_json, final, last)
     claim = yield from _wake_if_parked(
         run_id, r.seq, wait_kind, wait_seq, now, claim_for, lease_until
     )
@@ -412,7 +428,9 @@ def _close_round(
     votes: Sequence[models.Vote],
     value_json: str | None,
     final: dict[str, Any],
+    last: Result | None = None,
 ) -> Op[models.Decision]:
+    """Close the round as `final` says (`last`: the run's audit head, when read ahead)."""
     status, now = final["status"], final["at"]
     timed_out = bool(final.get("timed_out"))
     new_value = value_json if status == "edited" else r.proposed
@@ -448,11 +466,11 @@ def _close_round(
     yield resolve_entry(run_id, r.seq, dump_json(answer), now)
     if status == "expired":
         yield from sql_audit.recorded(
-            run_id, now, "approval_expired", None, {"key": key, "round": r.round}
+            run_id, now, "approval_expired", None, {"key": key, "round": r.round}, last
         )
     elif timed_out:
         data = {"key": key, "round": r.round, "outcome": status, "by": policy.TIMEOUT_ACTOR}
-        yield from sql_audit.recorded(run_id, now, "approval_timed_out", None, data)
+        yield from sql_audit.recorded(run_id, now, "approval_timed_out", None, data, last)
     else:
         data = {"key": key, "round": r.round, "status": status, "reason": final["reason"]}
         if status == "edited":
@@ -460,7 +478,7 @@ def _close_round(
             data["original"] = json.loads(r.proposed) if r.proposed else None
         if len(votes) > 1:
             data["votes"] = [v.to_json() for v in votes]
-        yield from sql_audit.recorded(run_id, now, "approval_decided", final["by"], data)
+        yield from sql_audit.recorded(run_id, now, "approval_decided", final["by"], data, last)
     event = outbox.APPROVAL_TIMED_OUT if timed_out else outbox.APPROVAL_DECIDED
     yield from sql_outbox.enqueue(
         run_id, outbox.APPROVAL_EXPIRED if status == "expired" else event, now,

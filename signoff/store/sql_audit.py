@@ -10,24 +10,36 @@ from __future__ import annotations
 from typing import Any
 
 from signoff import audit
-from signoff.store.sql import Op, Query, dump_json, history, iso
+from signoff.store.sql import Op, Query, Result, dump_json, history, iso
 
 COLUMNS = "chain, seq, at, type, actor, data, prev, hash"
+HEAD = "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1"
+
+
+def head(chain: str) -> Query:
+    """The chain's last entry, read ahead (`early`) by an operation that holds the run's
+    row and will append: it then costs no round trip of its own."""
+    return Query(HEAD, (chain,), wait=False, early=True)
 
 
 def append(
-    chain: str, at: float, type_: str, actor: str | None, data: dict[str, Any] | str
+    chain: str,
+    at: float,
+    type_: str,
+    actor: str | None,
+    data: dict[str, Any] | str,
+    last: Result | None = None,
 ) -> Op[None]:
-    """Append to `chain` (`data`: a dict, or its JSON text when the caller has it)."""
+    """Append to `chain` (`data`: a dict, or its JSON text when the caller has it);
+    `last`: the chain's head as `head()` read it, in this transaction, before any other
+    append to it."""
     if chain == audit.TOKENS:  # no run row serializes this chain: lock a row of its own
         yield Query(
             "INSERT INTO event_keys (key, touched_at) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET touched_at = excluded.touched_at",
             ("signoff:audit:tokens", at),
         )
-    res = yield Query(
-        "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1", (chain,)
-    )
+    res = last if last is not None else (yield Query(HEAD, (chain,)))
     seq, prev = (int(res.rows[0][0]), str(res.rows[0][1])) if res.rows else (0, audit.GENESIS)
     text = data if isinstance(data, str) else dump_json(data)
     entry = audit.make(chain, seq + 1, iso(at) or "", type_, actor, text, prev)
@@ -65,9 +77,14 @@ def entries(
 
 
 def recorded(
-    run_id: str, at: float, type_: str, actor: str | None, data: dict[str, Any]
+    run_id: str,
+    at: float,
+    type_: str,
+    actor: str | None,
+    data: dict[str, Any],
+    last: Result | None = None,
 ) -> Op[None]:
     """A history entry of a run that also goes on its audit chain (the same JSON text)."""
     text = dump_json(data)
     yield history(run_id, at, type_, actor, text)
-    yield from append(run_id, at, type_, actor, text)
+    yield from append(run_id, at, type_, actor, text, last)

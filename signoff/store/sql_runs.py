@@ -171,12 +171,14 @@ def release(*, owner: str, run_ids: list[str], now: float) -> Op[int]:
 
 
 def check_fence(run_id: str, fence: int, now: float) -> Op[None]:
-    res = yield Query(
+    """Lock the run's row and check it still runs under `fence` (else `LeaseLost`, before
+    the operation commits; PostgreSQL does not wait for the answer to go on)."""
+    yield Query(
         "UPDATE runs SET updated_at = ? WHERE id = ? AND fence = ? AND status = 'running'",
         (now, run_id, fence),
+        wait=False,
+        fence=run_id,
     )
-    if res.rowcount == 0:
-        raise LeaseLost(run_id)
 
 
 def insert_entries(run_id: str, entries: list[JournalEntry], now: float) -> Op[None]:
@@ -239,14 +241,14 @@ def finish_run(
     """Mark the run completed or failed, under its fencing token."""
     yield from insert_entries(run_id, extra, now)
     error_json = None if error is None else json.dumps(error)
-    res = yield Query(
+    yield Query(
         "UPDATE runs SET status = ?, result = ?, error = ?, finished_at = ?, updated_at = ?, "
         "lease_owner = NULL, lease_expires = NULL WHERE id = ? AND fence = ? "
         "AND status = 'running'",
         (status, result_json, error_json, now, now, run_id, fence),
+        wait=False,
+        fence=run_id,
     )
-    if res.rowcount == 0:
-        raise LeaseLost(run_id)
     if status == "completed":
         yield history(run_id, now, "run_completed", None, {})
         yield from sql_outbox.enqueue(run_id, outbox.RUN_COMPLETED, now, {})

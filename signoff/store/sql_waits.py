@@ -19,7 +19,6 @@ from signoff.store import sql_approval_timers, sql_approvals, sql_events
 from signoff.store.sql import (
     WAKE,
     Claim,
-    LeaseLost,
     Op,
     Query,
     capped,
@@ -32,7 +31,7 @@ from signoff.store.sql import (
 )
 from signoff.store.sql_approvals import DecideOutcome as DecideOutcome
 from signoff.store.sql_approvals import decide as decide
-from signoff.store.sql_runs import FINISHED, insert_entries
+from signoff.store.sql_runs import FINISHED, check_fence, insert_entries
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,19 +75,20 @@ def open_wait(
             run_id=run_id, fence=fence, wait=wait, extra=extra, now=now, park=park
         )
         return (yield from op)
-    res = yield Query(
-        "SELECT status, fence, workflow, requested_by FROM runs WHERE id = ?{for_update}",
-        (run_id,),
+    run = yield Query(  # answered with the next read (or fails the operation)
+        "UPDATE runs SET updated_at = ? WHERE id = ? AND fence = ? AND status = 'running' "
+        "RETURNING workflow, requested_by",
+        (now, run_id, fence),
+        wait=False,
+        early=True,
+        fence=run_id,
     )
-    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
-        raise LeaseLost(run_id)
-    workflow, requested_by = res.rows[0][2], res.rows[0][3]
     yield from insert_entries(run_id, extra, now)
     deadline = wait.deadline
     if wait.kind is EntryKind.APPROVAL:
         opened = yield from sql_approvals.open_approval(
             run_id=run_id,
-            workflow=workflow,
+            run=run,
             seq=wait.seq,
             key=wait.name,
             summary=wait.summary,
@@ -96,7 +96,6 @@ def open_wait(
             policy_json=wait.policy_json,
             deadline=deadline,
             now=now,
-            requested_by=requested_by,
         )
         if opened.problem is not None:
             return WaitOutcome(False, problem=opened.problem, detail=opened.detail)
@@ -184,9 +183,7 @@ GROUP = "group"  # runs.wait_kind of a run parked on several waits at once
 def hold(run_id: str, fence: int, extra: list[JournalEntry], now: float) -> Op[None]:
     """Lock the run's row, check it still runs under `fence` (else `LeaseLost`), and
     write the entries its execution noted since its last write."""
-    res = yield Query("SELECT status, fence FROM runs WHERE id = ?{for_update}", (run_id,))
-    if not res.rows or res.rows[0][0] != "running" or res.rows[0][1] != fence:
-        raise LeaseLost(run_id)
+    yield from check_fence(run_id, fence, now)
     yield from insert_entries(run_id, extra, now)
 
 

@@ -25,10 +25,15 @@ log = logging.getLogger(__name__)
 
 RECHECK_INTERVAL = 60.0  # seconds between looks at blocked runs (the first at start-up)
 # Due timers are fired in transactions of at most TIMER_BATCH, and the runs they wake take
-# at most a TIMER_SHARE of the worker's slots: a storm of deadlines falling together keeps
-# each transaction short and leaves the worker's loop free enough for decisions to
-# other runs. While more are due, a timer-woken run that ends fires the next ones.
+# at most a TIMER_SHARE of the worker's slots while other runs (decided, signalled,
+# started) execute here: a storm of deadlines falling together keeps each transaction
+# short and leaves the worker's loop free enough for decisions to other runs. While only
+# timer-woken runs execute, nobody waits on them: timers fire TIMER_BATCH_IDLE to a
+# transaction and their runs may take every slot but a TIMER_SHARE, kept free for the
+# next decision (so that workflows waking from a sleep into long I/O are not held to a
+# sixteenth of the slots). While more are due, a run that ends fires the next ones.
 TIMER_BATCH = 32
+TIMER_BATCH_IDLE = 128
 TIMER_SHARE = 1 / 16
 
 
@@ -147,10 +152,9 @@ class Worker:
             task.add_done_callback(self._giving_back.discard)
         finally:
             self._active.pop(run_id, None)
-            if run_id in self._timer_runs:
-                self._timer_runs.discard(run_id)
-                if self._more_due:  # a slot for due timers came free: fire the next ones
-                    self._wake.set()
+            self._timer_runs.discard(run_id)
+            if self._more_due:  # room for due timers came free: fire the next ones
+                self._wake.set()
             self._on_settled(run_id, outcome)
             self._pump()
 
@@ -224,7 +228,8 @@ class Worker:
         """Fire due timers, a batch per transaction, as far as the timer slots allow;
         `_more_due` says whether some may be left (the next tick fires them)."""
         while True:
-            limit = min(free, TIMER_BATCH, self._timer_slots - len(self._timer_runs))
+            room, batch = self._timer_room()
+            limit = min(free, batch, room)
             if limit <= 0:
                 return
             claims = await self._store.fire_timers(
@@ -238,6 +243,16 @@ class Worker:
                 self._more_due = False
                 return
             free = self._concurrency - len(self._active) - len(self._queue)
+
+    def _timer_room(self) -> tuple[int, int]:
+        """How many more timer-woken runs may start now, and how many timers to fire in
+        one transaction: a share and short batches while other runs execute here, all
+        slots but a share and long batches while none does."""
+        others = len(self._active) + len(self._queue) - len(self._timer_runs)
+        if others > 0:
+            return self._timer_slots - len(self._timer_runs), TIMER_BATCH
+        slots = max(self._timer_slots, self._concurrency - self._timer_slots)
+        return slots - len(self._timer_runs), TIMER_BATCH_IDLE
 
     async def recheck_blocked(self, page_size: int = 500) -> int:
         """Resume the blocked runs of our workflows that this code replays (a deploy

@@ -196,3 +196,75 @@ async def test_an_expiry_in_a_batch_writes_what_one_timer_alone_writes(
         assert (await eng.verify_audit()).problems == []
     finally:
         await eng.close()
+
+
+def io_engine(url: str, clock: FakeClock, inside: list[int], gate: asyncio.Event) -> Engine:
+    """Workflows that sleep, then spend long in I/O (a step that waits on `gate`);
+    `inside[0]` counts the steps under way, `inside[1]` the most at once."""
+    eng = Engine(url, clock=clock, poll_interval=0.01, lease="5s", concurrency=16)
+
+    async def io(i: int) -> int:
+        inside[0] += 1
+        inside[1] = max(inside[1], inside[0])
+        try:
+            await gate.wait()
+        finally:
+            inside[0] -= 1
+        return i
+
+    @eng.workflow(name="sleeper")
+    async def sleeper(ctx: Context, i: int) -> int:
+        await ctx.sleep(60)
+        return await ctx.step(io, i)
+
+    @eng.workflow(name="busy")
+    async def busy(ctx: Context) -> int:
+        return await ctx.step(io, -1)
+
+    return eng
+
+
+async def until(predicate: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_runs_woken_from_sleep_take_the_free_slots_when_nothing_else_runs(
+    store_url: str, clock: FakeClock
+) -> None:
+    inside, gate = [0, 0], asyncio.Event()
+    eng = io_engine(store_url, clock, inside, gate)
+    try:
+        async with eng:
+            ids = [(await eng.start("sleeper", i)).id for i in range(8)]
+            for r in ids:
+                await eng.settle(r)
+            clock.advance(61)
+            await until(lambda: inside[0] == 8)  # all in their I/O at once, not one (1/16)
+            gate.set()
+            assert [await eng.result(r, timeout=30) for r in ids] == list(range(8))
+    finally:
+        await eng.close()
+
+
+async def test_woken_runs_keep_to_their_share_while_other_runs_execute(
+    store_url: str, clock: FakeClock
+) -> None:
+    inside, gate = [0, 0], asyncio.Event()
+    eng = io_engine(store_url, clock, inside, gate)
+    try:
+        async with eng:
+            ids = [(await eng.start("sleeper", i)).id for i in range(8)]
+            for r in ids:
+                await eng.settle(r)
+            other = (await eng.start("busy")).id  # executes (in its I/O) during the storm
+            await until(lambda: inside[0] == 1)
+            clock.advance(61)
+            await asyncio.sleep(0.5)
+            assert inside[1] == 2  # the busy run and one woken run (1/16 of 16 slots)
+            gate.set()
+            assert [await eng.result(r, timeout=30) for r in ids] == list(range(8))
+            assert await eng.result(other, timeout=30) == -1
+    finally:
+        await eng.close()

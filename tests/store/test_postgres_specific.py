@@ -255,3 +255,51 @@ async def test_one_store_serves_several_event_loops(pg_url: str) -> None:
         assert json.loads(json.dumps((await engine.get_run(run.id)).result)) == 42
     finally:
         await engine.close()
+
+
+async def test_a_fence_checked_in_the_pipeline_fails_its_operation_alone(pg_url: str) -> None:
+    """Fence checks go out without waiting for their answer; one that fails must still
+    fail its operation before anything of it commits, and not the operations that shared
+    its batch (the batch runs again one by one)."""
+    store = PostgresStore(pg_url)
+    try:
+        ids = await _create(store, 3)
+        claims = await store.claim_runnable(
+            owner="w", workflows=["wf"], limit=3, now=NOW, lease_until=NOW + 30
+        )
+        fences = {c.run.id: c.fence for c in claims}
+        entry = JournalEntry(
+            seq=0, kind=EntryKind.STEP, name="s", status=EntryStatus.DONE, result="1"
+        )
+        stale, good, waiting = ids
+
+        async def step(run_id: str, fence: int) -> None:
+            await store.record_step(
+                run_id=run_id, fence=fence, entry=entry, attempts=1, extra=[], now=NOW + 1
+            )
+
+        async def approval(run_id: str, fence: int) -> object:
+            request = WaitRequest(
+                kind=EntryKind.APPROVAL, seq=0, name="ok", summary="Refund", deadline=None
+            )
+            return await store.open_wait(
+                run_id=run_id, fence=fence, extra=[], now=NOW + 1, wait=request
+            )
+
+        gathered = asyncio.gather(  # in one loop iteration: one batch
+            step(stale, fences[stale] - 1), step(good, fences[good]), return_exceptions=True
+        )
+        lost, stepped = await gathered
+        assert isinstance(lost, LeaseLost) and stepped is None
+        with pytest.raises(LeaseLost):
+            await approval(waiting, fences[waiting] - 1)
+        assert await store.get_journal(stale) == []
+        assert await store.get_journal(waiting) == []
+        assert [e.seq for e in await store.get_journal(good)] == [0]
+        # the same fences, right: the approval opens, its run row read ahead
+        outcome = await approval(waiting, fences[waiting])
+        assert not outcome.resolved  # type: ignore[attr-defined]
+        [opened] = await store.get_journal(waiting)
+        assert opened.status is EntryStatus.OPEN
+    finally:
+        await store.close()

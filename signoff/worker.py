@@ -35,6 +35,7 @@ RECHECK_INTERVAL = 60.0  # seconds between looks at blocked runs (the first at s
 TIMER_BATCH = 32
 TIMER_BATCH_IDLE = 128
 TIMER_SHARE = 1 / 16
+TIMER_CALM = 1.0  # seconds without other runs before timers take more than their share
 
 
 async def sync_clock(store: Store, clock_: clock.Clock) -> None:
@@ -100,6 +101,7 @@ class Worker:
         self._timer_runs: set[str] = set()  # runs woken by a timer here, until they settle
         self._timer_slots = max(1, int(concurrency * TIMER_SHARE))
         self._more_due = False  # the last firing left due timers behind
+        self._others_at = -TIMER_CALM  # loop time another run than a timer's was taken
 
     @property
     def lease_until(self) -> float:
@@ -119,6 +121,8 @@ class Worker:
 
     def submit(self, claim: Claim) -> None:
         """Take a run already claimed for this worker."""
+        if claim.run.id not in self._timer_runs:
+            self._others_at = asyncio.get_running_loop().time()
         self._queue.append(claim)
         self._pump()
 
@@ -246,10 +250,11 @@ class Worker:
 
     def _timer_room(self) -> tuple[int, int]:
         """How many more timer-woken runs may start now, and how many timers to fire in
-        one transaction: a share and short batches while other runs execute here, all
-        slots but a share and long batches while none does."""
+        one transaction: a share and short batches while other runs execute here (or
+        did within TIMER_CALM), all slots but a share and long batches while none does."""
         others = len(self._active) + len(self._queue) - len(self._timer_runs)
-        if others > 0:
+        calm = asyncio.get_running_loop().time() - self._others_at >= TIMER_CALM
+        if others > 0 or not calm:  # decisions come one after another: keep the share
             return self._timer_slots - len(self._timer_runs), TIMER_BATCH
         slots = max(self._timer_slots, self._concurrency - self._timer_slots)
         return slots - len(self._timer_runs), TIMER_BATCH_IDLE

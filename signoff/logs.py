@@ -67,6 +67,16 @@ def running(run_id: str, workflow: str) -> Iterator[None]:
         _run.reset(token)
 
 
+def enter_run(run_id: str, workflow: str) -> contextvars.Token[tuple[str, str] | None]:
+    """`running` without a generator, for the runner's hot path; pass the token back to
+    `exit_run`."""
+    return _run.set((run_id, workflow))
+
+
+def exit_run(token: contextvars.Token[tuple[str, str] | None]) -> None:
+    _run.reset(token)
+
+
 def enter_step(step: str) -> contextvars.Token[str | None]:
     """`stepping` without a generator, for the runner's hot path; pass the token back to
     `exit_step`."""

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +58,11 @@ DECISION_BUCKETS = (
 )  # fmt: skip
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 GAUGE_MAX_AGE = 5.0  # seconds a store reading serves the OpenTelemetry gauges
+HELD_RECORDS = 1024  # histogram records held before they are handed to the SDK at once
 _ROOT = otel_context.Context() if otel_context is not None else None  # a run span's parent
+_NOTHING = contextlib.nullcontext()
+# whether the span of the run executing in this context is recorded (`Telemetry.run` sets it)
+_recording = contextvars.ContextVar("signoff_recording_run", default=False)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -95,12 +101,83 @@ class Stats:
         found.observe(value)
 
 
-@dataclass(slots=True)
-class RunScope:
-    """What `Telemetry.run` hands the runner: set `outcome` before the scope ends."""
+class HeldRecords:
+    """Histogram records on their way to the OpenTelemetry SDK, held and handed over
+    together: when a reader collects (before it reads the histograms, so a collection
+    includes every record made before it), when `limit` are held, or on `flush()`.
 
-    span: Any
-    outcome: str | None = None
+    The SDK's `Histogram.record` cleans, copies and hashes its attributes on every call;
+    made one after another it costs a fraction of what it costs between a worker's other
+    work. Each record keeps the context it was made in, so exemplars still point at the
+    span that was current; an exemplar's time is when the record was handed over. A
+    deque's `append` and `popleft` are atomic, so the worker may add while a reader's
+    thread collects: each record is handed over exactly once."""
+
+    __slots__ = ("_held", "limit")
+
+    def __init__(self, limit: int = HELD_RECORDS) -> None:
+        self._held: collections.deque[tuple[Any, float, dict[str, str], Any]] = collections.deque()
+        self.limit = limit
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def add(self, instrument: Any, value: float, attributes: dict[str, str]) -> None:
+        held = self._held
+        held.append((instrument, value, attributes, otel_context.get_current()))
+        if len(held) >= self.limit:
+            self.flush()
+
+    def flush(self) -> int:
+        """Hand every held record to the SDK; how many were."""
+        held, done = self._held, 0
+        while True:
+            try:
+                instrument, value, attributes, context = held.popleft()
+            except IndexError:
+                return done
+            instrument.record(value, attributes, context)
+            done += 1
+
+
+class RunScope:
+    """`Telemetry.run`: the log context of an execution of a run, and its span when
+    tracing; set `outcome` before the scope ends. (A plain class: a generator context
+    manager costs as much again, once per execution.)"""
+
+    __slots__ = ("_log", "_owner", "_recording", "_scope", "outcome", "span", "workflow")
+
+    def __init__(self, owner: Telemetry, run_id: str, workflow: str) -> None:
+        self._owner, self.workflow = owner, workflow
+        self._log = logs.enter_run(run_id, workflow)
+        self.outcome: str | None = None
+        self.span: Any = None
+        self._scope: _SpanScope | None = None
+        if owner.tracing:
+            attributes = {"signoff.run_id": run_id, "signoff.workflow": workflow}
+            self._scope = owner._span(f"run {workflow}", attributes, root=True)
+            self.span = self._scope.span
+            self._recording = _recording.set(self.span.is_recording())
+
+    def __enter__(self) -> RunScope:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        try:
+            if self._scope is not None:
+                _recording.reset(self._recording)
+                span = self.span
+                if self.outcome is not None:
+                    span.set_attribute("signoff.run.outcome", self.outcome)
+                if self.outcome == "failed":
+                    span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, "failed"))
+                self._scope.__exit__(kind, exc, tb)
+        finally:
+            logs.exit_run(self._log)
+        if self.outcome is not None and kind is None:
+            self._owner.transition(self.workflow, self.outcome)
 
 
 class Telemetry:
@@ -119,16 +196,20 @@ class Telemetry:
         self._tracer: Any = None
         self._own_provider = tracer_provider is not None
         self._traced = False
+        # attributes of the histograms' records, one dict per series (not one per record)
         self._step_attributes: dict[Labels, dict[str, str]] = {}
+        self._decision_attributes: dict[Labels, dict[str, str]] = {}
+        self.held = HeldRecords()
         if not AVAILABLE:
             return
         self._tracer = otel_trace.get_tracer("signoff", VERSION, tracer_provider=tracer_provider)
         meter = otel_metrics.get_meter("signoff", VERSION, meter_provider=meter_provider)
         # the counters are read from `stats` when a reader collects: nothing is paid per
-        # transition or per failed attempt beyond the count `/metrics` keeps anyway
+        # transition or per failed attempt beyond the count `/metrics` keeps anyway; the
+        # first callback hands the held histogram records over before the reader reads
         meter.create_observable_counter(
             "signoff.run.transitions",
-            [self._observe_transitions],
+            [self._hand_over, self._observe_transitions],
             unit="{run}",
             description="Runs entering each status",
         )
@@ -208,6 +289,10 @@ class Telemetry:
         except Exception as exc:  # the store is down: the gauges keep their last reading
             log.debug("cannot read the gauges: %s", exc, extra={"action": "gauges_failed"})
 
+    def _hand_over(self, options: Any) -> Iterable[Any]:
+        self.held.flush()
+        return ()
+
     def _observe_transitions(self, options: Any) -> Iterable[Any]:
         series = self.stats.counters.get("signoff_run_transitions_total", {})
         return [
@@ -262,7 +347,7 @@ class Telemetry:
         span is (a run the sampler left out starts no span inside it: under every
         standard sampler they would not be recorded either, and each would still cost
         a span's start)."""
-        return self.tracing and otel_trace.get_current_span().is_recording()
+        return _recording.get()
 
     @property
     def tracing(self) -> bool:
@@ -280,24 +365,10 @@ class Telemetry:
         )
         return self._traced
 
-    @contextlib.contextmanager
-    def run(self, run_id: str, workflow: str) -> Iterator[RunScope]:
-        """Around one execution of a run: its span (a root) and its log context."""
-        with logs.running(run_id, workflow):
-            if not self.tracing:
-                scope = RunScope(None)
-                yield scope
-            else:
-                attributes = {"signoff.run_id": run_id, "signoff.workflow": workflow}
-                with self._span(f"run {workflow}", attributes, root=True) as span:
-                    scope = RunScope(span)
-                    yield scope
-                    if scope.outcome is not None:
-                        span.set_attribute("signoff.run.outcome", scope.outcome)
-                    if scope.outcome == "failed":
-                        span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, "failed"))
-            if scope.outcome is not None:
-                self.transition(workflow, scope.outcome)
+    def run(self, run_id: str, workflow: str) -> RunScope:
+        """Around one execution of a run: its span (a root) and its log context; set the
+        scope's `outcome` before it ends."""
+        return RunScope(self, run_id, workflow)
 
     def _span(self, name: str, attributes: dict[str, Any], *, root: bool = False) -> _SpanScope:
         """A current span that records an `Exception` as its error (not the control flow
@@ -325,7 +396,7 @@ class Telemetry:
                     "signoff.step": step,
                     "signoff.outcome": outcome,
                 }
-            self._step_duration.record(took, attributes)
+            self.held.add(self._step_duration, took, attributes)
 
     def step_failed(self, workflow: str, step: str, *, final: bool) -> None:
         """An attempt of a step failed (`final`: its last one)."""
@@ -334,12 +405,12 @@ class Telemetry:
         if self.tracing:
             otel_trace.get_current_span().add_event("attempt failed", {"signoff.final": final})
 
-    @contextlib.contextmanager
-    def wait(self, run_id: str, workflow: str, kind: str, name: str) -> Iterator[Any]:
+    def wait(
+        self, run_id: str, workflow: str, kind: str, name: str
+    ) -> contextlib.AbstractContextManager[Any]:
         """Around writing a wait down; the span (or None) to note whether it parked."""
-        if not self.in_recorded_run:
-            yield None
-            return
+        if not _recording.get():
+            return _NOTHING
         attributes = {
             "signoff.run_id": run_id,
             "signoff.workflow": workflow,
@@ -348,43 +419,44 @@ class Telemetry:
         }
         if kind == "approval":
             attributes["signoff.approval.key"] = name
-        with self._span(f"wait {kind}", attributes) as span:
-            yield span
+        return self._span(f"wait {kind}", attributes)
 
-    @contextlib.contextmanager
-    def park(self, run_id: str, workflow: str, waits: int) -> Iterator[Any]:
-        if not self.in_recorded_run:
-            yield None
-            return
+    def park(
+        self, run_id: str, workflow: str, waits: int
+    ) -> contextlib.AbstractContextManager[Any]:
+        """Around parking a replayed run again; the span (or None) to note whether it did."""
+        if not _recording.get():
+            return _NOTHING
         attributes = {
             "signoff.run_id": run_id,
             "signoff.workflow": workflow,
             "signoff.waits": waits,
         }
-        with self._span("park", attributes) as span:
-            yield span
+        return self._span("park", attributes)
 
     # decisions and deliveries ----------------------------------------------------------
 
-    @contextlib.contextmanager
-    def decision(self, run_id: str, key: str, status: str, by: str | None) -> Iterator[None]:
-        """Around a decision made through the engine."""
+    def decision(
+        self, run_id: str, key: str, status: str, by: str | None
+    ) -> contextlib.AbstractContextManager[Any]:
+        """Around a decision made through the engine: its span when tracing (a child of
+        the current span: the web request's, say)."""
         if not self.tracing:
-            yield
-            return
+            return _NOTHING
         attributes = {
             "signoff.run_id": run_id,
             "signoff.approval.key": key,
             "signoff.decision.status": status,
             "signoff.approver": by or "",
         }
-        with self._span(f"decide {status}", attributes):
-            yield
+        return self._span(f"decide {status}", attributes)
 
     def decided(self, outcome: DecideOutcome, by: str | None) -> None:
         """The store answered a decision: note its outcome, and the time it waited."""
         decision = outcome.decision
         span = otel_trace.get_current_span() if self.tracing else None
+        if span is not None and not span.is_recording():
+            span = None
         if span is not None:
             span.set_attribute("signoff.decision.outcome", outcome.outcome)
         if outcome.outcome != "decided" or decision is None or outcome.requested_at is None:
@@ -396,17 +468,16 @@ class Telemetry:
         labels = (("approver", by or ""), ("status", status), ("workflow", workflow))
         self.stats.observe("signoff_decision_duration_seconds", labels, waited, DECISION_BUCKETS)
         if span is not None:
-            span.set_attribute("signoff.decision.waited", waited)
-            span.set_attribute("signoff.workflow", workflow)
+            span.set_attributes({"signoff.decision.waited": waited, "signoff.workflow": workflow})
         if AVAILABLE:
-            self._decision.record(
-                waited,
-                {
+            attributes = self._decision_attributes.get(labels)
+            if attributes is None:
+                attributes = self._decision_attributes[labels] = {
                     "signoff.workflow": workflow,
                     "signoff.approver": by or "",
                     "signoff.status": status,
-                },
-            )
+                }
+            self.held.add(self._decision, waited, attributes)
 
     def delivered(self, delivery: Delivery, now: float) -> None:
         """A notification was delivered: how long after it was enqueued."""
@@ -414,9 +485,8 @@ class Telemetry:
         labels = (("channel", delivery.channel), ("event", delivery.event))
         self.stats.observe("signoff_outbox_lag_seconds", labels, lag, LAG_BUCKETS)
         if AVAILABLE:
-            self._lag.record(
-                lag, {"signoff.channel": delivery.channel, "signoff.event": delivery.event}
-            )
+            attributes = {"signoff.channel": delivery.channel, "signoff.event": delivery.event}
+            self.held.add(self._lag, lag, attributes)
 
 
 class _SpanScope:
@@ -463,7 +533,7 @@ class _StepScope:
     def __enter__(self) -> None:
         self._token = logs.enter_step(self._step)
         self._started = time.perf_counter()
-        if self._owner.in_recorded_run:
+        if _recording.get():
             attributes = {
                 "signoff.run_id": self._run_id,
                 "signoff.workflow": self._workflow,

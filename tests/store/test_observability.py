@@ -15,7 +15,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 
 from signoff import Context, Engine, RetryPolicy, hooks
 from signoff.testing import FakeClock
@@ -162,6 +168,32 @@ async def test_a_run_the_sampler_leaves_out_starts_no_span_inside_it(
     assert http.parent is not None and not http.parent.trace_flags.sampled
 
 
+async def test_a_parent_based_ratio_sampler_keeps_or_drops_whole_executions(
+    store_url: str, clock: FakeClock
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = Engine(store_url, clock=clock, poll_interval=0.01, tracer_provider=provider)
+    traced = Traced(engine, exporter, InMemoryMetricReader(), provider.get_tracer("user-code"))
+    refund = register_refund(traced)
+    async with engine:
+        runs = [await engine.start(refund, f"ord-{i}") for i in range(16)]
+        for run in runs:
+            assert (await engine.settle(run.id)).status == "waiting"
+    spans = traced.finished()
+    recorded = {s.context.span_id for s in spans if s.name == "run refund"}
+    assert 0 < len(recorded) < 16  # some executions kept, some dropped (p = 2 ** -15 each)
+    inside = [s for s in spans if s.name != "run refund"]
+    assert sorted({s.name for s in inside}) == ["GET /orders", "step load", "wait approval"]
+    # every span under a run belongs to a recorded execution: no orphans of dropped runs
+    steps = {s.context.span_id for s in inside if s.name == "step load"}
+    for span in inside:
+        assert span.parent is not None
+        assert span.parent.span_id in (steps if span.name == "GET /orders" else recorded)
+    assert len([s for s in inside if s.name == "wait approval"]) == len(recorded)
+
+
 async def test_a_failing_step_is_an_error_span_and_counted(traced: Traced) -> None:
     engine = traced.engine
 
@@ -225,6 +257,21 @@ async def test_metrics_runs_waiting_approvals_and_time_to_decision(
     assert list(decided) == [
         (("approver", "alice"), ("status", "approved"), ("workflow", "refund"))
     ]
+
+
+async def test_held_histogram_records_keep_their_exemplars(traced: Traced) -> None:
+    """Step durations are handed to the SDK when the reader collects, with the context
+    they were recorded in: the exemplar still names the run's trace."""
+    engine = traced.engine
+    refund = register_refund(traced)
+    async with engine:
+        run = await engine.start(refund, "ord-4")
+        assert (await engine.settle(run.id)).status == "waiting"
+        assert len(engine.telemetry.held) == 1  # the step's duration, not yet collected
+        ((attrs, point),) = traced.points("signoff.step.duration")
+    assert attrs["signoff.step"] == "load" and point.count == 1
+    (first,) = traced.named("run refund")
+    assert [e.trace_id for e in point.exemplars] == [first.context.trace_id]
 
 
 async def test_hooks_fire_in_order_once_and_never_fail_the_run(

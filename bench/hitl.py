@@ -183,7 +183,8 @@ async def drained(engine: Engine) -> float:
     return time.perf_counter() - t0
 
 
-async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+async def main(args: argparse.Namespace, tmp: str, traced: Traced | None = None) -> dict[str, Any]:
+    collect = traced.collect if traced is not None else lambda: None
     receiver, hook_url = spawn_receiver() if args.webhook else (None, None)
     engine = build(args.db, args.concurrency, hook_url)
     procs = spawn_workers(args, tmp) if args.workers else []
@@ -212,6 +213,7 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         t1 = time.perf_counter()
         runs += await clients(args.clients, start, range(half, args.n))
         await until_settled(engine, "waiting", args.n)
+        collect()
         t_wait = t_first + time.perf_counter() - t1
         cpu_wait = cpu_seconds() - cpu0
         gc.collect()
@@ -221,6 +223,7 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         t2 = time.perf_counter()
         await clients(args.clients, decide, runs)
         await until_settled(engine, "completed", args.n)
+        collect()
         t_done = time.perf_counter() - t2
         cpu_done = cpu_seconds() - cpu2
 
@@ -277,9 +280,19 @@ async def main(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     }
 
 
-def tracing(ratio: float = 1.0) -> Any:
+class Traced:
+    """What `tracing` set up: `collect()` the metrics (as a periodic reader would), and
+    `spans()`: how many were exported, once the batch processor has flushed."""
+
+    def __init__(self, collect: Callable[[], Any], spans: Callable[[], int]) -> None:
+        self.collect, self.spans = collect, spans
+
+
+def tracing(ratio: float = 1.0) -> Traced:
     """Set the global OpenTelemetry SDK providers: spans go through a batch processor to an
-    exporter that counts and drops them; metrics aggregate in process (collected at exit)."""
+    exporter that counts and drops them; metrics aggregate in process, collected at the end
+    of each phase, inside its CPU time (histogram records the engine still holds are
+    handed to the SDK then)."""
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -298,8 +311,9 @@ def tracing(ratio: float = 1.0) -> Any:
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(Counting(), max_queue_size=65536))
     trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    return lambda: provider.force_flush() and Counting.count
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return Traced(reader.get_metrics_data, lambda: provider.force_flush() and Counting.count)
 
 
 def cli() -> None:
@@ -333,12 +347,12 @@ def cli() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.db is None:
             args.db = f"sqlite:///{tmp}/bench.db?synchronous=normal"
-        exported = tracing(args.trace_ratio) if args.trace else None
+        traced = tracing(args.trace_ratio) if args.trace else None
         if args.tune_gc:
             tune_gc()
-        result = asyncio.run(main(args, tmp))
-        if exported is not None:
-            result["spans"] = exported()
+        result = asyncio.run(main(args, tmp, traced))
+        if traced is not None:
+            result["spans"] = traced.spans()
         print(json.dumps(result))
 
 

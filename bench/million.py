@@ -66,8 +66,9 @@ def _start(n: int) -> float:
 
 def _statements(dialect: str, n: int) -> list[str]:
     """INSERTs writing run i (i = 0 .. n-1) as the engine leaves it, waiting on its
-    approval: started with order "o{i}" at t, its steps journaled at t+STEP and
-    t+2*STEP, the approval requested at t+3*STEP. Rows are written run after run."""
+    approval: started with order "o{i}" at t, its first step journaled at t+STEP (when
+    the second starts), the second with the approval, requested at t+2*STEP (a step's
+    record travels with the run's next write). Rows are written run after run."""
     # what the approver is shown, hashed into the approval's digest (`policy.digest`)
     shown = '\'{"proposed":' + PROPOSED + ',"round":1,"summary":"Refund o\' || i || \'"}\''
     if dialect == "postgresql":
@@ -80,7 +81,7 @@ def _statements(dialect: str, n: int) -> list[str]:
     else:
         src = "fill_ids AS src"  # made by fill_sqlite
         digest = f"sha256({shown})"
-    asked = f"t + {3 * STEP}"
+    asked = f"t + {2 * STEP}"
 
     def series(k: int) -> str:
         return " UNION ALL ".join(f"SELECT {j} AS j" for j in range(k))
@@ -99,7 +100,8 @@ def _statements(dialect: str, n: int) -> list[str]:
         "CASE j WHEN 0 THEN 'load' WHEN 1 THEN 'draft' ELSE 'manager' END, "
         "CASE j WHEN 2 THEN 'open' ELSE 'done' END, "
         '(CASE j WHEN 0 THEN \'{"order":"o\' || i || \'","amount":120}\' '
-        f"WHEN 1 THEN '{PROPOSED}' END), NULL, 1, NULL, t + (j + 1) * {STEP}, "
+        f"WHEN 1 THEN '{PROPOSED}' END), NULL, 1, NULL, "
+        f"t + (CASE WHEN j > 1 THEN 2 ELSE j + 1 END) * {STEP}, "
         f"CASE j WHEN 2 THEN NULL ELSE t + (j + 1) * {STEP} END, CAST(j AS TEXT) "
         f"FROM {src} CROSS JOIN ({series(3)}) AS k ORDER BY src.i, k.j",
         "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, proposed, "
@@ -112,7 +114,8 @@ def _statements(dialect: str, n: int) -> list[str]:
         f"due) SELECT '*', {asked}, rid, 'manager', 1, '{WORKFLOW}', 1e300 "
         f"FROM {src} ORDER BY i",
         "INSERT INTO history (run_id, at, type, actor, data) "
-        f"SELECT rid, t + j * {STEP}, CASE j WHEN 0 THEN 'run_started' "
+        f"SELECT rid, t + (CASE WHEN j > 2 THEN 2 ELSE j END) * {STEP}, "
+        "CASE j WHEN 0 THEN 'run_started' "
         "WHEN 3 THEN 'approval_requested' ELSE 'step_completed' END, NULL, "
         f'CASE j WHEN 0 THEN \'{{"workflow":"{WORKFLOW}"}}\' '
         'WHEN 1 THEN \'{"seq":0,"name":"load","attempts":1}\' '

@@ -71,6 +71,7 @@ class Host(Protocol):
     workflow: str
     default_retry: models.RetryPolicy
     clock: clock.Clock
+    defer_steps: bool  # a step's record may wait for the run's next write
 
     def beyond_journal(self) -> None:
         """Called when the workflow makes a call the journal has no record of."""
@@ -208,7 +209,8 @@ class Context:
         self.run_id: str = execution.run_id
         self.workflow: str = execution.workflow
         self._cursor = ReplayCursor(self.run_id, journal)
-        self._pending: list[JournalEntry] = []  # ctx.now() readings, saved with the next write
+        # saved with the run's next write: ctx.now() readings, and steps' records
+        self._pending: list[JournalEntry] = []
         self._rng = _random.Random(self.run_id)
         self._uuids = 0
         self._gated_calls: dict[str, int] = {}  # gated key prefix -> calls needing approval
@@ -291,6 +293,7 @@ class Context:
             if entry.status is EntryStatus.FAILED:
                 raise self._step_error(step_name, serialization.loads(entry.error) or {})
             return serialization.revive(serialization.loads(entry.result), rtype)  # type: ignore[no-any-return]
+        await self._write_deferred()
         with self._busy():
             async with self._exec.step_scope(seq, step_name):
                 text = await self._run_step(seq, path, step_name, fn, args, kwargs, retry)
@@ -359,8 +362,24 @@ class Context:
             _current_step.reset(token)
 
     async def _write_step(self, entry: JournalEntry, attempts: int) -> None:
+        if self._exec.defer_steps and attempts == 1 and entry.status is EntryStatus.DONE:
+            # The record of a step that went well at once travels with the run's next
+            # write (its wait, its end, or the start of its next step, whichever comes
+            # first): a transaction fewer. No later step's effect happens before it is
+            # kept; a crash before then runs the step again, as a crash right after its
+            # effect always could (hence `idempotency_key()`).
+            self._pending.append(entry)
+            self._cursor.remember(entry)
+            return
         await self._exec.write_step(entry, attempts, self._take_pending())
         self._cursor.remember(entry)
+
+    async def _write_deferred(self) -> None:
+        """Write the deferred record of a step before another step runs."""
+        steps = [e for e in self._pending if e.kind is EntryKind.STEP]
+        if steps:
+            rest = [e for e in self._take_pending() if e is not steps[-1]]
+            await self._exec.write_step(steps[-1], 1, rest)
 
     def _step_error(
         self, name: str, info: dict[str, Any], attempts: int | None = None

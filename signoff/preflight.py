@@ -44,6 +44,7 @@ class ReplayHost:
         self.workflow = workflow
         self.default_retry = models.RetryPolicy()
         self.clock: clock.Clock = clock.SystemClock()
+        self.defer_steps = False
 
     def beyond_journal(self) -> None:
         raise PastJournal

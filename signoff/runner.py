@@ -159,6 +159,8 @@ class Execution:
         self.edit_checks = settings.edit_checks
         self.telemetry = settings.telemetry
         self.hooks = settings.hooks
+        # after_step hooks see a step's record kept: then each is written at once
+        self.defer_steps = not self.hooks.any_for("after_step")
         self._step_started: dict[int, float] = {}
         self.owner = settings.owner
 
@@ -368,6 +370,7 @@ async def execute(
                 raise Suspended from None
             failure = ctx.fatal or exc
             if isinstance(failure, errors.NonDeterminismError):
+                await ctx._write_deferred()
                 await execution.block(failure)
                 return "blocked"
             log.info(

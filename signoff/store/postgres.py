@@ -277,9 +277,12 @@ class PostgresStore(Store):
         if self._pool is None:
             await self.open()
         if not callable(op):  # a bare generator cannot be run again: on its own
-            return await self._call(self._run(op, _BEGIN_WRITE))
-        future: asyncio.Future[T] = self._writes.submit(op)
-        return await future
+            result = await self._call(self._run(op, _BEGIN_WRITE))
+        else:
+            future: asyncio.Future[T] = self._writes.submit(op)
+            result = await future
+        self._committed()
+        return result
 
     # group commit ----------------------------------------------------------------------
     #

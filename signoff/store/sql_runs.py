@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from signoff import models, outbox
-from signoff.journal import EntryStatus, JournalEntry
+from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store import sql_audit, sql_outbox
 from signoff.store.sql import (
     JOURNAL_COLUMNS,
@@ -182,8 +182,13 @@ def check_fence(run_id: str, fence: int, now: float) -> Op[None]:
 
 
 def insert_entries(run_id: str, entries: list[JournalEntry], now: float) -> Op[None]:
+    """Entries a run's execution noted since its last write: readings of the clock, and
+    the records of steps that went well at their first attempt (with their history)."""
     for entry in entries:
         yield insert_entry(run_id, entry, now)
+        if entry.kind is EntryKind.STEP:
+            data = {"seq": entry.seq, "name": entry.name, "attempts": 1}
+            yield history(run_id, now, "step_completed", None, data)
 
 
 def record_step(

@@ -417,3 +417,75 @@ def test_retry_policy_backoff_and_validation() -> None:
     for bad in ({"attempts": 0}, {"initial_interval": -1}, {"backoff": 0.5}, {"max_interval": -1}):
         with pytest.raises(signoff.InvalidArgument, match="RetryPolicy"):
             RetryPolicy(**bad)
+
+
+async def test_a_step_runs_only_once_the_record_of_the_step_before_it_is_kept(
+    engine: Engine,
+) -> None:
+    """A step's record may travel with the run's next write, but never behind the effect
+    of a later step: the next step starts only once it is kept."""
+
+    async def first() -> str:
+        return "one"
+
+    async def recorded(run_id: str) -> list[str]:
+        return [e.name for e in await engine.store.get_journal(run_id)]
+
+    @engine.workflow()
+    async def ordered(ctx: Context) -> list[str]:
+        await ctx.step(first)
+        return await ctx.step(recorded, ctx.run_id)
+
+    async with engine:
+        run = await engine.start(ordered)
+        assert await engine.result(run.id, timeout=5) == [first.__qualname__]
+
+
+async def test_a_step_record_travels_with_the_wait_and_the_end_that_follow_it(
+    engine: Engine,
+) -> None:
+    """A step that went well at once, then a wait (or the run's end): one write, not two;
+    its journal entry and history are the same as when it was written alone."""
+    writes: list[str] = []
+    store = engine.store
+    for name in ("record_step", "open_wait", "finish_run"):
+        method = getattr(store, name)
+
+        async def counted(*args: Any, _m: Any = method, _n: str = name, **kw: Any) -> Any:
+            writes.append(_n)
+            return await _m(*args, **kw)
+
+        setattr(store, name, counted)
+
+    async def draft() -> int:
+        return 120
+
+    async def pay(amount: int) -> str:
+        return f"paid {amount}"
+
+    @engine.workflow()
+    async def refund(ctx: Context) -> str:
+        amount = await ctx.step(draft)
+        decision = await ctx.approval("manager", summary="Refund")
+        assert decision.approved
+        return await ctx.step(pay, amount)
+
+    async with engine:
+        run = await engine.start(refund)
+        while (await engine.get_run(run.id)).status is not RunStatus.WAITING:
+            await asyncio.sleep(0.01)
+        assert writes == ["open_wait"]
+        await engine.approve(run.id, "manager", by="ann")
+        assert await engine.result(run.id, timeout=5) == "paid 120"
+    assert writes == ["open_wait", "finish_run"]
+    journal = await engine.store.get_journal(run.id)
+    assert [(e.name, e.status.value) for e in journal] == [
+        (draft.__qualname__, "done"),
+        ("manager", "done"),
+        (pay.__qualname__, "done"),
+    ]
+    steps = [e.data for e in await engine.history(run.id) if e.type == "step_completed"]
+    assert steps == [
+        {"seq": 0, "name": draft.__qualname__, "attempts": 1},
+        {"seq": 2, "name": pay.__qualname__, "attempts": 1},
+    ]

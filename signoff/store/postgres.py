@@ -1,8 +1,10 @@
 """PostgreSQL: one database shared by any number of worker processes on any machines.
 
-Operations run on a private event loop in a background thread (so one store serves any
-number of caller event loops, like the SQLite store's threads), each in its own
-transaction on a connection from a `psycopg_pool.AsyncConnectionPool`. Writes run at
+Operations run on the event loop that opened the store (its home: the engine's, where
+its worker and API run), so they reach the database without a thread hop; a caller on
+another loop (a `SyncEngine`, a thread of its own) hands its operations over to the home
+loop. Each runs in its own transaction on a connection from a
+`psycopg_pool.AsyncConnectionPool`. Writes run at
 READ COMMITTED with explicit row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED` in claims
 and timers); reads run in one REPEATABLE READ READ ONLY snapshot.
 
@@ -37,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
-from signoff import _loop_thread, errors
+from signoff import errors
 from signoff.store import _batching, schema
 from signoff.store.base import Store
 from signoff.store.sql import POSTGRES, LeaseLost, Op, Query, Result, answer
@@ -154,7 +156,7 @@ class PostgresStore(Store):
         self._retry_for = options["retry_for"]
         self._pool_timeout = max(options["connect_timeout"], 1.0)
         self._connect_timeout = options["connect_timeout"]
-        self._loop_thread = _loop_thread.LoopThread("signoff-postgres")
+        self._home_loop: asyncio.AbstractEventLoop | None = None
         self._opening_lock = threading.Lock()
         self._pool: _Pool | None = None
         self._opening: concurrent.futures.Future[None] | None = None
@@ -164,10 +166,34 @@ class PostgresStore(Store):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writes = _batching.Gathering[Callable[[], Op[Any]]](self._flush)
 
-    # the private loop ------------------------------------------------------------------
+    # the home loop ---------------------------------------------------------------------
+
+    def _home(self) -> asyncio.AbstractEventLoop:
+        """The loop operations run on: the one that opened the store; the caller's own if
+        that one has stopped (its pool and listener went with it: the store opens anew)."""
+        home = self._home_loop
+        if home is None or home.is_closed() or not home.is_running():
+            if home is not None:
+                self._forget()
+            home = self._home_loop = asyncio.get_running_loop()
+        return home
+
+    def _home_alive(self) -> bool:
+        home = self._home_loop
+        return home is not None and not home.is_closed() and home.is_running()
+
+    def _forget(self) -> None:
+        """Drop what belonged to a home loop that stopped without closing the store."""
+        self._pool, self._listen_task, self._opening = None, None, None
+        self._tasks.clear()
 
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await self._loop_thread.run(self._tracked(coro))
+        home = self._home()
+        if home is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._tracked(coro), home)
+        )
 
     async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
         task = asyncio.current_task()
@@ -181,12 +207,13 @@ class PostgresStore(Store):
     # lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._home_alive():
             return
+        home = self._home()
         with self._opening_lock:
             opening = self._opening
             if opening is None:
-                opening = self._opening = self._loop_thread.submit(self._open())
+                opening = self._opening = asyncio.run_coroutine_threadsafe(self._open(), home)
         try:
             await asyncio.wrap_future(opening)
         finally:
@@ -251,12 +278,16 @@ class PostgresStore(Store):
             await conn.close()
 
     async def close(self) -> None:
-        loop = self._loop_thread.loop
-        if loop is None:
+        home = self._home_loop
+        if home is None:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(), loop))
-        await self._loop_thread.stop_async()
+            if home is asyncio.get_running_loop():
+                await self._close()
+            elif self._home_alive():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(), home))
+        self._forget()
+        self._home_loop = None
 
     async def _close(self) -> None:
         # operations still running here were abandoned by their callers (loop gone)
@@ -274,7 +305,7 @@ class PostgresStore(Store):
     # operations ------------------------------------------------------------------------
 
     async def _write(self, op: Callable[[], Op[T]] | Op[T]) -> T:
-        if self._pool is None:
+        if self._pool is None or not self._home_alive():
             await self.open()
         if not callable(op):  # a bare generator cannot be run again: on its own
             result = await self._call(self._run(op, _BEGIN_WRITE))
@@ -295,9 +326,16 @@ class PostgresStore(Store):
     # settling of callers' futures are `_batching`'s, shared with the SQLite store.
 
     def _flush(self, caller: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
+        home = self._home()
         for start in range(0, len(batch), _MAX_BATCH):
             part = batch[start : start + _MAX_BATCH]
-            done = self._loop_thread.submit(self._tracked(self._write_batch(part)))
+            done: asyncio.Future[list[_batching.Outcome]] | concurrent.futures.Future[Any]
+            if home is caller:
+                done = caller.create_task(self._tracked(self._write_batch(part)))
+            else:
+                done = asyncio.run_coroutine_threadsafe(
+                    self._tracked(self._write_batch(part)), home
+                )
             done.add_done_callback(functools.partial(_deliver_batch, caller, part))
 
     async def _write_batch(self, batch: list[_Write]) -> list[_batching.Outcome]:
@@ -330,8 +368,7 @@ class PostgresStore(Store):
                 values = [await piped.drive(factory()) for factory in factories]
                 await piped.settle()  # every statement answered, every fence held
                 committing = True
-                await cur.execute("COMMIT")
-                await pipe.sync()
+                await cur.execute("COMMIT")  # answered as the pipeline ends (its sync)
             return values
         except BaseException as exc:
             if committing:
@@ -344,7 +381,7 @@ class PostgresStore(Store):
             await pool.putconn(conn)
 
     async def _read(self, op: Callable[[], Op[T]] | Op[T]) -> T:
-        if self._pool is None:
+        if self._pool is None or not self._home_alive():
             await self.open()
         return await self._call(self._run(op, _BEGIN_READ))
 
@@ -471,8 +508,8 @@ class PostgresStore(Store):
         except RuntimeError:
             caller = None
         self._listeners.append((callback, caller))
-        loop = self._loop_thread.loop
-        if loop is not None and self._pool is not None:
+        loop = self._home_loop
+        if loop is not None and self._pool is not None and self._home_alive():
             loop.call_soon_threadsafe(self._start_listening)
 
     def remove_wakeup_listener(self, callback: Callable[[], None]) -> None:
@@ -591,7 +628,7 @@ class _Piped:
 def _deliver_batch(
     caller: asyncio.AbstractEventLoop,
     batch: list[_Write],
-    done: concurrent.futures.Future[list[_batching.Outcome]],
+    done: asyncio.Future[list[_batching.Outcome]] | concurrent.futures.Future[Any],
 ) -> None:
     """Hand a batch's outcomes back to the loop its callers wait on."""
     try:

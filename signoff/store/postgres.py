@@ -317,8 +317,8 @@ class PostgresStore(Store):
 
     # group commit ----------------------------------------------------------------------
     #
-    # Writes gathered during one iteration of the caller's loop travel to the store's loop
-    # together and share one transaction, sent as a pipeline: statements whose result no
+    # Writes gathered during one iteration of the caller's loop (handed to the home loop
+    # if it is another) share one transaction, sent as a pipeline: statements whose result no
     # operation reads go out without waiting, so a batch costs a few round trips and one
     # commit instead of several of each per operation. If any operation of the batch
     # fails, the batch is rolled back and each operation runs again on its own (with the
@@ -633,7 +633,7 @@ def _deliver_batch(
     """Hand a batch's outcomes back to the loop its callers wait on."""
     try:
         outcomes = done.result()
-    except BaseException as exc:  # the store's loop went away under the batch
+    except BaseException as exc:  # the home loop went away under the batch
         outcomes = [(False, exc)] * len(batch)
     settling = [(f, ok, v) for (_, f), (ok, v) in zip(batch, outcomes, strict=True)]
     _batching.settle_on(caller, settling)

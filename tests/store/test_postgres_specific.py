@@ -303,3 +303,18 @@ async def test_a_fence_checked_in_the_pipeline_fails_its_operation_alone(pg_url:
         assert opened.status is EntryStatus.OPEN
     finally:
         await store.close()
+
+
+def test_a_store_outlives_the_event_loop_that_opened_it(pg_url: str) -> None:
+    """Operations run on the loop that opened the store; if that loop ends without
+    closing it, the next caller's loop becomes its home and the store opens anew."""
+    store = PostgresStore(pg_url)
+    [run_id] = asyncio.run(_create(store, 1))  # opened here, never closed
+
+    async def later() -> str:
+        try:
+            return (await store.get_run(run_id)).id
+        finally:
+            await store.close()
+
+    assert asyncio.run(later()) == run_id

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from signoff import audit, models, outbox, policy
-from signoff.store import sql_audit, sql_outbox
+from signoff.store import sql_approvals, sql_audit, sql_outbox
 from signoff.store.sql import WAKE, Op, Query, Result, dump_json, history, iso
 from signoff.store.sql_approvals import (
     ROUND_COLUMNS,
@@ -42,17 +42,14 @@ from signoff.store.sql_approvals import (
 
 T = TypeVar("T")
 
-# The reads a timer's operation makes, as written where they are made (`fire_timer`,
+# The reads a timer's operation makes, the texts where they are made use (`fire_timer`,
 # `sql_approvals.votes_of`, `sql_audit.append`); `prefetch` answers them for a batch.
 PENDING_ROUND = (
     f"SELECT {ROUND_COLUMNS}, escalate_at, remind_at, requested_at, workflow FROM approvals "
     "WHERE run_id = ? AND key = ? AND seq = ? AND status = 'pending'"
 )
-VOTES = (
-    "SELECT voter, vote, reason, at, value FROM approval_votes "
-    "WHERE run_id = ? AND key = ? AND round = ? ORDER BY at, voter"
-)
-AUDIT_HEAD = "SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1"
+VOTES = sql_approvals.VOTES
+AUDIT_HEAD = sql_audit.HEAD
 
 Answers = dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 

@@ -226,12 +226,14 @@ def _latest_round(run_id: str, key: str) -> Op[Round | None]:
     return Round(*res.rows[0]) if res.rows else None
 
 
+VOTES = (
+    "SELECT voter, vote, reason, at, value FROM approval_votes "
+    "WHERE run_id = ? AND key = ? AND round = ? ORDER BY at, voter"
+)
+
+
 def votes_of(run_id: str, key: str, round_: int) -> Op[list[models.Vote]]:
-    res = yield Query(
-        "SELECT voter, vote, reason, at, value FROM approval_votes "
-        "WHERE run_id = ? AND key = ? AND round = ? ORDER BY at, voter",
-        (run_id, key, round_),
-    )
+    res = yield Query(VOTES, (run_id, key, round_))
     return [_vote(r) for r in res.rows]
 
 

@@ -170,15 +170,22 @@ def release(*, owner: str, run_ids: list[str], now: float) -> Op[int]:
     return count
 
 
-def check_fence(run_id: str, fence: int, now: float) -> Op[None]:
+def fenced(run_id: str, fence: int, now: float, returning: str = "") -> Query:
     """Lock the run's row and check it still runs under `fence` (else `LeaseLost`, before
-    the operation commits; PostgreSQL does not wait for the answer to go on)."""
-    yield Query(
-        "UPDATE runs SET updated_at = ? WHERE id = ? AND fence = ? AND status = 'running'",
+    the operation commits; PostgreSQL does not wait for the answer to go on). With
+    `returning` (columns of the run), an early read of them."""
+    return Query(
+        "UPDATE runs SET updated_at = ? WHERE id = ? AND fence = ? AND status = 'running'"
+        + (f" RETURNING {returning}" if returning else ""),
         (now, run_id, fence),
         wait=False,
+        early=bool(returning),
         fence=run_id,
     )
+
+
+def check_fence(run_id: str, fence: int, now: float) -> Op[None]:
+    yield fenced(run_id, fence, now)
 
 
 def insert_entries(run_id: str, entries: list[JournalEntry], now: float) -> Op[None]:
@@ -187,8 +194,16 @@ def insert_entries(run_id: str, entries: list[JournalEntry], now: float) -> Op[N
     for entry in entries:
         yield insert_entry(run_id, entry, now)
         if entry.kind is EntryKind.STEP:
-            data = {"seq": entry.seq, "name": entry.name, "attempts": 1}
-            yield history(run_id, now, "step_completed", None, data)
+            yield step_history(run_id, entry, 1, now)
+
+
+def step_history(run_id: str, entry: JournalEntry, attempts: int, now: float) -> Query:
+    """The history entry of a step's record: completed, or failed with its error."""
+    data: dict[str, Any] = {"seq": entry.seq, "name": entry.name, "attempts": attempts}
+    if entry.status is EntryStatus.FAILED:
+        data["error"] = json.loads(entry.error or "{}")
+        return history(run_id, now, "step_failed", None, data)
+    return history(run_id, now, "step_completed", None, data)
 
 
 def record_step(
@@ -204,12 +219,7 @@ def record_step(
     yield from check_fence(run_id, fence, now)
     yield from insert_entries(run_id, extra, now)
     yield insert_entry(run_id, entry, now, attempts=attempts)
-    data: dict[str, Any] = {"seq": entry.seq, "name": entry.name, "attempts": attempts}
-    if entry.status is EntryStatus.FAILED:
-        data["error"] = json.loads(entry.error or "{}")
-        yield history(run_id, now, "step_failed", None, data)
-    else:
-        yield history(run_id, now, "step_completed", None, data)
+    yield step_history(run_id, entry, attempts, now)
 
 
 def record_attempt_failure(

@@ -31,7 +31,7 @@ from signoff.store.sql import (
 )
 from signoff.store.sql_approvals import DecideOutcome as DecideOutcome
 from signoff.store.sql_approvals import decide as decide
-from signoff.store.sql_runs import FINISHED, check_fence, insert_entries
+from signoff.store.sql_runs import FINISHED, check_fence, fenced, insert_entries
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,14 +75,7 @@ def open_wait(
             run_id=run_id, fence=fence, wait=wait, extra=extra, now=now, park=park
         )
         return (yield from op)
-    run = yield Query(  # answered with the next read (or fails the operation)
-        "UPDATE runs SET updated_at = ? WHERE id = ? AND fence = ? AND status = 'running' "
-        "RETURNING workflow, requested_by",
-        (now, run_id, fence),
-        wait=False,
-        early=True,
-        fence=run_id,
-    )
+    run = yield fenced(run_id, fence, now, "workflow, requested_by")  # with the next read
     yield from insert_entries(run_id, extra, now)
     deadline = wait.deadline
     if wait.kind is EntryKind.APPROVAL:

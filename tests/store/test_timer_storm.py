@@ -224,6 +224,14 @@ def io_engine(url: str, clock: FakeClock, inside: list[int], gate: asyncio.Event
     return eng
 
 
+async def sleeping(eng: Engine, n: int = 8) -> list[str]:
+    """Start `n` sleepers and let each reach its sleep."""
+    ids = [(await eng.start("sleeper", i)).id for i in range(n)]
+    for r in ids:
+        await eng.settle(r)
+    return ids
+
+
 async def until(predicate: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -237,9 +245,7 @@ async def test_runs_woken_from_sleep_take_the_free_slots_when_nothing_else_runs(
     eng = io_engine(store_url, clock, inside, gate)
     try:
         async with eng:
-            ids = [(await eng.start("sleeper", i)).id for i in range(8)]
-            for r in ids:
-                await eng.settle(r)
+            ids = await sleeping(eng)
             clock.advance(61)
             await until(lambda: inside[0] == 8)  # all in their I/O at once, not one (1/16)
             gate.set()
@@ -255,9 +261,7 @@ async def test_woken_runs_keep_to_their_share_while_other_runs_execute(
     eng = io_engine(store_url, clock, inside, gate)
     try:
         async with eng:
-            ids = [(await eng.start("sleeper", i)).id for i in range(8)]
-            for r in ids:
-                await eng.settle(r)
+            ids = await sleeping(eng)
             other = (await eng.start("busy")).id  # executes (in its I/O) during the storm
             await until(lambda: inside[0] == 1)
             clock.advance(61)

@@ -78,6 +78,32 @@ def _writes(fn: Callable[P, Op[T]], doc: str) -> _Operation[P, T]:
     return _Operation(fn, write=True, doc=doc)
 
 
+Listener = tuple[Callable[[], None], asyncio.AbstractEventLoop | None]
+
+
+def listener(callback: Callable[[], None]) -> Listener:
+    """`callback` with the event loop it is registered from (None outside any)."""
+    try:
+        return callback, asyncio.get_running_loop()
+    except RuntimeError:
+        return callback, None
+
+
+def tell(listeners: list[Listener]) -> None:
+    """Call each listener in its own loop: at once if that is this one (or it has none),
+    else handed to it (nothing if it has closed)."""
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    for callback, loop in listeners:
+        if loop is None or loop is here:
+            callback()
+        else:
+            with contextlib.suppress(RuntimeError):  # that loop is closed
+                loop.call_soon_threadsafe(callback)
+
+
 class Store(abc.ABC):
     """Persistence for runs, journals, approvals, signals and history."""
 
@@ -87,7 +113,7 @@ class Store(abc.ABC):
     # and no write operation spends anything on them.
     outbox_plan: outbox.Plan | None = None
     # (callback, its loop) per commit listener; replaced, never changed in place
-    _commit_listeners: list[tuple[Callable[[], None], asyncio.AbstractEventLoop | None]] = []
+    _commit_listeners: list[Listener] = []
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -127,11 +153,7 @@ class Store(abc.ABC):
         """Call `callback` (in the caller's event loop) after each write transaction of
         this store object commits: the live streams read the new history then, instead
         of at their next poll. It must be quick; calls may come in bursts."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        self._commit_listeners = [*self._commit_listeners, (callback, loop)]
+        self._commit_listeners = [*self._commit_listeners, listener(callback)]
 
     def remove_commit_listener(self, callback: Callable[[], None]) -> None:
         """Stop calling `callback`."""
@@ -139,18 +161,8 @@ class Store(abc.ABC):
 
     def _committed(self) -> None:
         """Tell the commit listeners; a backend calls it once a write has committed."""
-        if not self._commit_listeners:
-            return
-        try:
-            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            here = None
-        for callback, loop in self._commit_listeners:
-            if loop is None or loop is here:
-                callback()
-            else:
-                with contextlib.suppress(RuntimeError):  # that loop is closed
-                    loop.call_soon_threadsafe(callback)
+        if self._commit_listeners:
+            tell(self._commit_listeners)
 
     # runs ----------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ import psycopg_pool
 
 from signoff import errors
 from signoff.store import _batching, schema
-from signoff.store.base import Store
+from signoff.store.base import Listener, Store, listener, tell
 from signoff.store.sql import POSTGRES, LeaseLost, Op, Query, Result, answer
 
 T = TypeVar("T")
@@ -160,7 +160,7 @@ class PostgresStore(Store):
         self._opening_lock = threading.Lock()
         self._pool: _Pool | None = None
         self._opening: concurrent.futures.Future[None] | None = None
-        self._listeners: list[tuple[Callable[[], None], asyncio.AbstractEventLoop | None]] = []
+        self._listeners: list[Listener] = []
         self._listen_task: asyncio.Task[None] | None = None
         self._wake_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -503,11 +503,7 @@ class PostgresStore(Store):
     # wake-ups --------------------------------------------------------------------------
 
     def add_wakeup_listener(self, callback: Callable[[], None]) -> None:
-        try:
-            caller: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            caller = None
-        self._listeners.append((callback, caller))
+        self._listeners.append(listener(callback))
         loop = self._home_loop
         if loop is not None and self._pool is not None and self._home_alive():
             loop.call_soon_threadsafe(self._start_listening)
@@ -523,12 +519,7 @@ class PostgresStore(Store):
 
     def _wake_all(self) -> None:
         self._wake_scheduled = False
-        for callback, loop in list(self._listeners):
-            if loop is None:
-                callback()
-            else:
-                with contextlib.suppress(RuntimeError):  # that loop is closed
-                    loop.call_soon_threadsafe(callback)
+        tell(list(self._listeners))
 
     def _schedule_wake(self) -> None:
         if not self._wake_scheduled:

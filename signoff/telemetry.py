@@ -61,7 +61,10 @@ GAUGE_MAX_AGE = 5.0  # seconds a store reading serves the OpenTelemetry gauges
 HELD_RECORDS = 1024  # histogram records held before they are handed to the SDK at once
 _ROOT = otel_context.Context() if otel_context is not None else None  # a run span's parent
 _NOTHING = contextlib.nullcontext()
-# whether the span of the run executing in this context is recorded (`Telemetry.run` sets it)
+# whether the span of the run executing in this context is recorded (`Telemetry.run` sets
+# it): only then do its steps, waits and parks start spans (a run the sampler left out
+# starts none inside it: under every standard sampler they would not be recorded either,
+# and each would still cost a span's start)
 _recording = contextvars.ContextVar("signoff_recording_run", default=False)
 
 Labels = tuple[tuple[str, str], ...]
@@ -340,14 +343,6 @@ class Telemetry:
         self.stats.add(
             "signoff_run_transitions_total", (("status", status), ("workflow", workflow))
         )
-
-    @property
-    def in_recorded_run(self) -> bool:
-        """Whether the spans of a step, wait or park are recorded: tracing, and the run's
-        span is (a run the sampler left out starts no span inside it: under every
-        standard sampler they would not be recorded either, and each would still cost
-        a span's start)."""
-        return _recording.get()
 
     @property
     def tracing(self) -> bool:

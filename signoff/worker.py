@@ -205,7 +205,7 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self._poll)
 
     async def _tick(self, names: list[str]) -> None:
-        free = self._concurrency - len(self._active) - len(self._queue)
+        free = self._concurrency - self._busy()
         if free <= 0:
             return
         await sync_clock(self._store, self._clock)
@@ -217,7 +217,7 @@ class Worker:
             self._more_due = due
             if due:
                 await self._fire_timers(now, free)
-                free = self._concurrency - len(self._active) - len(self._queue)
+                free = self._concurrency - self._busy()
         if free > 0 and runnable:
             for claim in await self._store.claim_runnable(
                 owner=self.id,
@@ -246,13 +246,17 @@ class Worker:
             if len(claims) < limit:  # all that were due at `now` are fired
                 self._more_due = False
                 return
-            free = self._concurrency - len(self._active) - len(self._queue)
+            free = self._concurrency - self._busy()
+
+    def _busy(self) -> int:
+        """Runs executing here or queued to."""
+        return len(self._active) + len(self._queue)
 
     def _timer_room(self) -> tuple[int, int]:
         """How many more timer-woken runs may start now, and how many timers to fire in
         one transaction: a share and short batches while other runs execute here (or
         did within TIMER_CALM), all slots but a share and long batches while none does."""
-        others = len(self._active) + len(self._queue) - len(self._timer_runs)
+        others = self._busy() - len(self._timer_runs)
         calm = asyncio.get_running_loop().time() - self._others_at >= TIMER_CALM
         if others > 0 or not calm:  # decisions come one after another: keep the share
             return self._timer_slots - len(self._timer_runs), TIMER_BATCH

@@ -369,9 +369,8 @@ class Context:
             # kept; a crash before then runs the step again, as a crash right after its
             # effect always could (hence `idempotency_key()`).
             self._pending.append(entry)
-            self._cursor.remember(entry)
-            return
-        await self._exec.write_step(entry, attempts, self._take_pending())
+        else:
+            await self._exec.write_step(entry, attempts, self._take_pending())
         self._cursor.remember(entry)
 
     async def _write_deferred(self) -> None:

@@ -37,6 +37,8 @@ def test_two_people_see_each_other_live(
     bob.wait_for_selector(f"{row}.left", timeout=2000)
     assert time.monotonic() - decided < 2
     assert bob.locator(f"{row} .note").inner_text() == "approved by alice"
+    # the count falls with the row's note, before the row leaves
+    assert int(bob.locator("#inbox-count").inner_text()) == before
     shots(bob, "inbox-live")
     bob.wait_for_selector(row, state="detached", timeout=5000)
     assert int(bob.locator("#inbox-count").inner_text()) == before

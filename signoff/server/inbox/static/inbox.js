@@ -55,6 +55,12 @@ function inboxLive(status) {
     resolved: (data) => {
       const row = rowFor(data);
       if (row) {
+        if (!row.classList.contains("left")) {
+          // the count falls at once; the refresh below confirms it from the server
+          const count = document.getElementById("inbox-count");
+          const n = count ? parseInt(count.textContent, 10) : NaN;
+          if (!isNaN(n) && n > 0) count.textContent = String(n - 1);
+        }
         row.classList.add("left");
         const cell = row.querySelector("td.summary");
         if (cell && !cell.querySelector(".note")) {

@@ -195,7 +195,8 @@ async def bench(n: int, db: str, concurrency: int, streams: str = "run") -> dict
     tokens = await _tokens(db, n if inbox else 0)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SIGNOFF_DATABASE_URL": db, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": db, "PYTHONPATH": path}
     serve = ["serve", "bench.sse:engine", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(
         [sys.executable, *_server_main(serve)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL

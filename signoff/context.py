@@ -19,7 +19,7 @@ import random as _random
 import traceback
 import typing
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar, Token
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -174,10 +174,14 @@ def _parked_by(task: asyncio.Task[Any]) -> bool:
     return isinstance(exc, Suspended | Abandoned | StoreFailure)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _canonical(value: Any, *, sort_keys: bool = False) -> str:
     """JSON text that is equal exactly when two JSON values are (`true` is not `1`);
     without `sort_keys`, the text `serialization.dumps` wrote for the same value."""
-    return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)
+    return _SORTED(value) if sort_keys else _COMPACT(value)
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
@@ -201,6 +205,25 @@ def _hinted_return(fn: Callable[..., Any]) -> Any:
         return None
 
 
+class _Busy:
+    """`Context._busy()`: a plain class, not a generator (it is around every step)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def __enter__(self) -> None:
+        self._ctx._inflight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        ctx = self._ctx
+        ctx._inflight -= 1
+        ctx._activity += 1
+        if ctx._eased is not None:
+            ctx._eased.set()
+
+
 class Context:
     """Handed to every workflow function as its first argument."""
 
@@ -211,7 +234,7 @@ class Context:
         self._cursor = ReplayCursor(self.run_id, journal)
         # saved with the run's next write: ctx.now() readings, and steps' records
         self._pending: list[JournalEntry] = []
-        self._rng = _random.Random(self.run_id)
+        self._rng: _random.Random | None = None  # made on the first ctx.random() call
         self._uuids = 0
         self._gated_calls: dict[str, int] = {}  # gated key prefix -> calls needing approval
         self.fatal: BaseException | None = None
@@ -848,6 +871,8 @@ class Context:
 
     def random(self) -> float:
         """A float in [0, 1) from a generator seeded by the run id: the same on replay."""
+        if self._rng is None:  # seeding hashes the run id: only runs that ask pay for it
+            self._rng = _random.Random(self.run_id)
         return self._rng.random()
 
     def idempotency_key(self) -> str:
@@ -920,18 +945,10 @@ class Context:
             and all(c.task is None or c.task.done() for c in self._children)
         )
 
-    @contextlib.contextmanager
-    def _busy(self) -> Iterator[None]:
+    def _busy(self) -> _Busy:
         """Around a call doing I/O (a step, opening a wait): the run does not park
         while one runs, so no step is ever cut off by a sibling task's wait."""
-        self._inflight += 1
-        try:
-            yield
-        finally:
-            self._inflight -= 1
-            self._activity += 1
-            if self._eased is not None:
-                self._eased.set()
+        return _Busy(self)
 
     async def _block(self, seq: int, kind: EntryKind, name: str, path: str) -> str:
         """Wait for the answer of an open wait while other tasks of the run go on."""

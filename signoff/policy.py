@@ -179,13 +179,11 @@ def build(
 def digest(summary: str, proposed_json: str | None, round_: int) -> str:
     """sha256 of exactly what an approver is shown: summary, proposed value and round."""
     proposed = None if proposed_json is None else json.loads(proposed_json)
-    text = json.dumps(
-        {"summary": summary, "proposed": proposed, "round": round_},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    text = _digest_text({"summary": summary, "proposed": proposed, "round": round_})
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_digest_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def inbox_principals(policy: dict[str, Any], requested_by: str | None) -> list[str]:

@@ -209,7 +209,60 @@ def check_texts(*texts: tuple[str | None, str]) -> None:
 
 def dumps(value: Any, where: str = "value") -> str:
     """Validate and encode `value` as compact JSON text."""
+    if _plain(value, 0):  # JSON data already: encode it as it is, and check the text
+        try:
+            text: str = _dumps(value)
+        except ValueError:  # NaN or an infinity: the full check below names it
+            pass
+        else:
+            if "\\u0000" not in text and (text.isascii() or _encodable(text)):
+                return text
     return str(_dumps(_convert(value, where, 0)))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether `value` is JSON data as it stands (dicts with str keys, lists, tuples,
+    str, int, float, bool, None; at most `_MAX_DEPTH` deep), so that its JSON text needs
+    no converted copy. What the text shows is checked on the text: a NUL in any string
+    is written `\\u0000`, a lone surrogate cannot be encoded, a NaN or an infinity is
+    refused by the encoder; each sends the value to `_convert`, which names it."""
+    tp = type(value)
+    if tp is dict:
+        if depth >= _MAX_DEPTH:
+            return False
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            t = type(v)
+            if t is dict or t is list or t is tuple:
+                if not _plain(v, depth + 1):
+                    return False
+            elif t not in _SCALARS:
+                return False
+        return True
+    if tp is list or tp is tuple:
+        if depth >= _MAX_DEPTH:
+            return False
+        for v in value:
+            t = type(v)
+            if t is dict or t is list or t is tuple:
+                if not _plain(v, depth + 1):
+                    return False
+            elif t not in _SCALARS:
+                return False
+        return True
+    return tp in _SCALARS
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def loads(text: str | None) -> Any:

@@ -12,10 +12,9 @@ rather than take the partial index of timers: 100 - 300 ms at a million waiting)
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from signoff import models
@@ -68,13 +67,16 @@ JOURNAL_COLUMNS = "seq, kind, name, status, result, error, path"
 
 def drive(cursor: Any, op: Op[T], dialect: Dialect) -> T:
     """Run `op` on a synchronous DB-API cursor (sqlite3)."""
-    render = dialect.render
+    rendered, execute, send = dialect.rendered, cursor.execute, op.send
     try:
         query = next(op)
         while True:
-            cursor.execute(render(query.sql), query.params)
+            sql = query.sql
+            execute(rendered.get(sql) or dialect.render(sql), query.params)
             rows = cursor.fetchall() if cursor.description is not None else []
-            query = op.send(answer(query, rows, cursor.rowcount))
+            if query.fence is not None and cursor.rowcount == 0:
+                raise LeaseLost(query.fence)
+            query = send(Result(rows, cursor.rowcount))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 
@@ -94,12 +96,22 @@ class Dialect:
     paramstyle: str  # "qmark" or "format"
     by_wake: str = ""  # the index of due timers, named where the planner would miss it
     epoch_now: str = ""  # an expression: the database's current time, epoch seconds
+    # each statement's text as rendered, looked up once per statement executed (a plain
+    # dict: hashing the dialect for an lru_cache key cost more than the lookup itself)
+    rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def render(self, sql: str) -> str:
-        return _render(self, sql)
+        text = self.rendered.get(sql)
+        if text is None:
+            text = _render(self, sql)
+            if len(self.rendered) < _RENDERED_MAX:  # statements built per call stay out
+                self.rendered[sql] = text
+        return text
 
 
-@functools.lru_cache(maxsize=4096)
+_RENDERED_MAX = 4096
+
+
 def _render(dialect: Dialect, sql: str) -> str:
     if "{" in sql:
         sql = sql.replace("{for_update}", dialect.for_update)

@@ -150,9 +150,9 @@ def create_app(
             return JSONResponse(app.openapi())
 
     for module in (
+        routes_decisions,  # first: the busiest route is found after the fewest tries
         routes_runs,
         routes_approvals,
-        routes_decisions,
         routes_signals,
         routes_stream,
         routes_tokens,
@@ -224,8 +224,13 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        length = headers.get("content-length")
+        length = content_type = None  # the last of each, as a dict of the headers would keep
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"content-length":
+                length = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await self._refuse(scope, receive, send, *self._length_problem(length))
             return
@@ -243,7 +248,7 @@ class BodyGuard:
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root):  # mounted under a prefix: the app's own path
             path = path[len(root) :]
-        problem = self._check(path, headers.get("content-type"), bytes(body))
+        problem = self._check(path, content_type, bytes(body))
         if problem is not None:
             await self._refuse(scope, receive, send, *problem)
             return

@@ -58,10 +58,11 @@ class AuditEntry:
 def entry_hash(
     prev: str, chain: str, seq: int, at: str, type_: str, actor: str | None, data: str
 ) -> str:
-    payload = json.dumps(
-        [chain, seq, at, type_, actor, data], separators=(",", ":"), ensure_ascii=False
-    )
+    payload = _compact([chain, seq, at, type_, actor, data])
     return hashlib.sha256(f"{prev}|{payload}".encode()).hexdigest()
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # made once
 
 
 def make(

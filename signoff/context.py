@@ -17,6 +17,7 @@ import inspect
 import json
 import random as _random
 import traceback
+import types
 import typing
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -197,12 +198,38 @@ def _return_type(fn: Callable[..., Any]) -> Any:
         return _hinted_return.__wrapped__(target)
 
 
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "func", None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_facts(fn: types.FunctionType) -> tuple[str, bool, Any]:
+    """A plain function's step name, whether it is async, and its return annotation,
+    worked out once per function (a step of it asks for all three each time it runs)."""
+    return _callable_name(fn), _is_async(fn), _return_type(fn)
+
+
+def _facts(fn: Callable[..., Any]) -> tuple[str, bool, Any]:
+    """`_function_facts` of any callable: memoized for plain functions, the usual case."""
+    if type(fn) is types.FunctionType:
+        return _function_facts(fn)
+    return _callable_name(fn), _is_async(fn), _return_type(fn)
+
+
 @functools.lru_cache(maxsize=4096)
 def _hinted_return(fn: Callable[..., Any]) -> Any:
     try:
         return typing.get_type_hints(fn).get("return")
     except Exception:
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_text(rules: tuple[tuple[str, Any], ...]) -> str:
+    """The stored policy of a request that names nobody (no approvers, no escalation:
+    no directory is asked), the same text for every request made with the same rules."""
+    built = policy.build(**dict(rules), stage=None, directory=None)
+    return serialization.dumps(built, where="the policy of an approval")
 
 
 class _Busy:
@@ -252,6 +279,7 @@ class Context:
         self._stopping = False
         self.parked = False
         self.unanswered: set[int] = set()  # waits opened and not answered in this execution
+        self._replayed: tuple[str | None, Any] | None = None  # see `_check_proposal`
 
     def enter(self) -> None:
         """Make the calling task the workflow function's own (call where it will run)."""
@@ -307,11 +335,11 @@ class Context:
         """Run `fn(*args, **kwargs)` once and journal its result; on replay return the
         recorded result. `fn` may be sync (run in a thread) or async. A failure is retried
         per `retry` (default: the engine's policy) and then raised as `StepError`."""
-        step_name = name or _callable_name(fn)
+        fn_name, is_async, rtype = _facts(fn)
+        step_name = name or fn_name
         if name is not None:
             serialization.to_jsonable(name, "step name")
         seq, entry, path = self._advance(EntryKind.STEP, step_name)
-        rtype = _return_type(fn)
         if entry is not None:
             if entry.status is EntryStatus.FAILED:
                 raise self._step_error(step_name, serialization.loads(entry.error) or {})
@@ -319,7 +347,7 @@ class Context:
         await self._write_deferred()
         with self._busy():
             async with self._exec.step_scope(seq, step_name):
-                text = await self._run_step(seq, path, step_name, fn, args, kwargs, retry)
+                text = await self._run_step(seq, path, step_name, fn, args, kwargs, retry, is_async)
         return serialization.revive(serialization.loads(text), rtype)  # type: ignore[no-any-return]
 
     async def _run_step(
@@ -331,13 +359,14 @@ class Context:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         retry: models.RetryPolicy | None,
+        is_async: bool,
     ) -> str:
         policy = retry or self._exec.default_retry
         attempt = 0
         while True:
             attempt += 1
             try:
-                value = await self._call(path, fn, args, kwargs)
+                value = await self._call(path, fn, args, kwargs, is_async)
                 break
             except Exception as exc:
                 info = error_info(exc)
@@ -369,13 +398,16 @@ class Context:
         return text
 
     async def _call(
-        self, path: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        path: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        is_async: bool,
     ) -> Any:
         token = _current_step.set(path)
         try:
-            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-                getattr(fn, "func", None)
-            ):
+            if is_async:
                 return await fn(*args, **kwargs)
             value = await asyncio.to_thread(fn, *args, **kwargs)
             if inspect.isawaitable(value):
@@ -570,11 +602,17 @@ class Context:
         directory = getattr(self._exec, "directory", None)
 
         def build() -> str:  # only when the request is first made, never on replay
+            if stage is None and rules["approvers"] is None and rules["escalate_to"] is None:
+                with contextlib.suppress(Exception):  # unhashable, or refused: as below
+                    return _policy_text(tuple(rules.items()))
             built = policy.build(**rules, stage=stage, directory=directory)
             return serialization.dumps(built, where=f"the policy of approval {key!r}")
 
         result = await self._wait(EntryKind.APPROVAL, key, seconds, summary, proposed_json, build)
-        return models.Decision.from_json(serialization.loads(result))
+        replayed, self._replayed = self._replayed, None
+        # a replayed decision was parsed once already, to check its proposal
+        data = replayed[1] if replayed and replayed[0] is result else serialization.loads(result)
+        return models.Decision.from_json(data)
 
     async def wait_for_signal(
         self,
@@ -797,6 +835,7 @@ class Context:
         """A decided approval answers only the proposal it was shown: a replay that now
         proposes something else fails the run rather than act on an unapproved value."""
         decision = serialization.loads(recorded)
+        self._replayed = (recorded, decision)  # `_approval` reads the same text next
         if not isinstance(decision, dict) or "original" not in decision:
             return  # recorded before decisions kept the proposal
         if _canonical(decision["original"]) == (proposed_json or "null"):

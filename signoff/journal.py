@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from signoff import errors, serialization
+from signoff import errors, models, serialization
 
 
 class EntryKind(enum.StrEnum):
@@ -33,6 +33,12 @@ class EntryStatus(enum.StrEnum):
     OPEN = "open"  # a wait whose answer has not arrived
 
 
+# value -> member, for rows read back (a dict lookup; calling the enum costs three calls)
+KIND_OF: dict[str, EntryKind] = {k.value: k for k in EntryKind}
+STATUS_OF: dict[str, EntryStatus] = {s.value: s for s in EntryStatus}
+
+
+@models.quick_init
 @dataclass(frozen=True, kw_only=True, slots=True)
 class JournalEntry:
     """One call of a run. `seq` orders entries as they were recorded; `path` says where

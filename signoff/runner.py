@@ -37,6 +37,8 @@ class WorkflowDef:
     version: str | None = None  # declared with `@engine.workflow(version=)`
     # every version registered under this name, this one (the newest) included
     versions: dict[str | None, WorkflowDef] = field(default_factory=dict, compare=False)
+    # no parameter's hint makes `serialization.revive` change a value: input as it is
+    plain_input: bool = field(default=False, compare=False)
 
     def for_version(self, version: str | None) -> WorkflowDef:
         """The registered code of `version` (the version a run started on); this one,
@@ -56,17 +58,21 @@ class WorkflowDef:
         except Exception:
             hints = {}
         params = list(inspect.signature(fn).parameters.values())[1:]
+        typed = tuple((p.name, hints.get(p.name)) for p in params)
         return cls(
             name,
             fn,
-            tuple((p.name, hints.get(p.name)) for p in params),
+            typed,
             tuple(p.kind for p in params),
             timeout,
             version,
+            plain_input=_plain(typed),
         )
 
     def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Revive JSON input by the parameters' hints: `*items` and `**extra` by theirs."""
+        if self.plain_input:  # no hint revives anything: the JSON data as it is
+            return list(args), dict(kwargs)
         types = dict(self.params)
         positional = [
             (n, k)
@@ -98,6 +104,14 @@ class WorkflowDef:
             for k, v in kwargs.items()
         }
         return decoded, named
+
+
+def _plain(params: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether no parameter's hint makes `serialization.revive` change a value."""
+    try:
+        return not any(serialization.needs_revival(tp) for _, tp in params if tp is not None)
+    except TypeError:  # an unhashable hint: `revive` decides, value by value
+        return False
 
 
 class _StepScope:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from signoff import models
-from signoff.journal import EntryKind, EntryStatus, JournalEntry
+from signoff.journal import KIND_OF, STATUS_OF, EntryKind, EntryStatus, JournalEntry
 
 T = TypeVar("T")
 
@@ -156,7 +156,7 @@ def row_to_run(row: Sequence[Any]) -> models.Run:
     return models.Run(
         id=row[0],
         workflow=row[1],
-        status=models.RunStatus(row[2]),
+        status=models.RUN_STATUS_OF.get(row[2]) or models.RunStatus(row[2]),
         args=inputs.get("args", []),
         kwargs=inputs.get("kwargs", {}),
         result=None if row[4] is None else json.loads(row[4]),
@@ -216,9 +216,9 @@ def _policy_fields(policy_json: str | None, requested_at: float) -> dict[str, An
 def row_to_entry(row: Sequence[Any]) -> JournalEntry:
     return JournalEntry(
         seq=row[0],
-        kind=EntryKind(row[1]),
+        kind=KIND_OF.get(row[1]) or EntryKind(row[1]),
         name=row[2],
-        status=EntryStatus(row[3]),
+        status=STATUS_OF.get(row[3]) or EntryStatus(row[3]),
         result=row[4],
         error=row[5],
         path=row[6],
@@ -292,6 +292,7 @@ def insert_entry(
     )
 
 
+@models.quick_init
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A run handed to one worker: its record, its fencing token, and its journal."""

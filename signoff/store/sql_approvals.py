@@ -38,6 +38,7 @@ ROUND_COLUMNS = (
 )
 
 
+@models.quick_init
 @dataclass(frozen=True, slots=True)
 class Opened:
     """What opening an approval did: a refusal (`problem`, `detail`) or its `wake_at`."""
@@ -47,6 +48,7 @@ class Opened:
     wake_at: float | None = None
 
 
+@models.quick_init
 @dataclass(frozen=True, slots=True)
 class DecideOutcome:
     """`outcome` is one of: decided, voted, duplicate, conflict, expired, closed,
@@ -64,6 +66,7 @@ class DecideOutcome:
     requested_at: float | None = None
 
 
+@models.quick_init
 @dataclass(frozen=True, slots=True)
 class Round:
     round: int
@@ -117,7 +120,8 @@ def open_approval(
     if res.rows and res.rows[0][1] != "changes_requested":
         return Opened("duplicate_key", res.rows[0][1])
     round_ = res.rows[0][0] + 1 if res.rows else 1
-    rules = None if policy_json is None else json.loads(policy_json)
+    # read only here: the parse shared by every request with the same policy text
+    rules = None if policy_json is None else _parse_policy(policy_json)
     principals: list[str] = []
     escalate_at = remind_at = None
     if rules is not None:
@@ -251,9 +255,10 @@ def _decision(
     key: str, r: Round, votes: Sequence[models.Vote], status: str | None = None
 ) -> models.Decision:
     current = status or r.status
+    current = current if current != "cancelled" else "expired"
     return models.Decision(
         key=key,
-        status=models.DecisionStatus(current if current != "cancelled" else "expired"),
+        status=models.DECISION_STATUS_OF.get(current) or models.DecisionStatus(current),
         value=None if r.value is None else json.loads(r.value),
         original=None if r.proposed is None else json.loads(r.proposed),
         by=r.decided_by,

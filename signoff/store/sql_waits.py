@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from signoff import models
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
 from signoff.store import sql_approval_timers, sql_approvals, sql_events
 from signoff.store.sql import (
@@ -34,6 +35,7 @@ from signoff.store.sql_approvals import decide as decide
 from signoff.store.sql_runs import FINISHED, check_fence, fenced, insert_entries
 
 
+@models.quick_init
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WaitRequest:
     kind: EntryKind
@@ -46,6 +48,7 @@ class WaitRequest:
     policy_json: str | None = None  # approvals: the request's policy (`signoff.policy`)
 
 
+@models.quick_init
 @dataclass(frozen=True, slots=True)
 class WaitOutcome:
     """`resolved` with the answer's JSON text, or parked (`resolved` False).

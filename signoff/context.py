@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import hashlib
 import inspect
-import json
 import random as _random
 import traceback
 import types
@@ -175,8 +174,8 @@ def _parked_by(task: asyncio.Task[Any]) -> bool:
     return isinstance(exc, Suspended | Abandoned | StoreFailure)
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_COMPACT = serialization.compact_encoder()
+_SORTED = serialization.compact_encoder(sort_keys=True)
 
 
 def _canonical(value: Any, *, sort_keys: bool = False) -> str:

@@ -183,7 +183,7 @@ def digest(summary: str, proposed_json: str | None, round_: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_digest_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_digest_text = serialization.compact_encoder(sort_keys=True)
 
 
 def inbox_principals(policy: dict[str, Any], requested_by: str | None) -> list[str]:

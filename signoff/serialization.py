@@ -41,6 +41,7 @@ import json
 import math
 import typing
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -49,9 +50,34 @@ from signoff import errors
 
 _MAX_DEPTH = 200
 
-_dumps = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
-).encode
+
+def compact_encoder(*, sort_keys: bool = False, allow_nan: bool = True) -> Callable[[Any], str]:
+    """`json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False,
+    ...).encode`, the same text, made once: the C encoder is built here rather than on
+    every call (what `JSONEncoder.encode` does, in Python, each time). For values without
+    cycles; a value that is not JSON raises `TypeError` (a NaN, with `allow_nan=False`,
+    `ValueError`), as the encoder does."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator in this Python
+        return json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, check_circular=False,
+            sort_keys=sort_keys, allow_nan=allow_nan,
+        ).encode  # fmt: skip
+    chunks = make(None, _not_json, json.encoder.encode_basestring, None, ":", ",", sort_keys,
+                  False, allow_nan)  # fmt: skip
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(chunks(value, 0))
+
+    return encode
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+_dumps = compact_encoder(allow_nan=False)
 
 
 def to_jsonable(value: Any, where: str = "value") -> Any:

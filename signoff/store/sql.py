@@ -17,7 +17,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from signoff import models
+from signoff import models, serialization
 from signoff.journal import KIND_OF, STATUS_OF, EntryKind, EntryStatus, JournalEntry
 
 T = TypeVar("T")
@@ -225,7 +225,7 @@ def row_to_entry(row: Sequence[Any]) -> JournalEntry:
     )
 
 
-dump_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+dump_json = serialization.compact_encoder()
 
 
 def capped(expr: str) -> str:

@@ -124,6 +124,7 @@ def create_app(
     app.state.hub = hub
     app.state.heartbeat = heartbeat
     app.state.token_recheck = token_recheck
+    app.state.token_checks = auth_.TokenChecks(engine, token_recheck)
     app.state.worker = "stopped" if run_worker else "external"
     problems.install(app)
 

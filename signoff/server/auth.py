@@ -17,6 +17,7 @@ The API itself keeps to bearer tokens.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import secrets
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from signoff import errors
+from signoff import access, errors
 from signoff.engine import Engine
 from signoff.server import problems, sealed
 
@@ -193,6 +194,64 @@ def require_any(*scopes: str) -> Callable[[Request], Awaitable[Principal]]:
 
     dependency.__name__ = "require_" + "_or_".join(scopes)
     return dependency
+
+
+class TokenChecks:
+    """Whether the token behind open streams still reads, looked up in the database at
+    most once every `recheck / 4` seconds per token however many streams hold it (a
+    lookup under way is shared, and outlives a stream that gives up waiting for it): a
+    thousand streams of one token cost one lookup, not a thousand. A stream asks every
+    `period` (`recheck` less that quarter), so a revoked token's streams still end within
+    `recheck` seconds of the revocation."""
+
+    _KEEP = 64  # lookups kept before the stale ones are dropped
+
+    def __init__(self, engine: Engine, recheck: float) -> None:
+        self.engine = engine
+        self.fresh = recheck / 4
+        self.period = recheck - self.fresh
+        self._lookups: dict[str, tuple[float, asyncio.Future[Principal | None]]] = {}
+
+    def allowed(self, secret: str) -> Callable[[], Awaitable[bool]]:
+        """The check of a stream opened with the bearer token `secret`: True while the
+        token is active and may read (also while the database cannot be asked: the next
+        check decides)."""
+        token_hash = access.token_hash(secret)
+
+        async def reads() -> bool:
+            try:
+                who = await asyncio.shield(self._lookup(token_hash))
+            except Exception:  # a store outage: keep the stream
+                return True
+            return who is not None and who.allows("read")
+
+        return reads
+
+    def _lookup(self, token_hash: str) -> asyncio.Future[Principal | None]:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        kept = self._lookups.get(token_hash)
+        if kept is not None and now - kept[0] < self.fresh and kept[1].get_loop() is loop:
+            return kept[1]
+        if len(self._lookups) >= self._KEEP:
+            for stale in [h for h, (at, _) in self._lookups.items() if now - at >= self.fresh]:
+                del self._lookups[stale]
+        lookup = loop.create_task(self._principal(token_hash))
+        lookup.add_done_callback(_retrieved)  # a failure is every asker's, or nobody's
+        self._lookups[token_hash] = (now, lookup)
+        return lookup
+
+    async def _principal(self, token_hash: str) -> Principal | None:
+        """The active token's holder, or None (revoked or gone)."""
+        token = await self.engine.store.token_by_hash(token_hash)
+        if token is None or not token.active:
+            return None
+        return Principal(token.name, frozenset(token.scopes))
+
+
+def _retrieved(task: asyncio.Future[Principal | None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 # signed links ----------------------------------------------------------------------------

@@ -40,37 +40,23 @@ def _cursor(value: str | None) -> int | None:
         ) from None
 
 
-def _still_allowed(request: Request) -> stream.Allowed | None:
-    """Whether the caller's token still reads (revoked or gone: the stream ends)."""
-    if not request.app.state.auth:
-        return None
-    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
-    engine = deps.engine(request)
-
-    async def allowed() -> bool:
-        try:
-            token = await engine.access.authenticate(secret)
-        except Exception:  # a store outage: keep the stream; the next check decides
-            return True
-        return token is not None and auth.Principal(token.name, frozenset(token.scopes)).allows(
-            "read"
-        )
-
-    return allowed
+Gate = tuple[stream.Allowed | None, float]
+"""The check that keeps a stream open, and the seconds between two of its checks."""
 
 
-async def _caller(request: Request, ticket: str | None, target: str) -> stream.Allowed | None:
+async def _caller(request: Request, ticket: str | None, target: str) -> Gate:
     """Admits the caller (401/403 otherwise) and returns the check that keeps the stream
     open. `target`: what a ticket must be for ("run:ID", or "" when none may be)."""
+    recheck: float = request.app.state.token_recheck
     if ticket is not None:
         if not target:
             raise problems.Problem(401, "bad_ticket", "stream tickets are for one run or inbox")
         who, allowed = await tickets.admit(request, ticket, target)
         if not who.allows("read"):
             raise problems.Problem(403, "forbidden", "this token lacks the 'read' scope")
-        return allowed
+        return allowed, recheck
     if not request.app.state.auth:
-        return None
+        return None, recheck
     if "authorization" not in request.headers:  # a page of this origin: the inbox session
         viewer = await session.viewer(request)
         if viewer.name is not None:
@@ -81,22 +67,25 @@ async def _caller(request: Request, ticket: str | None, target: str) -> stream.A
                 again = await session.viewer(request)
                 return again.name == viewer.name and again.reads_all
 
-            return still
+            return still, recheck
     if not (await auth.authenticate(request)).allows("read"):
         raise problems.Problem(403, "forbidden", "this token lacks the 'read' scope")
-    return _still_allowed(request)
+    checks: auth.TokenChecks = request.app.state.token_checks  # shared by a token's streams
+    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return checks.allowed(secret), checks.period
 
 
 def _respond(
-    request: Request, run_id: str | None, after: int | None, allowed: stream.Allowed | None
+    request: Request, run_id: str | None, after: int | None, gate: Gate
 ) -> StreamingResponse:
+    allowed, recheck = gate
     frames = stream.events(
         request.app.state.hub,
         run_id=run_id,
         after=after,
         heartbeat=request.app.state.heartbeat,
         allowed=allowed,
-        recheck=request.app.state.token_recheck,
+        recheck=recheck,
     )
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
@@ -117,10 +106,10 @@ async def run_stream(
     """The run's events from its start (or after `Last-Event-ID`); ends when the run does.
     A bearer token with `read`, a ticket for this run, or the inbox session of this
     origin."""
-    allowed = await _caller(request, ticket, f"run:{run_id}")
+    gate = await _caller(request, ticket, f"run:{run_id}")
     cursor = _cursor(last_event_id or after)
     await deps.engine(request).get_run(run_id)  # 404 before the stream starts
-    return _respond(request, run_id, cursor, allowed)
+    return _respond(request, run_id, cursor, gate)
 
 
 @router.get(
@@ -135,5 +124,5 @@ async def inbox_stream(
     """Every run's events from now on (or after `Last-Event-ID`); never ends by itself.
     A bearer token with `read`, or the inbox session of this origin (for a ticket, use
     the person's own inbox, `/inbox/stream`)."""
-    allowed = await _caller(request, request.query_params.get("ticket"), "")
-    return _respond(request, None, _cursor(last_event_id or after), allowed)
+    gate = await _caller(request, request.query_params.get("ticket"), "")
+    return _respond(request, None, _cursor(last_event_id or after), gate)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import signoff
-from signoff.server import create_app
+from signoff.server import auth, create_app
 from tests.server.apps import make_engine
 from tests.server.conftest import Api, start_waiting
 from tests.server.test_approval_model import latest, start
@@ -66,6 +66,39 @@ async def test_a_form_with_many_fields_is_400_before_the_token_is_checked(api: A
 
 def _transport(api: Api) -> Any:
     return httpx.ASGITransport(app=api.app)
+
+
+async def test_the_streams_of_one_token_share_its_lookup_and_see_its_revocation(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
+    token, secret = await engine.access.create_token("watcher", ["read"])
+    _, other = await engine.access.create_token("decider", ["decide"])
+    checks = auth.TokenChecks(engine, recheck=0.4)
+    assert (checks.fresh, checks.period) == (0.1, pytest.approx(0.3))
+    looked_up: list[str] = []
+    real = engine.store.token_by_hash
+
+    async def counted(token_hash: str) -> Any:  # the real lookup, counted
+        looked_up.append(token_hash)
+        return await real(token_hash)
+
+    engine.store.token_by_hash = counted  # type: ignore[method-assign]
+    try:
+        streams = [checks.allowed(secret) for _ in range(200)]
+        assert all(await asyncio.gather(*(reads() for reads in streams)))
+        assert len(looked_up) == 1  # two hundred streams, one lookup
+        assert not await checks.allowed(other)()  # a token without `read`
+        await engine.access.revoke_token(token.id)
+        revoked_at = time.monotonic()
+        while all(await asyncio.gather(*(reads() for reads in streams))):
+            await asyncio.sleep(0.01)
+        # a stream asking every `period` learns within `recheck`
+        assert time.monotonic() - revoked_at <= checks.fresh + 0.05
+        assert not any(await asyncio.gather(*(reads() for reads in streams)))
+        assert len(looked_up) <= 2 + (time.monotonic() - revoked_at) / checks.fresh + 1
+    finally:
+        await engine.close()
 
 
 async def test_a_revoked_tokens_open_stream_stops_within_seconds(tmp_path: Path) -> None:

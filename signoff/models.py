@@ -148,7 +148,7 @@ class Vote:
     def from_json(cls, data: dict[str, Any]) -> Vote:
         return cls(
             by=data["by"],
-            status=DecisionStatus(data["status"]),
+            status=DECISION_STATUS_OF.get(data["status"]) or DecisionStatus(data["status"]),
             reason=data.get("reason"),
             at=from_timestamp(data.get("at")),
             value=data.get("value"),

@@ -293,7 +293,19 @@ def _encodable(text: str) -> bool:
 
 def loads(text: str | None) -> Any:
     """Parse JSON text written by `dumps` (None stays None)."""
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    try:  # the C scanner itself: the text `dumps` writes has no whitespace around it
+        value, end = _scan_json(text, 0)
+        if end == len(text):
+            return value
+    except Exception:  # json.loads below raises what it raises
+        pass
+    return json.loads(text)
+
+
+# the decoder's C scanner: (value, end) of the JSON value at an index
+_scan_json: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
 
 
 def parse_json_argument(text: str, where: str) -> Any:

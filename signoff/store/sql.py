@@ -147,7 +147,7 @@ def database_time() -> Op[float]:
 
 
 def row_to_run(row: Sequence[Any]) -> models.Run:
-    inputs = json.loads(row[3])
+    inputs = serialization.loads(row[3])
     waiting_for = None
     if row[9] is not None:
         waiting_for = row[9] if row[9] == "sleep" else f"{row[9]}:{row[10]}"

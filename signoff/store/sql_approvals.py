@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from signoff import models, outbox, policy
+from signoff import models, outbox, policy, serialization
 from signoff.store import sql_audit, sql_outbox
 from signoff.store.sql import (
     Claim,
@@ -259,8 +259,8 @@ def _decision(
     return models.Decision(
         key=key,
         status=models.DECISION_STATUS_OF.get(current) or models.DecisionStatus(current),
-        value=None if r.value is None else json.loads(r.value),
-        original=None if r.proposed is None else json.loads(r.proposed),
+        value=serialization.loads(r.value),
+        original=serialization.loads(r.proposed),
         by=r.decided_by,
         reason=r.reason,
         at=models.from_timestamp(r.decided_at),

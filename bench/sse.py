@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -210,11 +211,18 @@ async def bench(n: int, db: str, concurrency: int, streams: str = "run") -> dict
             approver = {"Authorization": f"Bearer {tokens['approver']}"}
 
             async def start(i: int) -> str:
+                # with an id of its own (an idempotent start), tried again when the
+                # connection drops: on a loaded machine a kept-alive one sometimes does
+                body = {"workflow": "sse_bench", "args": [i, f"p{i}"] if inbox else [i],
+                        "run_id": uuid.uuid4().hex}  # fmt: skip
                 async with gate:
-                    args = [i, f"p{i}"] if inbox else [i]
-                    res = await http.post(
-                        "/runs", json={"workflow": "sse_bench", "args": args}, headers=starter
-                    )
+                    for attempt in range(3):
+                        try:
+                            res = await http.post("/runs", json=body, headers=starter)
+                            break
+                        except httpx.TransportError:
+                            if attempt == 2:
+                                raise
                     res.raise_for_status()
                     return str(res.json()["id"])
 

@@ -58,6 +58,9 @@ DECISION_BUCKETS = (
 )  # fmt: skip
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 GAUGE_MAX_AGE = 5.0  # seconds a store reading serves the OpenTelemetry gauges
+# seconds between looks for a global tracer provider while none is set (each look reads
+# the environment, a cost per step and decision for the many who never set one up)
+PROVIDER_LOOK = 1.0
 HELD_RECORDS = 1024  # histogram records held before they are handed to the SDK at once
 _ROOT = otel_context.Context() if otel_context is not None else None  # a run span's parent
 _NOTHING = contextlib.nullcontext()
@@ -199,6 +202,7 @@ class Telemetry:
         self._tracer: Any = None
         self._own_provider = tracer_provider is not None
         self._traced = False
+        self._look_after = 0.0  # when `tracing` may look for a global tracer provider again
         # attributes of the histograms' records, one dict per series (not one per record)
         self._step_attributes: dict[Labels, dict[str, str]] = {}
         self._decision_attributes: dict[Labels, dict[str, str]] = {}
@@ -348,12 +352,17 @@ class Telemetry:
     def tracing(self) -> bool:
         """Whether spans are recorded: a tracer provider was given, or one is set globally.
         Until then (the API alone, no SDK set up) no span is even started: a no-op span
-        costs about as much as a step of a run. (The global provider can be set only
-        once, so once it is, the answer is kept.)"""
+        costs about as much as a step of a run. A global provider set after the engine
+        started is seen within a second (it is looked for at most once a second), and
+        since it can be set only once, once it is the answer is kept."""
         if self._traced:
             return True
         if self._tracer is None:
             return False
+        now = time.monotonic()
+        if now < self._look_after:  # looked less than a second ago: none was set then
+            return False
+        self._look_after = now + PROVIDER_LOOK
         provider = otel_trace.get_tracer_provider()
         self._traced = self._own_provider or not isinstance(
             provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider

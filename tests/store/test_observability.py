@@ -3,6 +3,7 @@ span exporter and metric reader (docs/observability.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -317,6 +318,12 @@ async def test_hooks_fire_in_order_once_and_never_fail_the_run(
         async with engine:
             run = await engine.start(hooked, 5)
             await engine.settle(run.id)
+            # hooks run in the worker after the write they follow: a reader may see the
+            # run waiting just before `on_wait` has fired
+            for _ in range(500):
+                if len(seen) >= 3:
+                    break
+                await asyncio.sleep(0.01)
             assert seen == [
                 ("before", "double", "0"),
                 ("after", "double", "10", "1"),

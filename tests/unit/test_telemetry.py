@@ -3,6 +3,8 @@ handed over when a reader collects, when the buffer is full, and never twice or 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -95,3 +97,27 @@ def test_records_made_while_a_reader_collects_are_counted_once() -> None:
     # cumulative points: the last one holds every record, exactly once
     assert counts[-1] == 20_000
     meters.shutdown()
+
+
+def test_a_global_tracer_provider_set_after_the_engine_is_seen_within_a_second() -> None:
+    # the global provider can be set once per process: this runs in a process of its own
+    script = """
+import time
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from signoff import telemetry
+
+t = telemetry.Telemetry()
+assert not t.tracing  # no SDK set up: no span is started
+trace.set_tracer_provider(TracerProvider())
+set_at = time.monotonic()
+while not t.tracing:
+    assert time.monotonic() - set_at < telemetry.PROVIDER_LOOK + 1.0, "never seen"
+    time.sleep(0.01)
+print("seen")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "seen"

@@ -3,13 +3,14 @@
 Counts, with `valgrind --tool=callgrind` (instructions do not move with the machine's
 load, as CPU seconds do on a shared machine), what a run to waiting and a decision to
 completed cost in `bench/hitl.py`'s workflow on SQLite with `tune_gc`, without the
-OpenTelemetry SDK and with it (one run in ten recorded, and every run recorded). Each
+OpenTelemetry SDK and with it: traces alone with one run in ten recorded (`spans:0.1`),
+then traces and metrics with one run in ten and with every run recorded. Each
 configuration runs three times: warm-up only, warm-up and K starts, warm-up, K starts
 and K decisions; the differences, divided by K, are the costs per run and per decision.
 Metrics are collected at the end of each phase (a reader's collection: held histogram
 records are handed to the SDK there). Prints one JSON line.
 
-    .venv/bin/python bench/trace_cost.py            # K=200, warm-up 100: ~10 minutes
+    .venv/bin/python bench/trace_cost.py            # K=200, warm-up 100: ~20 minutes
     .venv/bin/python bench/trace_cost.py -k 100 --configs none,0.1
     .venv/bin/python bench/trace_cost.py --dry -k 5 --warm 5   # each harness once, no valgrind
 """
@@ -69,9 +70,29 @@ async def cycle(url: str, warm: int, starts: int, decisions: int, collect: Any) 
                 collect()
 
 
+def spans_only(ratio: float) -> None:
+    """The SDK's tracer provider alone (a batch processor to an exporter that drops),
+    no meter provider: what spans cost without the metrics."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(BatchSpanProcessor(Dropping(), max_queue_size=65536))
+    trace.set_tracer_provider(provider)
+
+
 def inner(args: argparse.Namespace) -> None:
-    traced = None if args.config == "none" else hitl.tracing(float(args.config))
-    collect = traced.collect if traced is not None else lambda: None
+    collect: Any = lambda: None  # noqa: E731
+    if args.config.startswith("spans:"):
+        spans_only(float(args.config.removeprefix("spans:")))
+    elif args.config != "none":
+        collect = hitl.tracing(float(args.config)).collect
     with tempfile.TemporaryDirectory() as tmp:
         tune_gc()
         url = f"sqlite:///{tmp}/cost.db?synchronous=normal"
@@ -128,7 +149,7 @@ def outer(args: argparse.Namespace) -> None:
         s = counted(config, warm, k, 0)
         d = counted(config, warm, k, k)
         per_run, per_decision = (s - w) / k, (d - s) / k
-        name = "no_sdk" if config == "none" else f"ratio_{config}"
+        name = "no_sdk" if config == "none" else f"ratio_{config}".replace("ratio_spans:", "spans_")
         entry: dict[str, Any] = {
             "instructions_per_run_to_waiting": round(per_run),
             "instructions_per_decision_to_completed": round(per_decision),
@@ -148,7 +169,9 @@ def cli() -> None:
     parser.add_argument("-k", type=int, default=200, help="runs measured (default 200)")
     parser.add_argument("--warm", type=int, default=100, help="cycles to warm up first")
     parser.add_argument(
-        "--configs", default="none,0.1,1.0", help="none (no SDK) and sampling ratios"
+        "--configs",
+        default="none,spans:0.1,0.1,1.0",
+        help="none (no SDK), sampling ratios (traces and metrics), spans:RATIO (traces alone)",
     )
     parser.add_argument(
         "--dry", action="store_true", help="run each harness once without valgrind (a check)"

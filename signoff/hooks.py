@@ -122,6 +122,17 @@ class Hooks:
         self._on_wait: _Chain[WaitInfo] = _Chain("on_wait")
         self._on_complete: _Chain[RunDone] = _Chain("on_complete")
         self._on_fail: _Chain[RunDone] = _Chain("on_fail")
+        # by name, for `any_for` (asked several times per step and wait)
+        self._chains: dict[str, _Chain[Any]] = {
+            c.name: c
+            for c in (
+                self._before_step,
+                self._after_step,
+                self._on_wait,
+                self._on_complete,
+                self._on_fail,
+            )
+        }
 
     def before_step(self, fn: Hook[StepInfo]) -> Hook[StepInfo]:
         self._before_step.fns.append(fn)
@@ -175,4 +186,4 @@ class Hooks:
         await chain.fire(event, event.run_id)
 
     def any_for(self, name: str) -> bool:
-        return bool(getattr(self, f"_{name}").fns)
+        return bool(self._chains[name].fns)

@@ -123,16 +123,7 @@ class Hooks:
         self._on_complete: _Chain[RunDone] = _Chain("on_complete")
         self._on_fail: _Chain[RunDone] = _Chain("on_fail")
         # by name, for `any_for` (asked several times per step and wait)
-        self._chains: dict[str, _Chain[Any]] = {
-            c.name: c
-            for c in (
-                self._before_step,
-                self._after_step,
-                self._on_wait,
-                self._on_complete,
-                self._on_fail,
-            )
-        }
+        self._by_name: dict[str, _Chain[Any]] = {c.name: c for c in self._chains()}
 
     def before_step(self, fn: Hook[StepInfo]) -> Hook[StepInfo]:
         self._before_step.fns.append(fn)
@@ -186,4 +177,4 @@ class Hooks:
         await chain.fire(event, event.run_id)
 
     def any_for(self, name: str) -> bool:
-        return bool(self._chains[name].fns)
+        return bool(self._by_name[name].fns)

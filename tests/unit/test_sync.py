@@ -41,6 +41,7 @@ def make_engine(url: str, clock: FakeClock) -> Engine:
 
 
 def test_with_engine_sync_runs_a_worker(url: str, clock: FakeClock) -> None:
+    before = set(threading.enumerate())  # another test's engine may still hold its own
     engine = make_engine(url, clock)
     assert isinstance(engine.sync, SyncEngine) and engine.sync is engine.sync
     with engine.sync as sync:
@@ -68,8 +69,8 @@ def test_with_engine_sync_runs_a_worker(url: str, clock: FakeClock) -> None:
         assert types[0] == "run_started" and types[-1] == "run_completed"
         with pytest.raises(RunNotFound):
             sync.get_run("missing")
-    # leaving the block stops the worker and the background loop
-    names = {t.name for t in threading.enumerate()}
+    # leaving the block stops the worker, the background loop and the store's threads
+    names = {t.name for t in set(threading.enumerate()) - before}
     assert not names & {"signoff-sync", "signoff-sqlite-writer", "signoff-sqlite-reader"}
 
 

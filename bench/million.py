@@ -45,13 +45,9 @@ SPACING = 0.0101  # seconds between two runs' starts
 STEP = 0.00037  # seconds between a run's start, its two steps and its approval request
 PROPOSED = '{"amount":120,"why":"inside the window"}'  # what `draft` returns
 # The approval's policy as the engine writes it for `ctx.approval("manager", ...)` with no
-# approvers (anyone may decide): `check` holds it to what the engine writes.
-POLICY = (
-    '{"approvers":[],"eligible":null,"quorum":1,"reject_quorum":1,'
-    '"allow_self_approval":false,"on_timeout":"expire","escalate_after":null,'
-    '"escalate_to":[],"escalate_people":[],"escalated":false,"remind_every":null,'
-    '"schema":null,"stage":null}'
-)
+# approvers (anyone may decide): the plain policy, stored as its mark "~1"
+# (`signoff.store.sql.stored_policy`, migration 0013); `check` holds it to the engine's.
+STORED_POLICY = "~1"
 
 
 def run_id(i: int) -> str:
@@ -69,7 +65,8 @@ def _statements(dialect: str, n: int) -> list[str]:
     approval: started with order "o{i}" at t, its first step journaled at t+STEP (when
     the second starts), the second with the approval, requested at t+2*STEP (a step's
     record travels with the run's next write). Rows are written run after run."""
-    # what the approver is shown, hashed into the approval's digest (`policy.digest`)
+    # what the approver is shown, hashed into the approval's digest (`policy.digest`),
+    # stored as its 32 bytes
     shown = '\'{"proposed":' + PROPOSED + ',"round":1,"summary":"Refund o\' || i || \'"}\''
     if dialect == "postgresql":
         src = (
@@ -77,7 +74,7 @@ def _statements(dialect: str, n: int) -> list[str]:
             f"CAST({_start(n)} AS DOUBLE PRECISION) + i * CAST({SPACING} AS DOUBLE PRECISION) "
             f"AS t FROM generate_series(0, {n - 1}) AS g(i)) AS src"
         )
-        digest = f"encode(sha256(convert_to({shown}, 'UTF8')), 'hex')"
+        digest = f"sha256(convert_to({shown}, 'UTF8'))"
     else:
         src = "fill_ids AS src"  # made by fill_sqlite
         digest = f"sha256({shown})"
@@ -108,7 +105,7 @@ def _statements(dialect: str, n: int) -> list[str]:
         "value, decided_by, reason, requested_at, decided_at, deadline, policy, digest, "
         "escalate_at, remind_at, timed_out) "
         f"SELECT rid, 'manager', 1, 2, '{WORKFLOW}', 'pending', 'Refund o' || i, "
-        f"'{PROPOSED}', NULL, NULL, NULL, {asked}, NULL, NULL, '{POLICY}', {digest}, "
+        f"'{PROPOSED}', NULL, NULL, NULL, {asked}, NULL, NULL, '{STORED_POLICY}', {digest}, "
         f"NULL, NULL, 0 FROM {src} ORDER BY i",
         "INSERT INTO approval_inbox (principal, requested_at, run_id, key, round, workflow, "
         f"due) SELECT '*', {asked}, rid, 'manager', 1, '{WORKFLOW}', 1e300 "
@@ -138,7 +135,7 @@ def fill_sqlite(url: str, n: int) -> None:
     db = sqlite3.connect(sqlite_path(url), isolation_level=None)
     db.create_function("md5", 1, lambda i: run_id(i), deterministic=True)
     db.create_function(
-        "sha256", 1, lambda s: hashlib.sha256(s.encode()).hexdigest(), deterministic=True
+        "sha256", 1, lambda s: hashlib.sha256(s.encode()).digest(), deterministic=True
     )
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA temp_store=MEMORY")

@@ -12,6 +12,7 @@ rather than take the partial index of timers: 100 - 300 ms at a million waiting)
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -186,8 +187,8 @@ def row_to_approval(row: Sequence[Any]) -> models.Approval:
         requested_at=models.from_timestamp(row[10]),  # type: ignore[arg-type]
         decided_at=models.from_timestamp(row[11]),
         deadline=models.from_timestamp(row[12]),
-        **_policy_fields(row[13] if len(row) > 13 else None, row[10]),
-        digest=row[14] if len(row) > 14 else None,
+        **_policy_fields(policy_or_none(row[13]) if len(row) > 13 else None, row[10]),
+        digest=digest_text(row[14]) if len(row) > 14 else None,
     )
 
 
@@ -211,6 +212,74 @@ def _policy_fields(policy_json: str | None, requested_at: float) -> dict[str, An
         "schema": policy.get("schema"),
         "metadata": policy.get("metadata") or {},
     }
+
+
+# How an approval's policy is stored (migration 0013). Most requests carry the same
+# plain policy, 236 bytes of JSON repeated in every approval row; it is stored as
+# "~1" and what differs from `POLICY_V1` (a JSON object, or nothing), when that reads back
+# as exactly the same text, else as the JSON text itself (which starts with "{"). "~1"
+# means `POLICY_V1` for ever: a later default is a new mark ("~2"), never a change here.
+POLICY_V1: dict[str, Any] = {
+    "approvers": [],
+    "eligible": None,
+    "quorum": 1,
+    "reject_quorum": 1,
+    "allow_self_approval": False,
+    "on_timeout": "expire",
+    "escalate_after": None,
+    "escalate_to": [],
+    "escalate_people": [],
+    "escalated": False,
+    "remind_every": None,
+    "schema": None,
+    "stage": None,
+}
+POLICY_V1_MARK = "~1"
+
+
+@functools.lru_cache(maxsize=1024)
+def stored_policy(text: str) -> str:
+    """The stored form of an approval's policy JSON `text` (see `POLICY_V1`): what
+    `policy_text` reads back as `text`, byte for byte."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(parsed, dict) or text[:1] != "{":
+        return text
+    base = POLICY_V1
+    diff = {k: v for k, v in parsed.items() if k not in base or base[k] != v}
+    stored = POLICY_V1_MARK + (dump_json(diff) if diff else "")
+    return stored if policy_text(stored) == text else text
+
+
+@functools.lru_cache(maxsize=1024)
+def policy_text(stored: str) -> str:
+    """An approval's policy JSON text from its stored form (`stored_policy`)."""
+    if stored[:1] != "~":
+        return stored
+    if stored[:2] != POLICY_V1_MARK:
+        raise ValueError(f"an approval policy stored as {stored[:8]!r}: unknown to this signoff")
+    rest = stored[2:]
+    return dump_json({**POLICY_V1, **json.loads(rest)} if rest else POLICY_V1)
+
+
+def stored_digest(digest: str) -> bytes:
+    """How an approval's digest (`policy.digest`, 64 hex digits) is stored: its 32 bytes."""
+    return bytes.fromhex(digest)
+
+
+def digest_text(stored: bytes | str | None) -> str | None:
+    """An approval's digest as shown (64 hex digits) from its stored form: its 32 bytes
+    (migration 0013), or the hex text of a row written before it on SQLite."""
+    if stored is None or isinstance(stored, str):
+        return stored
+    return bytes(stored).hex()
+
+
+def policy_or_none(stored: str | None) -> str | None:
+    """`policy_text` of a stored policy read from a row, which may be NULL (none)."""
+    return None if stored is None else policy_text(stored)
 
 
 def row_to_entry(row: Sequence[Any]) -> JournalEntry:

@@ -28,7 +28,16 @@ from typing import Any, TypeVar
 
 from signoff import audit, models, outbox, policy
 from signoff.store import sql_approvals, sql_audit, sql_outbox
-from signoff.store.sql import WAKE, Op, Query, Result, dump_json, history, iso
+from signoff.store.sql import (
+    WAKE,
+    Op,
+    Query,
+    Result,
+    dump_json,
+    history,
+    iso,
+    stored_policy,
+)
 from signoff.store.sql_approvals import (
     ROUND_COLUMNS,
     Round,
@@ -263,7 +272,7 @@ def fire_timer(run_id: str, key: str, seq: int, now: float) -> Op[bool]:
     yield Query(
         "UPDATE approvals SET policy = ?, escalate_at = ?, remind_at = ? "
         "WHERE run_id = ? AND key = ? AND round = ?",
-        (dump_json(rules), escalate_at, remind_at, run_id, key, r.round),
+        (stored_policy(dump_json(rules)), escalate_at, remind_at, run_id, key, r.round),
         wait=False,
     )
     wake_at = earliest(r.deadline, escalate_at, remind_at)

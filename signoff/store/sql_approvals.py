@@ -24,10 +24,14 @@ from signoff.store.sql import (
     Op,
     Query,
     Result,
+    digest_text,
     dump_json,
     history,
     iso,
+    policy_text,
     resolve_entry,
+    stored_digest,
+    stored_policy,
     wake,
 )
 from signoff.store.sql_runs import FINISHED
@@ -79,8 +83,8 @@ class Round:
     reason: str | None
     decided_at: float | None
     deadline: float | None
-    policy: str | None
-    digest: str | None
+    policy: str | None  # as stored (`sql.stored_policy`); `rules` parses it
+    digest: bytes | str | None  # as stored (`sql.digest_text` shows it)
     timed_out: int
     requested_at: float | None = None  # read by `decide` only
     workflow: str | None = None
@@ -92,8 +96,9 @@ class Round:
 
 
 @functools.lru_cache(maxsize=512)
-def _parse_policy(text: str) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(text)
+def _parse_policy(stored: str) -> dict[str, Any]:
+    """A policy, parsed from its stored form (`sql.stored_policy`) or its text."""
+    parsed: dict[str, Any] = json.loads(policy_text(stored))
     return parsed
 
 
@@ -148,8 +153,8 @@ def open_approval(
             proposed_json,
             now,
             deadline,
-            policy_json,
-            digest,
+            None if policy_json is None else stored_policy(policy_json),
+            stored_digest(digest),
             escalate_at,
             remind_at,
         ),
@@ -318,8 +323,8 @@ def decide(
             run_id, r.seq, wait_kind, wait_seq, now, claim_for, lease_until
         )
         return DecideOutcome("expired", timed_out, claim)
-    if digest is not None and digest != r.digest:
-        return DecideOutcome("stale_digest", detail=r.digest)
+    if digest is not None and digest != (shown := digest_text(r.digest)):
+        return DecideOutcome("stale_digest", detail=shown)
     edited = None if value_json is None else json.loads(value_json)
     refused = policy.check_vote(
         r.rules, status=status.value, by=by, requested_by=requested_by, value=edited

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from signoff import models, outbox
-from signoff.store.sql import Op, Query, dump_json, history, iso
+from signoff.store.sql import Op, Query, dump_json, history, iso, policy_or_none
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -126,7 +126,7 @@ def _is_question(run_id: str, key: str) -> Op[bool]:
         "SELECT policy FROM approvals WHERE run_id = ? AND key = ? ORDER BY round DESC LIMIT 1",
         (run_id, key),
     )
-    text = res.rows[0][0] if res.rows else None
+    text = policy_or_none(res.rows[0][0]) if res.rows else None
     return bool(text and '"question"' in text and _policy(text).get("question"))
 
 

@@ -14,7 +14,15 @@ from typing import Any
 
 from signoff import audit
 from signoff.store import sql_audit
-from signoff.store.sql import JOURNAL_COLUMNS, RUN_COLUMNS, Op, Query, row_to_run
+from signoff.store.sql import (
+    JOURNAL_COLUMNS,
+    RUN_COLUMNS,
+    Op,
+    Query,
+    digest_text,
+    policy_or_none,
+    row_to_run,
+)
 
 FINISHED = ("completed", "failed", "cancelled")
 # the tables that hold a run's rows, by the column that names the run
@@ -108,7 +116,9 @@ def records(run_ids: list[str]) -> Op[list[dict[str, Any]]]:
                         "requested_at, decided_at, policy, digest",
                         r,
                     )
-                    for r in approvals.rows
+                    for r in (
+                        (*a[:10], policy_or_none(a[10]), digest_text(a[11])) for a in approvals.rows
+                    )
                 ],
                 "votes": [
                     _named("key, round, voter, vote, value, reason, at", r) for r in votes.rows

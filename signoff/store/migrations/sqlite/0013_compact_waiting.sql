@@ -1,57 +1,15 @@
--- Fewer bytes per waiting run. journal, approvals and approval_inbox are keyed by a
--- composite text key: as WITHOUT ROWID tables their rows sit in the key's own b-tree,
--- instead of a rowid table beside an index holding the key a second time.
--- An approval's policy is stored as "~1" when it is the plain policy text below (see
--- signoff.store.sql.stored_policy: "~1" plus what differs from it, when that reads back
--- as the same text); every reader turns it back into the same text. Its digest is stored
--- as its 32 bytes (signoff.store.sql.stored_digest), and shown as the same 64 hex digits;
--- the digests of rows written before stay hex text (SQLite has no unhex() before 3.41).
-CREATE TABLE journal_0013 (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    wake_at REAL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    path TEXT,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-INSERT INTO journal_0013 (run_id, seq, kind, name, status, result, error, attempts, wake_at, started_at, finished_at, path) SELECT run_id, seq, kind, name, status, result, error, attempts, wake_at, started_at, finished_at, path FROM journal;
-DROP TABLE journal;
-ALTER TABLE journal_0013 RENAME TO journal;
-CREATE TABLE approvals_0013 (
-    run_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    proposed TEXT,
-    value TEXT,
-    decided_by TEXT,
-    reason TEXT,
-    requested_at REAL NOT NULL,
-    decided_at REAL,
-    deadline REAL,
-    policy TEXT,
-    digest BLOB,
-    escalate_at REAL,
-    remind_at REAL,
-    timed_out INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, key, round)
-) WITHOUT ROWID;
-INSERT INTO approvals_0013 (run_id, key, round, seq, workflow, status, summary, proposed, value, decided_by, reason, requested_at, decided_at, deadline, policy, digest, escalate_at, remind_at, timed_out) SELECT run_id, key, round, seq, workflow, status, summary, proposed, value, decided_by, reason, requested_at, decided_at, deadline, CASE WHEN policy = '{"approvers":[],"eligible":null,"quorum":1,"reject_quorum":1,"allow_self_approval":false,"on_timeout":"expire","escalate_after":null,"escalate_to":[],"escalate_people":[],"escalated":false,"remind_every":null,"schema":null,"stage":null}' THEN '~1' ELSE policy END, digest, escalate_at, remind_at, timed_out FROM approvals;
-DROP TABLE approvals;
-ALTER TABLE approvals_0013 RENAME TO approvals;
-CREATE INDEX approvals_pending ON approvals (requested_at, run_id, key) WHERE status = 'pending';
-CREATE INDEX approvals_pending_by_workflow ON approvals (workflow, requested_at, run_id, key) WHERE status = 'pending';
-CREATE INDEX approvals_pending_urgent ON approvals ((COALESCE(deadline, 1e300)), requested_at, run_id, key) WHERE status = 'pending';
+-- Fewer bytes per waiting run. An approval's policy is stored as "~1" when it is the plain
+-- policy text below (see signoff.store.sql.stored_policy: "~1" plus what differs from it,
+-- when that reads back as the same text); every reader turns it back into the same text.
+-- Its digest is stored as its 32 bytes (signoff.store.sql.stored_digest), shown as the same
+-- 64 hex digits; the digests of rows written before stay hex text (SQLite has no unhex()
+-- before 3.41).
+UPDATE approvals SET policy = '~1' WHERE policy = '{"approvers":[],"eligible":null,"quorum":1,"reject_quorum":1,"allow_self_approval":false,"on_timeout":"expire","escalate_after":null,"escalate_to":[],"escalate_people":[],"escalated":false,"remind_every":null,"schema":null,"stage":null}';
+-- approval_inbox is keyed by a composite text key: as a WITHOUT ROWID table its rows sit in
+-- the key's own b-tree, instead of a rowid table beside an index holding the key a second
+-- time. (journal and approvals as WITHOUT ROWID tables would save about 150 bytes more per
+-- waiting run, but a run's and a decision's commits then wrote a quarter to two fifths
+-- more bytes to the WAL: their rows, spread by run id, dirty more pages than rows appended.)
 CREATE TABLE approval_inbox_0013 (
     principal TEXT NOT NULL,
     requested_at REAL NOT NULL,

@@ -35,10 +35,12 @@ from signoff import Engine
 NOW = float(int(time.time()))
 T0 = NOW - 10_000_000.0  # requests from 10**7 s ago, 10 s apart
 PEOPLE, ROLES, WORKFLOWS = 500, 20, 20
+# a digest as signoff stores it, its 32 bytes: a blob literal (SQLite), a bytea in hex
+DIGESTS = {"sqlite": "X'" + "ab" * 32 + "'", "postgresql": "'\\x" + "ab" * 32 + "'::bytea"}
 KEYS = ("refund/manager", "refund/finance", "invoice", "offer/legal", "expense")
 
 
-def _rows_sql(n: int) -> tuple[str, str]:
+def _rows_sql(n: int, dialect: str) -> tuple[str, str]:
     """(approvals INSERT, approval_inbox INSERT) generating n rows from a series `s(i)`."""
     cases = " ".join(f"WHEN {k} THEN '{v}'" for k, v in enumerate(KEYS))
     keys = f"CASE (i / 7) % 5 {cases} END"
@@ -52,7 +54,9 @@ def _rows_sql(n: int) -> tuple[str, str]:
         + str(PEOPLE)
         + ") || '\",\"role:r' || (i % "
         + str(ROLES)
-        + ") || '\"],\"quorum\":1}', 'digest' FROM s"
+        + ') || \'"],"quorum":1}\', '
+        + DIGESTS[dialect]
+        + " FROM s"
     )
     due = f"COALESCE({_deadline(n)}, 1e300)"
     inbox = (
@@ -84,7 +88,7 @@ def postgres_series(n: int) -> str:
 def fill_sqlite(path: str, n: int) -> None:
     import sqlite3
 
-    approvals, inbox = _rows_sql(n)
+    approvals, inbox = _rows_sql(n, "sqlite")
     series = sqlite_series(n)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
@@ -102,7 +106,7 @@ def fill_sqlite(path: str, n: int) -> None:
 def fill_postgres(url: str, n: int) -> None:
     import psycopg
 
-    approvals, inbox = _rows_sql(n)
+    approvals, inbox = _rows_sql(n, "postgresql")
     series = postgres_series(n)
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("TRUNCATE approvals, approval_inbox")

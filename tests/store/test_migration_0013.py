@@ -179,3 +179,22 @@ async def waiting_at_12_then_migrated(
         assert (await new.result(boards[1], timeout=15))["status"] == "approved"
         assert (await new.verify_audit()).problems == []
     assert rows(store_url, "SELECT COUNT(*) FROM approval_inbox") == [(0,)]
+
+
+async def test_postgresql_refuses_a_digest_written_as_hex_text(pg_url: str) -> None:
+    """What a process of the version before 0013, still running after the migration,
+    would write: its digest as 64 hex characters, which PostgreSQL would store as 64 raw
+    bytes (a digest no link or button could match). It is refused; 32 bytes are not."""
+    insert = (
+        "INSERT INTO approvals (run_id, key, round, seq, workflow, status, summary, "
+        "requested_at, policy, digest) VALUES ('r1', 'k', %s, 0, 'w', 'pending', 's', 0, "
+        "'~1', %s)"
+    )
+    hex_text = "ab" * 32
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        with pytest.raises(psycopg.errors.CheckViolation, match="approvals_digest_bytes"):
+            db.execute(insert, (1, hex_text))
+        db.execute(insert, (2, sql.stored_digest(hex_text)))
+        assert db.execute("SELECT digest FROM approvals WHERE run_id = 'r1'").fetchall() == [
+            (bytes.fromhex(hex_text),)
+        ]

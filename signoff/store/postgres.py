@@ -136,6 +136,18 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _refused(exc: BaseException, conn: psycopg.AsyncConnection[Any]) -> bool:
+    """The server answered `exc` (an error with its SQLSTATE) on a connection still up:
+    the transaction it fell in did not commit. Anything else at commit (the connection
+    lost, the wait cancelled) leaves the outcome unknown."""
+    return (
+        isinstance(exc, psycopg.Error)
+        and exc.sqlstate is not None
+        and not conn.closed
+        and not conn.broken
+    )
+
+
 def _connection_lost(exc: BaseException, conn: psycopg.AsyncConnection[Any] | None) -> bool:
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return True
@@ -341,7 +353,7 @@ class PostgresStore(Store):
     async def _write_batch(self, batch: list[_Write]) -> list[_batching.Outcome]:
         factories = [factory for factory, _ in batch]
         try:
-            return [(True, value) for value in await self._pipelined(factories)]
+            return await self._pipelined(factories)
         except _BatchFailed:
             pass  # each on its own below
         except BaseException as exc:  # unknown outcome (failed at commit): all fail
@@ -351,7 +363,7 @@ class PostgresStore(Store):
         )
         return [(not isinstance(o, BaseException), o) for o in outcomes]
 
-    async def _pipelined(self, factories: list[Callable[[], Op[Any]]]) -> list[Any]:
+    async def _pipelined(self, factories: list[Callable[[], Op[Any]]]) -> list[_batching.Outcome]:
         pool = self._pool
         if pool is None:
             raise _BatchFailed
@@ -365,18 +377,24 @@ class PostgresStore(Store):
             async with conn.pipeline() as pipe:
                 piped = _Piped(cur, pipe)
                 await cur.execute(_BEGIN_WRITE)
-                values = [await piped.drive(factory()) for factory in factories]
-                await piped.settle()  # every statement answered, every fence held
+                for factory in factories:
+                    await piped.drive(factory())
                 committing = True
-                await cur.execute("COMMIT")  # answered as the pipeline ends (its sync)
-            return values
+                # No round trip of its own: COMMIT goes out behind the batch's statements and
+                # the pipeline's closing sync answers it with them. A statement that failed
+                # (a fence that held no row among them: `_held`) made the server skip it.
+                await cur.execute("COMMIT")
         except BaseException as exc:
-            if committing:
+            if committing and not _refused(exc, conn):
+                await pool.putconn(conn)
                 raise _wrap(exc, "at commit, so its outcome is unknown") from exc
             if not conn.closed and not conn.broken:
                 with contextlib.suppress(psycopg.Error):
                     await conn.execute("ROLLBACK")
+            await pool.putconn(conn)
             raise _BatchFailed from exc
+        try:
+            return await piped.finish()  # committed: the answers that came with the commit
         finally:
             await pool.putconn(conn)
 
@@ -565,55 +583,106 @@ async def _check(pool: _Pool) -> None:
 _UNREAD = Result([], -1)
 
 
+@functools.lru_cache(maxsize=256)
+def _held(sql: str) -> str:
+    """A fenced UPDATE (`Query.fence`) made to fail, instead of changing no row, when the
+    run is no longer held under its fence: the pipeline then skips the rest of the batch,
+    its COMMIT with it, and nothing waits for the fence's answer before committing. Its
+    rows are those of the UPDATE's RETURNING, if any. The failure is the division by the
+    count of changed rows (a plain expression needs no function in the schema); the
+    batch's operations then run again one by one, where the fence is checked as usual."""
+    update, returning, columns = sql.partition(" RETURNING ")
+    return (
+        f"WITH held AS ({update} RETURNING {columns if returning else '1'}) "
+        "SELECT held.* FROM (SELECT 1 / count(*) AS one FROM held) AS fence "
+        "LEFT JOIN held ON true WHERE fence.one = 1"
+    )
+
+
 class _Piped:
     """Drives a batch's operations inside one pipeline: a statement whose answer no
-    operation needs now goes out without a round trip; the answers of early reads and
-    fence checks are taken at the next round trip (`settle`), before anything commits."""
+    operation needs now goes out without a round trip; the answers of early reads are
+    taken at the next round trip (`settle`) or with the commit (`finish`), as are those of
+    an operation's last read (`Query.last`), the operation resuming then. Fences fail on
+    the server (`_held`)."""
 
-    __slots__ = ("cur", "dirty", "pending", "pipe")
+    __slots__ = ("cur", "dirty", "pending", "pipe", "values", "waiting")
 
     def __init__(self, cur: psycopg.AsyncCursor[Any], pipe: psycopg.AsyncPipeline) -> None:
         self.cur, self.pipe = cur, pipe
         self.pending: list[tuple[psycopg.AsyncCursor[Any], Query, Result]] = []
         self.dirty = False  # statements sent since the last round trip
+        self.values: list[_batching.Outcome] = []  # each operation's, in order
+        # operations paused on their last read: (their place in values, op, its cursor, it)
+        self.waiting: list[tuple[int, Op[Any], psycopg.AsyncCursor[Any], Query]] = []
 
-    async def drive(self, op: Op[T]) -> T:
+    async def drive(self, op: Op[Any]) -> None:
         cur = self.cur
         try:
             query = next(op)
             while True:
+                if query.last:
+                    own = cur.connection.cursor()
+                    await own.execute(_render(query.sql), query.params)
+                    self.dirty = True
+                    self.waiting.append((len(self.values), op, own, query))
+                    self.values.append((False, None))  # until `finish`
+                    return
                 if query.wait:
                     await cur.execute(_render(query.sql), query.params)
                     self.dirty = True
                     await self.settle()
                     rows = await cur.fetchall() if cur.description is not None else []
                     query = op.send(answer(query, rows, cur.rowcount))
-                elif query.early or query.fence is not None:
+                elif query.early:
                     own = cur.connection.cursor()  # its answer, apart from the others'
-                    await own.execute(_render(query.sql), query.params)
+                    sql = _render(query.sql)
+                    await own.execute(sql if query.fence is None else _held(sql), query.params)
                     result = Result([], -1)
                     self.pending.append((own, query, result))
                     self.dirty = True
                     query = op.send(result)
                 else:
-                    await cur.execute(_render(query.sql), query.params)
+                    sql = _render(query.sql)
+                    await cur.execute(sql if query.fence is None else _held(sql), query.params)
                     self.dirty = True
                     query = op.send(_UNREAD)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            self.values.append((True, stop.value))
 
     async def settle(self) -> None:
         """One round trip, unless nothing went out since the last; then the answers of
-        early reads are filled in and fences checked (`LeaseLost` if one failed)."""
+        early reads are filled in."""
         if not self.dirty and not self.pending:
             return
         await self.pipe.sync()
         self.dirty = False
+        await self._fill()
+
+    async def _fill(self) -> None:
         pending, self.pending = self.pending, []
         for own, query, result in pending:
             rows = await own.fetchall() if own.description is not None else []
             filled = answer(query, rows, own.rowcount)
             result.rows, result.rowcount = filled.rows, filled.rowcount
+
+    async def finish(self) -> list[_batching.Outcome]:
+        """Once the batch has committed: the answers that came with the commit, and the
+        values of the operations that waited for them."""
+        await self._fill()
+        for index, op, own, query in self.waiting:
+            try:
+                rows = await own.fetchall() if own.description is not None else []
+                op.send(answer(query, rows, own.rowcount))
+            except StopIteration as stop:
+                self.values[index] = (True, stop.value)
+                continue
+            except BaseException as exc:
+                self.values[index] = (False, exc)
+                continue
+            op.close()
+            self.values[index] = (False, RuntimeError(f"a statement after a last read: {query}"))
+        return self.values
 
 
 def _deliver_batch(

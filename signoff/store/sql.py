@@ -38,6 +38,10 @@ class Query(NamedTuple):
       fence = ?`): if it changes no row, the operation fails with `LeaseLost` before it
       commits, and nothing of it is kept.
 
+    `last=True` (with `wait`): the operation's last statement, a read; once answered the
+    operation only works out its value and yields nothing more, so PostgreSQL may answer
+    it with the commit instead of a round trip of its own.
+
     SQLite answers every statement at once; only PostgreSQL's pipeline defers them."""
 
     sql: str
@@ -45,6 +49,7 @@ class Query(NamedTuple):
     wait: bool = True
     early: bool = False
     fence: str | None = None
+    last: bool = False
 
 
 @dataclass(slots=True)
@@ -375,13 +380,18 @@ class LeaseLost(Exception):
     """The run is no longer held under this fencing token (lease expired, cancelled)."""
 
 
-def load_claim(run_id: str, owner: str, lease_until: float, now: float) -> Op[Claim | None]:
-    """Take the run for `owner`: bump its fence, set its lease, return it with its journal."""
-    claims = yield from load_claims([run_id], owner, lease_until, now)
+def load_claim(
+    run_id: str, owner: str, lease_until: float, now: float, *, last: bool = False
+) -> Op[Claim | None]:
+    """Take the run for `owner`: bump its fence, set its lease, return it with its journal.
+    `last`: the caller yields nothing after (the journal's read is then `Query.last`)."""
+    claims = yield from load_claims([run_id], owner, lease_until, now, last=last)
     return claims[0] if claims else None
 
 
-def load_claims(run_ids: list[str], owner: str, lease_until: float, now: float) -> Op[list[Claim]]:
+def load_claims(
+    run_ids: list[str], owner: str, lease_until: float, now: float, *, last: bool = False
+) -> Op[list[Claim]]:
     """`load_claim` for several runs at once: two statements, whatever their number."""
     if not run_ids:
         return []
@@ -394,12 +404,13 @@ def load_claims(run_ids: list[str], owner: str, lease_until: float, now: float) 
         wait=False,
         early=True,
     )
-    entries = yield from journals(run_ids)
+    entries = yield from journals(run_ids, last=last)
     return [Claim(row_to_run(row), row[12], entries[row[0]]) for row in res.rows]
 
 
-def journals(run_ids: list[str]) -> Op[dict[str, list[JournalEntry]]]:
-    """The journals of several runs, in one statement (the deploy preflight reads them)."""
+def journals(run_ids: list[str], *, last: bool = False) -> Op[dict[str, list[JournalEntry]]]:
+    """The journals of several runs, in one statement (the deploy preflight reads them).
+    `last`: the caller yields nothing after (see `Query.last`)."""
     found: dict[str, list[JournalEntry]] = {run_id: [] for run_id in run_ids}
     if not run_ids:
         return found
@@ -408,16 +419,20 @@ def journals(run_ids: list[str]) -> Op[dict[str, list[JournalEntry]]]:
         f"SELECT run_id, {JOURNAL_COLUMNS} FROM journal WHERE run_id IN ({marks}) "
         "ORDER BY run_id, seq",
         tuple(run_ids),
+        last=last,
     )
     for row in res.rows:
         found[row[0]].append(row_to_entry(row[1:]))
     return found
 
 
-def wake(run_id: str, now: float, claim_for: str | None, lease_until: float) -> Op[Claim | None]:
-    """Make a waiting run runnable; with `claim_for`, hand it straight to that worker."""
+def wake(
+    run_id: str, now: float, claim_for: str | None, lease_until: float, *, last: bool = False
+) -> Op[Claim | None]:
+    """Make a waiting run runnable; with `claim_for`, hand it straight to that worker.
+    `last`: the caller yields nothing after (see `Query.last`)."""
     if claim_for is not None:
-        return (yield from load_claim(run_id, claim_for, lease_until, now))
+        return (yield from load_claim(run_id, claim_for, lease_until, now, last=last))
     yield Query(
         "UPDATE runs SET status = 'pending', updated_at = ?, wait_kind = NULL, "
         "wait_name = NULL, wait_seq = NULL, wake_at = NULL, lease_owner = NULL, "

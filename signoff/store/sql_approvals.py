@@ -529,7 +529,7 @@ def _wake_if_parked(
 ) -> Op[Claim | None]:
     if wait_kind != GROUP and (wait_kind is None or wait_seq != seq):
         return None  # not parked on this approval: its next execution finds the answer
-    return (yield from wake(run_id, now, claim_for, lease_until))
+    return (yield from wake(run_id, now, claim_for, lease_until, last=True))
 
 
 GROUP = "group"  # runs.wait_kind of a run parked on several waits (`sql_waits.park`)

@@ -121,7 +121,7 @@ def claim_runnable(
             ids.append(run_id)
             data = {"from": previous, "to": owner, "lease_expired_at": iso(expired)}
             yield history(run_id, now, "run_taken_over", None, data)
-    return (yield from load_claims(ids, owner, lease_until, now))
+    return (yield from load_claims(ids, owner, lease_until, now, last=True))
 
 
 def poll(*, workflows: list[str], now: float, owner: str) -> Op[tuple[bool, bool]]:
@@ -313,7 +313,7 @@ def unblock_run(
         return res.rows[0][0], None
     yield Query("UPDATE runs SET error = NULL WHERE id = ?", (run_id,), wait=False)
     yield history(run_id, now, "run_unblocked", by, {} if worker is None else {"worker": worker})
-    return "ok", (yield from wake(run_id, now, claim_for, lease_until))
+    return "ok", (yield from wake(run_id, now, claim_for, lease_until, last=True))
 
 
 def _summary(error: dict[str, Any] | None) -> dict[str, Any]:
@@ -368,7 +368,7 @@ def retry_run(
         "UPDATE runs SET error = NULL, finished_at = NULL WHERE id = ?", (run_id,), wait=False
     )
     yield history(run_id, now, "run_retried", by, {})
-    return "ok", (yield from wake(run_id, now, claim_for, lease_until))
+    return "ok", (yield from wake(run_id, now, claim_for, lease_until, last=True))
 
 
 def get_run(run_id: str) -> Op[models.Run | None]:

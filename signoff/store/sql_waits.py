@@ -250,7 +250,7 @@ def send_signal(
         yield resolve_entry(run_id, wait_seq, '{"payload":' + payload_json + "}", now)
         if not parked_here and wait_kind != GROUP:  # its next execution finds the answer
             return "delivered", None
-        return "delivered", (yield from wake(run_id, now, claim_for, lease_until))
+        return "delivered", (yield from wake(run_id, now, claim_for, lease_until, last=True))
     yield Query(
         "INSERT INTO signals (run_id, name, payload, sent_by, sent_at) VALUES (?, ?, ?, ?, ?)",
         (run_id, name, payload_json, by, now),
@@ -294,7 +294,7 @@ def fire_timers(
         if closed:  # else escalated or reminded: the run keeps waiting
             woken.append(run_id)
     if claim_for is not None:  # claimed together: two statements for the batch
-        return (yield from load_claims(woken, claim_for, lease_until, now))
+        return (yield from load_claims(woken, claim_for, lease_until, now, last=True))
     for run_id in woken:
         yield from wake(run_id, now, None, lease_until)
     return []

@@ -11,9 +11,11 @@ import pytest
 
 from signoff import Context, Engine, RunStatus, errors
 from signoff.journal import EntryKind, EntryStatus, JournalEntry
+from signoff.models import DecisionStatus
 from signoff.store import schema
 from signoff.store.base import LeaseLost, WaitRequest
 from signoff.store.postgres import PostgresStore
+from signoff.store.sql import Op, Query
 from signoff.testing import FakeClock
 from tests.pg_fixtures import fresh_database
 
@@ -301,6 +303,50 @@ async def test_a_fence_checked_in_the_pipeline_fails_its_operation_alone(pg_url:
         assert not outcome.resolved  # type: ignore[attr-defined]
         [opened] = await store.get_journal(waiting)
         assert opened.status is EntryStatus.OPEN
+
+        # A decision claims its run and reads the run's journal last: that read is
+        # answered with the commit. Beside a fence that fails, in one batch, it runs
+        # again alone and comes back whole; the stale step keeps nothing.
+        decide = store.decide(
+            run_id=waiting,
+            key="ok",
+            status=DecisionStatus.APPROVED,
+            value_json=None,
+            by="manager",
+            reason=None,
+            now=NOW + 2,
+            claim_for="w",
+            lease_until=NOW + 60,
+        )
+        decided, lost = await asyncio.gather(
+            decide, step(good, fences[good] - 1), return_exceptions=True
+        )
+        assert isinstance(lost, LeaseLost)
+        assert decided.outcome == "decided", decided  # type: ignore[union-attr]
+        claim = decided.claim  # type: ignore[union-attr]
+        assert claim is not None and claim.fence == fences[waiting] + 1
+        assert [(e.seq, e.status) for e in claim.journal] == [(0, EntryStatus.DONE)]
+        assert [e.seq for e in await store.get_journal(good)] == [0]
+    finally:
+        await store.close()
+
+
+async def test_an_operation_that_goes_on_after_its_last_read_fails(pg_url: str) -> None:
+    """`Query.last` promises that the operation yields nothing after that read (its
+    answer comes with the commit); one that breaks the promise fails loudly, and the
+    statements it sent before are the batch's, committed with it."""
+    store = PostgresStore(pg_url)
+    try:
+        [run_id] = await _create(store, 1)
+
+        def broken() -> Op[None]:
+            yield Query("UPDATE runs SET requested_by = ? WHERE id = ?", ("ann", run_id))
+            yield Query("SELECT id FROM runs WHERE id = ?", (run_id,), last=True)
+            yield Query("SELECT 1")
+
+        with pytest.raises(RuntimeError, match="after a last read"):
+            await store._write(broken)
+        assert (await store.get_run(run_id)).requested_by == "ann"  # type: ignore[union-attr]
     finally:
         await store.close()
 

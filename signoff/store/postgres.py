@@ -373,27 +373,26 @@ class PostgresStore(Store):
             raise _BatchFailed from exc
         committing = False
         try:
-            cur = conn.cursor()
-            async with conn.pipeline() as pipe:
-                piped = _Piped(cur, pipe)
-                await cur.execute(_BEGIN_WRITE)
-                for factory in factories:
-                    await piped.drive(factory())
-                committing = True
-                # No round trip of its own: COMMIT goes out behind the batch's statements and
-                # the pipeline's closing sync answers it with them. A statement that failed
-                # (a fence that held no row among them: `_held`) made the server skip it.
-                await cur.execute("COMMIT")
-        except BaseException as exc:
-            if committing and not _refused(exc, conn):
-                await pool.putconn(conn)
-                raise _wrap(exc, "at commit, so its outcome is unknown") from exc
-            if not conn.closed and not conn.broken:
-                with contextlib.suppress(psycopg.Error):
-                    await conn.execute("ROLLBACK")
-            await pool.putconn(conn)
-            raise _BatchFailed from exc
-        try:
+            try:
+                cur = conn.cursor()
+                async with conn.pipeline() as pipe:
+                    piped = _Piped(cur, pipe)
+                    await cur.execute(_BEGIN_WRITE)
+                    for factory in factories:
+                        await piped.drive(factory())
+                    committing = True
+                    # No round trip of its own: COMMIT goes out behind the batch's statements
+                    # and the pipeline's closing sync answers it with them. A statement that
+                    # failed (a fence that held no row among them: `_held`) made the server
+                    # skip it.
+                    await cur.execute("COMMIT")
+            except BaseException as exc:
+                if committing and not _refused(exc, conn):
+                    raise _wrap(exc, "at commit, so its outcome is unknown") from exc
+                if not conn.closed and not conn.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute("ROLLBACK")
+                raise _BatchFailed from exc
             return await piped.finish()  # committed: the answers that came with the commit
         finally:
             await pool.putconn(conn)
@@ -621,30 +620,31 @@ class _Piped:
         try:
             query = next(op)
             while True:
+                sql = _render(query.sql)
+                if query.fence is not None:
+                    sql = _held(sql)
                 if query.last:
                     own = cur.connection.cursor()
-                    await own.execute(_render(query.sql), query.params)
+                    await own.execute(sql, query.params)
                     self.dirty = True
                     self.waiting.append((len(self.values), op, own, query))
                     self.values.append((False, None))  # until `finish`
                     return
                 if query.wait:
-                    await cur.execute(_render(query.sql), query.params)
+                    await cur.execute(sql, query.params)
                     self.dirty = True
                     await self.settle()
                     rows = await cur.fetchall() if cur.description is not None else []
                     query = op.send(answer(query, rows, cur.rowcount))
                 elif query.early:
                     own = cur.connection.cursor()  # its answer, apart from the others'
-                    sql = _render(query.sql)
-                    await own.execute(sql if query.fence is None else _held(sql), query.params)
+                    await own.execute(sql, query.params)
                     result = Result([], -1)
                     self.pending.append((own, query, result))
                     self.dirty = True
                     query = op.send(result)
                 else:
-                    sql = _render(query.sql)
-                    await cur.execute(sql if query.fence is None else _held(sql), query.params)
+                    await cur.execute(sql, query.params)
                     self.dirty = True
                     query = op.send(_UNREAD)
         except StopIteration as stop:
